@@ -1,0 +1,159 @@
+"""Flat-terrain locomotion, MetaMorph style (numpy + mujoco only).
+
+The task definition used everywhere: training workers, evaluation, and the robot-side
+runtime. A ground plane is added to the robot programmatically; the reward is the torso's
+forward x-velocity; an episode ends when the torso falls below MetaMorph's threshold or
+the simulation becomes unstable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from hd_deploy.morphology.features import context, proprio
+from hd_deploy.morphology.robot import (
+    MAX_LIMBS,
+    Robot,
+    load_spec,
+    parse_robot,
+    robot_name,
+)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Locomotion task settings (DESIGN.md)."""
+
+    # timing
+    timestep: float = 0.005
+    frame_skip: int = 4
+    episode_steps: int = 1000
+    # reset and termination
+    reset_noise: float = 5e-3
+    drop_clearance: float = 0.2
+    fall_fraction: float = 0.5
+    # padding for universal policies
+    max_limbs: int = MAX_LIMBS
+
+    def __post_init__(self) -> None:
+        if self.timestep <= 0:
+            raise ValueError(f"timestep must be > 0, got {self.timestep}")
+        if self.frame_skip < 1:
+            raise ValueError(f"frame_skip must be >= 1, got {self.frame_skip}")
+        if self.episode_steps < 1:
+            raise ValueError(f"episode_steps must be >= 1, got {self.episode_steps}")
+        if self.reset_noise < 0:
+            raise ValueError(f"reset_noise must be >= 0, got {self.reset_noise}")
+
+    @property
+    def control_dt(self) -> float:
+        return self.timestep * self.frame_skip
+
+
+def build_model(
+    source: str | Path, *, config: TaskConfig = TaskConfig(), name: str | None = None
+) -> tuple[mujoco.MjModel, Robot]:
+    """Compile a robot with a ground plane and the task's timestep.
+
+    Args:
+        source: MJCF path or text.
+        config: Task settings (timestep, maximum limbs).
+        name: Display name; defaults to the file stem or model name.
+
+    Raises:
+        MorphologyError: The robot cannot be read or is unsupported.
+    """
+    from hd_deploy.morphology.errors import MorphologyError
+
+    spec = load_spec(source)
+    spec.option.timestep = config.timestep
+    spec.worldbody.add_geom(
+        name="hd_floor",
+        type=mujoco.mjtGeom.mjGEOM_PLANE,
+        size=[50.0, 50.0, 0.1],
+        rgba=[0.8, 0.8, 0.8, 1.0],
+        condim=3,
+        friction=[1.0, 0.005, 0.0001],
+    )
+    try:
+        model = spec.compile()
+    except Exception as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MorphologyError(f"{robot_name(source)}: cannot compile: {msg}") from exc
+    robot = parse_robot(model, name=name or robot_name(source, model), max_limbs=config.max_limbs)
+    return model, robot
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one control step produced."""
+
+    reward: float
+    terminated: bool
+    truncated: bool
+    unstable: bool
+
+
+class LocomotionTask:
+    """One robot on flat ground; steps with controls in actuator order.
+
+    Args:
+        source: MJCF path or text.
+        config: Task settings.
+        name: Display name.
+    """
+
+    def __init__(
+        self, source: str | Path, *, config: TaskConfig = TaskConfig(), name: str | None = None
+    ) -> None:
+        self.config = config
+        self.model, self.robot = build_model(source, config=config, name=name)
+        self.data = mujoco.MjData(self.model)
+        self.context = context(self.robot, self.model)
+        self.fall_height = config.fall_fraction * (self.robot.root_height - config.drop_clearance)
+        self.steps = 0
+        mujoco.mj_forward(self.model, self.data)
+
+    @property
+    def torso_x(self) -> float:
+        return float(self.data.xpos[self.robot.root_body, 0])
+
+    @property
+    def torso_height(self) -> float:
+        return float(self.data.xpos[self.robot.root_body, 2])
+
+    def reset(self, rng: np.random.Generator) -> np.ndarray:
+        """Reset with uniform noise on qpos and qvel; returns proprio ``(n_limbs, 17)``."""
+        m, d, c = self.model, self.data, self.config.reset_noise
+        mujoco.mj_resetData(m, d)
+        d.qpos[:] = m.qpos0 + rng.uniform(-c, c, size=m.nq)
+        d.qvel[:] = rng.uniform(-c, c, size=m.nv)
+        mujoco.mj_forward(m, d)
+        self.steps = 0
+        return self.observe()
+
+    def observe(self) -> np.ndarray:
+        """Proprioceptive observation, shape ``(n_limbs, 17)``."""
+        return proprio(self.robot, self.model, self.data)
+
+    def step(self, ctrl: np.ndarray) -> StepResult:
+        """Apply controls (actuator order, already in ctrlrange) for one control step."""
+        m, d = self.model, self.data
+        x_before = self.torso_x
+        if not np.all(np.isfinite(ctrl)):
+            ctrl = np.zeros(m.nu)
+        d.ctrl[:] = ctrl
+        mujoco.mj_step(m, d, nstep=self.config.frame_skip)
+        self.steps += 1
+        unstable = not (np.all(np.isfinite(d.qpos)) and np.all(np.isfinite(d.qvel)))
+        unstable = unstable or d.warning[mujoco.mjtWarning.mjWARN_BADQACC].number > 0
+        if unstable:
+            return StepResult(0.0, True, False, True)
+        reward = (self.torso_x - x_before) / self.config.control_dt
+        fallen = self.torso_height < self.fall_height
+        truncated = self.steps >= self.config.episode_steps
+        return StepResult(float(reward), bool(fallen), bool(truncated and not fallen), False)

@@ -1,0 +1,136 @@
+"""Trainer configurations (frozen; validated on construction)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO for the universal teacher (MetaMorph recipe, sized for a CPU by default).
+
+    The MetaMorph reference is 32 envs x 2560 steps per iteration, 8 epochs, batch 5120
+    and 100M steps (``reference()``); the default trains a useful small teacher on two
+    cores in about two hours.
+    """
+
+    # data collection
+    n_envs: int = 32
+    rollout_steps: int = 128
+    total_steps: int = 6_000_000
+    n_workers: int = 2
+    # optimisation
+    lr: float = 3e-4
+    lr_schedule: str = "cosine"
+    epochs: int = 4
+    minibatch_size: int = 1024
+    clip: float = 0.2
+    value_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    # returns
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    normalize_rewards: bool = True
+    # bookkeeping
+    seed: int = 0
+    checkpoint_every: int = 10
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("n_envs", "rollout_steps", "total_steps", "epochs", "minibatch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_workers < 0:
+            raise ValueError(f"n_workers must be >= 0, got {self.n_workers}")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
+        if not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
+            raise ValueError("gamma must be in (0, 1] and gae_lambda in [0, 1]")
+        if self.minibatch_size > self.batch_size:
+            raise ValueError(
+                f"minibatch_size ({self.minibatch_size}) exceeds the batch of "
+                f"n_envs x rollout_steps = {self.batch_size}"
+            )
+        if self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+
+    @property
+    def batch_size(self) -> int:
+        return self.n_envs * self.rollout_steps
+
+    @property
+    def iterations(self) -> int:
+        return max(1, self.total_steps // self.batch_size)
+
+    @classmethod
+    def reference(cls) -> PPOConfig:
+        return cls(rollout_steps=2560, total_steps=100_000_000, epochs=8, minibatch_size=5120)
+
+    @classmethod
+    def tiny(cls) -> PPOConfig:
+        return cls(
+            n_envs=4, rollout_steps=16, total_steps=256, n_workers=0, epochs=1,
+            minibatch_size=32, checkpoint_every=1, threads=1,
+        )  # fmt: skip
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PPOConfig:
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Behaviour cloning of the teacher into the hypernetwork (HyperDistill recipe)."""
+
+    # data
+    samples_per_robot: int = 8000
+    n_envs: int = 16
+    n_workers: int = 2
+    dagger_rounds: int = 0
+    # optimisation
+    epochs: int = 50
+    batch_size: int = 5120
+    robots_per_batch: int = 16
+    lr: float = 1e-3
+    max_grad_norm: float = 0.5
+    # bookkeeping
+    seed: int = 0
+    checkpoint_every: int = 5
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("samples_per_robot", "n_envs", "epochs", "batch_size", "robots_per_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.dagger_rounds < 0:
+            raise ValueError(f"dagger_rounds must be >= 0, got {self.dagger_rounds}")
+        if self.batch_size < self.robots_per_batch:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be >= robots_per_batch "
+                f"({self.robots_per_batch})"
+            )
+
+    @classmethod
+    def tiny(cls) -> DistillConfig:
+        return cls(
+            samples_per_robot=64, n_envs=2, n_workers=0, epochs=2, batch_size=64,
+            robots_per_batch=2, checkpoint_every=1, threads=1,
+        )  # fmt: skip
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DistillConfig:
+        return _from_dict(cls, data)
+
+
+def _from_dict(cls, data: dict):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown keys {unknown}")
+    return cls(**data)

@@ -1,0 +1,363 @@
+"""PPO for the universal transformer teacher over many robots (MetaMorph recipe).
+
+Per iteration: collect ``n_envs x rollout_steps`` transitions from worker processes,
+update the observation normaliser, recompute old log-probabilities and values under the
+new statistics, compute GAE, run clipped-objective epochs. Timeouts bootstrap from the
+value of the last observation. Everything needed to continue (model, optimiser,
+normaliser, reward scaler, step count, RNG) is checkpointed every few iterations.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hd_deploy.envs.task import TaskConfig
+from hd_deploy.envs.vec_env import VecLocomotionEnv, VecObs
+from hd_deploy.models import TeacherConfig, TeacherPolicy
+from hd_deploy.models.checkpoint import load_teacher, save_checkpoint
+from hd_deploy.train.config import PPOConfig
+from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
+
+LOG_COLUMNS = (
+    "iteration", "env_steps", "wall_s", "steps_per_s", "return_mean", "return_recent",
+    "episode_length", "episodes", "policy_loss", "value_loss", "approx_kl", "clip_frac", "lr",
+)  # fmt: skip
+_LOG_2PI = math.log(2 * math.pi)
+
+
+class RunningScale:
+    """Running variance of discounted returns, used to scale rewards (VecNormalize style)."""
+
+    def __init__(self, n_envs: int, gamma: float) -> None:
+        self.gamma = gamma
+        self.ret = np.zeros(n_envs)
+        self.mean, self.var, self.count = 0.0, 1.0, 1e-4
+
+    def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        self.ret = self.ret * self.gamma + reward
+        b_mean, b_var, b_n = self.ret.mean(), self.ret.var(), len(self.ret)
+        delta, total = b_mean - self.mean, self.count + b_n
+        self.mean += delta * b_n / total
+        m2 = self.var * self.count + b_var * b_n + delta**2 * self.count * b_n / total
+        self.var, self.count = m2 / total, total
+        self.ret[done] = 0.0
+        return reward / math.sqrt(self.var + 1e-8)
+
+    def state(self) -> dict:
+        return {"mean": self.mean, "var": self.var, "count": self.count}
+
+    def load(self, state: dict) -> None:
+        self.mean, self.var, self.count = state["mean"], state["var"], state["count"]
+
+
+@dataclass
+class TrainResult:
+    """Where a run ended."""
+
+    run_dir: Path
+    env_steps: int
+    iterations: int
+    return_recent: float
+
+
+def train_teacher(
+    robots: Sequence[str | Path],
+    run_dir: str | Path,
+    *,
+    teacher_config: TeacherConfig | None = None,
+    ppo: PPOConfig = PPOConfig(),
+    task: TaskConfig = TaskConfig(),
+    resume: bool = False,
+    show_progress: bool = True,
+    device: str | None = None,
+) -> TrainResult:
+    """Train a universal teacher with PPO; writes checkpoints, CSV log and plot to run_dir.
+
+    Args:
+        robots: MJCF files of the training robots.
+        run_dir: Output folder (``checkpoint/``, ``progress.csv``, ``learning_curve.png``).
+        teacher_config: Model size (default ``TeacherConfig.small()``); ignored on resume.
+        ppo: PPO settings; on resume the saved settings are used.
+        task: Locomotion task settings.
+        resume: Continue from ``run_dir/checkpoint``.
+        show_progress: Show a progress bar.
+        device: Torch device (default: cuda when available, else cpu).
+
+    Raises:
+        FileExistsError: run_dir already holds a run and resume is False.
+        FileNotFoundError: resume is True but run_dir holds no checkpoint.
+    """
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / "checkpoint"
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if resume:
+        if not (ckpt_dir / "trainer_state.pt").exists():
+            raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
+        meta = json.loads((run_dir / "run.json").read_text())
+        ppo = PPOConfig.from_dict(meta["ppo"])
+        teacher = load_teacher(ckpt_dir)
+    else:
+        if (run_dir / "run.json").exists():
+            raise FileExistsError(f"{run_dir}: already holds a run (use --resume or a new folder)")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        teacher = TeacherPolicy(teacher_config or TeacherConfig.small())
+        (run_dir / "run.json").write_text(
+            json.dumps(
+                {
+                    "ppo": ppo.to_dict(),
+                    "teacher": teacher.config.to_dict(),
+                    "robots": [str(r) for r in robots],
+                },
+                indent=2,
+            )
+        )
+    torch.set_num_threads(ppo.threads)
+    teacher.to(dev)
+    opt = torch.optim.Adam(teacher.parameters(), lr=ppo.lr, eps=1e-5)
+    scaler = RunningScale(ppo.n_envs, ppo.gamma)
+    start_iter, env_steps, wall0 = 0, 0, 0.0
+    torch.manual_seed(ppo.seed)
+    if resume:
+        state = torch.load(ckpt_dir / "trainer_state.pt", weights_only=True)
+        opt.load_state_dict(state["optimizer"])
+        scaler.load(state["reward_scale"])
+        start_iter, env_steps, wall0 = state["iteration"], state["env_steps"], state["wall_s"]
+        torch.set_rng_state(state["torch_rng"])
+    log = CsvLog(run_dir / "progress.csv", LOG_COLUMNS)
+    if resume:
+        log.truncate_after("iteration", start_iter)
+
+    names = [Path(r).stem for r in robots]
+    recent: deque[float] = deque(maxlen=100)
+    env = VecLocomotionEnv(
+        robots, n_envs=ppo.n_envs, n_workers=ppo.n_workers, config=task,
+        seed=ppo.seed + 1000 * start_iter,
+    )  # fmt: skip
+    t_start = time.time()
+    try:
+        obs = env.reset()
+        with progress_bar(disable=not show_progress) as bar:
+            job = bar.add_task("PPO", total=ppo.iterations, completed=start_iter, status="")
+            for it in range(start_iter, ppo.iterations):
+                _set_lr(opt, ppo, it)
+                t_iter = time.time()
+                batch, obs, episodes = _collect(teacher, env, obs, ppo, scaler, dev)
+                stats = _update(teacher, opt, batch, ppo, dev)
+                env_steps += ppo.batch_size
+                recent.extend(e["return"] for e in episodes)
+                wall = wall0 + time.time() - t_start
+                row = {
+                    "iteration": it + 1,
+                    "env_steps": env_steps,
+                    "wall_s": wall,
+                    "steps_per_s": ppo.batch_size / (time.time() - t_iter),
+                    "return_mean": _mean([e["return"] for e in episodes]),
+                    "return_recent": _mean(list(recent)),
+                    "episode_length": _mean([e["length"] for e in episodes]),
+                    "episodes": len(episodes),
+                    "lr": opt.param_groups[0]["lr"],
+                    **stats,
+                }
+                log.append(row)
+                bar.update(
+                    job,
+                    advance=1,
+                    status=f"{row['steps_per_s']:.0f} steps/s  return {row['return_recent']:.0f}",
+                )
+                last = it + 1 == ppo.iterations
+                if (it + 1) % ppo.checkpoint_every == 0 or last:
+                    _checkpoint(ckpt_dir, teacher, opt, scaler, it + 1, env_steps, wall, names)
+                    plot_curve(
+                        log, run_dir / "learning_curve.png", x="env_steps",
+                        ys=("return_recent", "episode_length"), title="Teacher PPO",
+                    )  # fmt: skip
+    finally:
+        env.close()
+    return TrainResult(run_dir, env_steps, ppo.iterations, _mean(list(recent)))
+
+
+# --- rollout ------------------------------------------------------------------------
+
+
+def _tensors(obs: VecObs, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return (
+        torch.as_tensor(obs.proprio, device=dev),
+        torch.as_tensor(obs.context, device=dev),
+        torch.as_tensor(obs.limb_mask, device=dev),
+    )
+
+
+def _log_prob(mean: torch.Tensor, action: torch.Tensor, std: float, mask: torch.Tensor):
+    z = (action - mean) / std
+    per = -0.5 * z * z - math.log(std) - 0.5 * _LOG_2PI
+    return (per * mask).sum(dim=(-1, -2))
+
+
+@torch.no_grad()
+def _collect(teacher, env, obs, ppo: PPOConfig, scaler: RunningScale, dev):
+    T, N = ppo.rollout_steps, ppo.n_envs
+    L = obs.proprio.shape[1]
+    buf = {
+        "proprio": np.zeros((T, N, L, obs.proprio.shape[2]), np.float32),
+        "context": np.zeros((T, N, L, obs.context.shape[2]), np.float32),
+        "limb_mask": np.zeros((T, N, L), bool),
+        "action_mask": np.zeros((T, N, L, 2), bool),
+        "action": np.zeros((T, N, L, 2), np.float32),
+        "reward": np.zeros((T, N), np.float32),
+        "done": np.zeros((T, N), bool),
+    }
+    episodes: list[dict] = []
+    std = teacher.action_std
+    teacher.eval()
+    for t in range(T):
+        p, c, m = _tensors(obs, dev)
+        mean = teacher.action_mean(p, c, m)
+        action = (mean + std * torch.randn_like(mean)).cpu().numpy()
+        step = env.step(action)
+        reward = step.reward.astype(np.float64)
+        done = step.terminated | step.truncated
+        if ppo.normalize_rewards:
+            reward = scaler(reward, done)
+        if step.truncated.any():
+            # Timeouts are not failures: bootstrap from the value of the last state.
+            idx = np.nonzero(step.truncated)[0]
+            fp = torch.as_tensor(step.final_proprio[idx], device=dev)
+            v = teacher.value(fp, c[idx], m[idx]).cpu().numpy()
+            reward[idx] += ppo.gamma * v
+        for key, val in (
+            ("proprio", obs.proprio), ("context", obs.context), ("limb_mask", obs.limb_mask),
+            ("action_mask", obs.action_mask), ("action", action), ("reward", reward),
+            ("done", done),
+        ):  # fmt: skip
+            buf[key][t] = val
+        episodes.extend(step.episodes)
+        obs = step.obs
+    buf["last"] = obs
+    return buf, obs, episodes
+
+
+# --- update -------------------------------------------------------------------------
+
+
+def _update(teacher, opt, buf, ppo: PPOConfig, dev) -> dict:
+    T, N = ppo.rollout_steps, ppo.n_envs
+    flat = {k: torch.as_tensor(v.reshape(T * N, *v.shape[2:]), device=dev)
+            for k, v in buf.items() if k not in ("last", "reward", "done")}  # fmt: skip
+    teacher.normalizer.update(flat["proprio"], flat["limb_mask"])
+    std = teacher.action_std
+    amask = flat["action_mask"].float()
+    with torch.no_grad():
+        teacher.eval()
+        old_logp, values = [], []
+        for sl in _chunks(T * N, 4096):
+            p, c, m = flat["proprio"][sl], flat["context"][sl], flat["limb_mask"][sl]
+            old_logp.append(_log_prob(teacher.action_mean(p, c, m), flat["action"][sl], std,
+                                      amask[sl]))  # fmt: skip
+            values.append(teacher.value(p, c, m))
+        old_logp_t = torch.cat(old_logp)
+        values_t = torch.cat(values)
+        last = buf["last"]
+        last_v = teacher.value(*_tensors(last, dev)).cpu().numpy()
+    adv, ret = _gae(buf["reward"], buf["done"], values_t.cpu().numpy().reshape(T, N), last_v, ppo)
+    adv_t = torch.as_tensor(adv.reshape(-1), device=dev, dtype=torch.float32)
+    ret_t = torch.as_tensor(ret.reshape(-1), device=dev, dtype=torch.float32)
+    adv_t = (adv_t - adv_t.mean()) / (adv_t.std() + 1e-8)
+
+    teacher.train()
+    sums = {"policy_loss": 0.0, "value_loss": 0.0, "approx_kl": 0.0, "clip_frac": 0.0}
+    n = 0
+    for _ in range(ppo.epochs):
+        perm = torch.randperm(T * N, device=dev)
+        for start in range(0, T * N - ppo.minibatch_size + 1, ppo.minibatch_size):
+            idx = perm[start : start + ppo.minibatch_size]
+            p, c, m = flat["proprio"][idx], flat["context"][idx], flat["limb_mask"][idx]
+            logp = _log_prob(teacher.action_mean(p, c, m), flat["action"][idx], std, amask[idx])
+            ratio = torch.exp(logp - old_logp_t[idx])
+            a = adv_t[idx]
+            pl = -torch.min(ratio * a, ratio.clamp(1 - ppo.clip, 1 + ppo.clip) * a).mean()
+            vl = 0.5 * (teacher.value(p, c, m) - ret_t[idx]).pow(2).mean()
+            loss = pl + ppo.value_coef * vl
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(teacher.parameters(), ppo.max_grad_norm)
+            opt.step()
+            with torch.no_grad():
+                sums["policy_loss"] += pl.item()
+                sums["value_loss"] += vl.item()
+                sums["approx_kl"] += (old_logp_t[idx] - logp).mean().item()
+                sums["clip_frac"] += ((ratio - 1).abs() > ppo.clip).float().mean().item()
+            n += 1
+    teacher.eval()
+    return {k: v / max(n, 1) for k, v in sums.items()}
+
+
+def _gae(reward, done, values, last_value, ppo: PPOConfig):
+    T = reward.shape[0]
+    adv = np.zeros_like(values)
+    gae = np.zeros(values.shape[1])
+    for t in reversed(range(T)):
+        next_v = last_value if t == T - 1 else values[t + 1]
+        nonterminal = 1.0 - done[t]
+        delta = reward[t] + ppo.gamma * next_v * nonterminal - values[t]
+        gae = delta + ppo.gamma * ppo.gae_lambda * nonterminal * gae
+        adv[t] = gae
+    return adv, adv + values
+
+
+def _set_lr(opt, ppo: PPOConfig, it: int) -> None:
+    frac = it / max(1, ppo.iterations)
+    lr = ppo.lr * (0.5 * (1 + math.cos(math.pi * frac)) if ppo.lr_schedule == "cosine" else 1.0)
+    for g in opt.param_groups:
+        g["lr"] = lr
+
+
+def _checkpoint(ckpt_dir, teacher, opt, scaler, iteration, env_steps, wall, names) -> None:
+    tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
+    save_checkpoint(
+        tmp, teacher, robots=names,
+        extra={"iteration": iteration, "env_steps": env_steps, "wall_s": round(wall, 1)},
+    )  # fmt: skip
+    torch.save(
+        {
+            "optimizer": opt.state_dict(),
+            "reward_scale": scaler.state(),
+            "iteration": iteration,
+            "env_steps": env_steps,
+            "wall_s": wall,
+            "torch_rng": torch.get_rng_state(),
+        },
+        tmp / "trainer_state.pt",
+    )
+    _replace_dir(tmp, ckpt_dir)
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Swap a finished checkpoint folder into place, so an interruption never leaves half."""
+    import shutil
+
+    old = dst.with_name(dst.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if dst.exists():
+        dst.rename(old)
+    src.rename(dst)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def _chunks(n: int, size: int):
+    for s in range(0, n, size):
+        yield slice(s, min(n, s + size))
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return float(np.mean(xs)) if len(xs) else float("nan")

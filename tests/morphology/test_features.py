@@ -1,0 +1,87 @@
+"""Observation and context definitions against values computed by hand on a tiny robot."""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+import pytest
+
+from hd_deploy.morphology import CONTEXT_DIM, PROPRIO_DIM, context, load_model, parse_robot
+from hd_deploy.morphology.features import (
+    CONTEXT_SCALE,
+    JOINT_RANGE_CLASSES,
+    gear_class,
+    joint_range_class,
+)
+
+
+def _scaled(value: float, key: str) -> float:
+    lo, hi = CONTEXT_SCALE[key]
+    return 2 * (value - lo) / (hi - lo) - 1
+
+
+@pytest.fixture
+def tiny(tiny_xml: str):
+    model = load_model(tiny_xml)
+    return model, parse_robot(model), mujoco.MjData(model)
+
+
+def test_proprio_by_hand(tiny) -> None:
+    from hd_deploy.morphology import proprio
+
+    model, robot, data = tiny
+    data.qpos[:3] = [0.7, -0.2, 0.5]  # torso moved
+    data.qpos[7:10] = [np.radians(15), np.radians(30), np.radians(-45)]
+    data.qvel[:] = 0.0
+    data.qvel[0] = 1.5  # torso x velocity
+    data.qvel[6:9] = [0.1, -0.2, 0.3]
+    mujoco.mj_forward(model, data)
+    obs = proprio(robot, model, data)
+    assert obs.shape == (3, PROPRIO_DIM) and obs.dtype == np.float32
+    # torso: x relative to itself is 0, y and z world
+    np.testing.assert_allclose(obs[0, :3], [0.0, -0.2, 0.5], atol=1e-6)
+    # limb/0 hangs 0.1 below the torso centre with no rotation above it
+    np.testing.assert_allclose(obs[1, :3], [0.0, -0.2, 0.4], atol=1e-6)
+    np.testing.assert_allclose(obs[0, 3:6], [1.5, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(obs[0, 9:13], [1, 0, 0, 0], atol=1e-6)
+    # joint slots: qpos mapped over the range to [0, 1], then qvel
+    np.testing.assert_allclose(obs[1, 13:17], [0.75, 0.1, 0.5, -0.2], atol=1e-6)
+    np.testing.assert_allclose(obs[2, 13:17], [0.5, 0.3, 0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(obs[0, 13:17], 0.0)  # torso has no joint slots
+    # velocities match MuJoCo's own object velocity (world frame, body origin)
+    vel = np.zeros(6)
+    mujoco.mj_objectVelocity(model, data, mujoco.mjtObj.mjOBJ_BODY, robot.limbs[2].body_id, vel, 0)
+    np.testing.assert_allclose(obs[2, 3:6], vel[3:], atol=1e-5)
+    np.testing.assert_allclose(obs[2, 6:9], vel[:3], atol=1e-5)
+
+
+def test_context_by_hand(tiny) -> None:
+    model, robot, _ = tiny
+    ctx = context(robot, model)
+    assert ctx.shape == (3, CONTEXT_DIM) and ctx.dtype == np.float32
+    assert np.all(np.abs(ctx) <= 1.0)
+    # positions relative to the torso, summed down the tree (0, -0.1, -0.3 in z)
+    np.testing.assert_allclose(ctx[:, 2], [_scaled(z, "pos") for z in (0.0, -0.1, -0.3)], atol=1e-6)
+    np.testing.assert_allclose(ctx[0, 10], _scaled(4 / 3 * np.pi * 0.1**3 * 1000, "mass"), atol=1e-5)
+    np.testing.assert_allclose(ctx[0, 11:13], [_scaled(0.1, "radius"), _scaled(0.0, "length")])
+    np.testing.assert_allclose(ctx[1, 11:13], [_scaled(0.05, "radius"), _scaled(0.2, "length")])
+    # limb/0 slot 0: range (-30, 30) is class 0, axis x, gear 150 is class 0
+    slot0 = ctx[1, 13:33]
+    assert slot0[:13].tolist() == [1.0] + [0.0] * 12
+    np.testing.assert_allclose(slot0[13:16], [1, 0, 0])
+    assert slot0[16:].tolist() == [1, 0, 0, 0]
+    # limb/0 slot 1: range (0, 60) is class 2, gear 250 is class 2
+    slot1 = ctx[1, 33:53]
+    assert np.argmax(slot1[:13]) == 2 and slot1[:13].sum() == 1
+    assert slot1[16:].tolist() == [0, 0, 1, 0]
+    # limb/1 has one slot; the second is all zero; torso has none
+    np.testing.assert_allclose(ctx[2, 13:16], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0][:3])
+    assert np.argmax(ctx[2, 13:26]) == JOINT_RANGE_CLASSES.index((-90, 0))
+    np.testing.assert_allclose(ctx[2, 33:], 0.0)
+    np.testing.assert_allclose(ctx[0, 13:], 0.0)
+
+
+def test_nearest_classes_for_robots_outside_unimal() -> None:
+    assert joint_range_class(np.radians([-31, 29])) == JOINT_RANGE_CLASSES.index((-30, 30))
+    assert joint_range_class(np.radians([-170, 170])) == JOINT_RANGE_CLASSES.index((-60, 60))
+    assert gear_class(120) == 0 and gear_class(1000) == 3 and gear_class(226) == 2
