@@ -24,6 +24,13 @@ from hd_deploy.morphology.robot import (
 )
 
 
+_DIVERGENCE_WARNINGS = (
+    mujoco.mjtWarning.mjWARN_BADQPOS,
+    mujoco.mjtWarning.mjWARN_BADQVEL,
+    mujoco.mjtWarning.mjWARN_BADQACC,
+)
+
+
 @dataclass(frozen=True)
 class TaskConfig:
     """Locomotion task settings (DESIGN.md)."""
@@ -118,6 +125,15 @@ class LocomotionTask:
         self.steps = 0
         mujoco.mj_forward(self.model, self.data)
 
+    def fork(self) -> LocomotionTask:
+        """A task on the same compiled robot with its own simulation state."""
+        twin = object.__new__(LocomotionTask)
+        twin.config, twin.model, twin.robot = self.config, self.model, self.robot
+        twin.context, twin.fall_height, twin.steps = self.context, self.fall_height, 0
+        twin.data = mujoco.MjData(self.model)
+        mujoco.mj_forward(twin.model, twin.data)
+        return twin
+
     @property
     def torso_x(self) -> float:
         return float(self.data.xpos[self.robot.root_body, 0])
@@ -150,7 +166,8 @@ class LocomotionTask:
         mujoco.mj_step(m, d, nstep=self.config.frame_skip)
         self.steps += 1
         unstable = not (np.all(np.isfinite(d.qpos)) and np.all(np.isfinite(d.qvel)))
-        unstable = unstable or d.warning[mujoco.mjtWarning.mjWARN_BADQACC].number > 0
+        # MuJoCo resets a diverged simulation itself and records a warning.
+        unstable = unstable or any(d.warning[w].number > 0 for w in _DIVERGENCE_WARNINGS)
         if unstable:
             return StepResult(0.0, True, False, True)
         reward = (self.torso_x - x_before) / self.config.control_dt

@@ -74,6 +74,7 @@ class _Slots:
         self.tasks = [LocomotionTask(s, config=config) for s in sources]
         self.rng = np.random.default_rng(seed)
         self.current = np.zeros(n_slots, dtype=np.int64)
+        self.running: list[LocomotionTask] = [self.tasks[0]] * n_slots
         self.returns = np.zeros(n_slots)
         self.lengths = np.zeros(n_slots, dtype=np.int64)
         self.proprio = np.zeros((n_slots, config.max_limbs, PROPRIO_DIM), dtype=np.float32)
@@ -83,7 +84,7 @@ class _Slots:
         self.current[slot] = k
         self.returns[slot] = 0.0
         self.lengths[slot] = 0
-        task = self.tasks[k]
+        task = self.running[slot] = self.tasks[k].fork()
         self.proprio[slot] = 0.0
         self.proprio[slot, : task.robot.n_limbs] = task.reset(self.rng)
 
@@ -100,7 +101,7 @@ class _Slots:
         final = np.zeros_like(self.proprio)
         episodes = []
         for slot in range(n):
-            task = self.tasks[self.current[slot]]
+            task = self.running[slot]
             res = task.step(task.robot.actions_to_ctrl(actions[slot]))
             reward[slot] = res.reward
             self.returns[slot] += res.reward

@@ -121,12 +121,12 @@ class GeneratorConfig:
 @dataclass
 class _Limb:
     parent: int  # index of the parent limb, -1 for the torso
+    site: int | str  # growth site on the parent: torso direction index, "mid" or "btm"
     pos: np.ndarray  # body pos relative to the parent body, shape (3,)
     world: np.ndarray  # body origin relative to the torso centre, shape (3,)
     direction: int  # index into _DIRS
     height: float
     joints: tuple[tuple[str, int, int], ...]  # (axis "x"/"y", range class, gear class)
-    site: int | str = "btm"  # growth site on the parent: direction index or "mid"/"btm"
     mirror: int | None = None  # index of the mirror-image limb
     shares_site: bool = False  # grows from the same site as its mirror image
 
@@ -138,29 +138,10 @@ class _Limb:
     def end(self) -> np.ndarray:
         return self.world + self.length * _DIRS[self.direction]
 
-
-def _site_local(limbs: list[_Limb], owner: int, kind: int | str) -> np.ndarray:
-    """Growth site relative to its owner body; torso sites are keyed by direction index."""
-    if owner == -1:
-        return _TORSO_RADIUS * _DIRS[kind]
-    limb = limbs[owner]
-    along = limb.height / 2 + _LIMB_RADIUS if kind == "mid" else limb.length
-    return along * _DIRS[limb.direction]
-
-
-def _make_limb(
-    limbs: list[_Limb],
-    owner: int,
-    kind: int | str,
-    direction: int,
-    height: float,
-    joints: tuple[tuple[str, int, int], ...],
-) -> _Limb:
-    site = _site_local(limbs, owner, kind)
-    offset = 0.0 if owner == -1 else _LIMB_RADIUS  # torso limbs start on the sphere
-    pos = site + offset * _DIRS[direction]
-    world = pos if owner == -1 else limbs[owner].world + pos
-    return _Limb(owner, pos, world, direction, height, joints, site=kind)
+    def site_pos(self, kind: str) -> np.ndarray:
+        """Growth site ``"mid"`` or ``"btm"`` in this body's frame, shape ``(3,)``."""
+        along = self.height / 2 + _LIMB_RADIUS if kind == "mid" else self.length
+        return along * _DIRS[self.direction]
 
 
 def _segment_distance(p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.ndarray) -> float:
@@ -178,108 +159,112 @@ def _segment_distance(p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.nda
     return float(np.linalg.norm(p1 + d1 * s - (p2 + d2 * t)))
 
 
-def _is_clear(new: _Limb, limbs: list[_Limb], skip: set[int]) -> bool:
-    """Whether ``new`` keeps clear of the torso and every limb but its parent and ``skip``."""
-    if new.parent != -1:
-        seg = new.end - new.world
-        s = np.clip(-(new.world @ seg) / (seg @ seg), 0.0, 1.0)
-        if np.linalg.norm(new.world + s * seg) < _TORSO_RADIUS + _LIMB_RADIUS + _CLEARANCE:
-            return False
-    for i, other in enumerate(limbs):
-        if i == new.parent or i in skip:
-            continue
-        dist = _segment_distance(new.world, new.end, other.world, other.end)
-        if dist < 2 * _LIMB_RADIUS + _CLEARANCE:
-            return False
-    return True
+class _Growth:
+    """Grows a limb tree by random placement attempts; every draw comes from ``rng``."""
 
+    def __init__(self, rng: np.random.Generator, cfg: GeneratorConfig) -> None:
+        self.rng, self.cfg = rng, cfg
+        self.limbs: list[_Limb] = []
+        self.free: dict[int, list] = {-1: list(range(len(_DIRS)))}  # free sites per body
 
-def _mirror_site(limbs: list[_Limb], owner: int, kind: int | str) -> tuple[int, int | str] | None:
-    if owner == -1:
-        return (-1, _MIRROR[kind])
-    partner = limbs[owner].mirror
-    return None if partner is None else (partner, kind)
+    def make(self, parent: int, site: int | str, direction: int, like: _Limb | None) -> _Limb:
+        """A limb on ``site`` of ``parent``; copies height and joints of ``like`` if given."""
+        rng = self.rng
+        if like is None:
+            height = _LIMB_HEIGHTS[int(rng.integers(len(_LIMB_HEIGHTS)))]
+            two = rng.random() < self.cfg.two_joint_prob
+            axes = ("x", "y") if two else (("x", "y")[int(rng.integers(2))],)
+            n_ranges, n_gears = len(JOINT_RANGE_CLASSES), len(GEAR_CLASSES)
+            joints = tuple(
+                (axis, int(rng.integers(n_ranges)), int(rng.integers(n_gears))) for axis in axes
+            )
+        else:
+            height, joints = like.height, like.joints
+        if parent == -1:  # torso limbs start on the sphere
+            pos = world = _TORSO_RADIUS * _DIRS[site]
+        else:
+            pos = self.limbs[parent].site_pos(site) + _LIMB_RADIUS * _DIRS[direction]
+            world = self.limbs[parent].world + pos
+        return _Limb(parent, site, pos, world, direction, height, joints)
 
-
-def _propose(
-    rng: np.random.Generator, limbs: list[_Limb], free: dict[int, list], cfg: GeneratorConfig
-) -> _Limb:
-    """A random limb on a random free site; the body is chosen first, then its site."""
-    owners = [owner for owner, kinds in free.items() if kinds]
-    owner = owners[int(rng.integers(len(owners)))]
-    kinds = free[owner]
-    if owner == -1:
-        kind = direction = kinds[int(rng.integers(len(kinds)))]
-    else:
-        kind = kinds[0]
-        if len(kinds) == 2:
-            kind = "mid" if rng.random() < cfg.mid_site_prob else "btm"
+    def propose(self) -> _Limb:
+        """A random limb on a random free site; the body is drawn first, then its site."""
+        rng = self.rng
+        owners = [owner for owner, sites in self.free.items() if sites]
+        owner = owners[int(rng.integers(len(owners)))]
+        sites = self.free[owner]
+        if owner == -1:
+            site = sites[int(rng.integers(len(sites)))]
+            return self.make(-1, site, site, None)  # torso sites are keyed by direction
+        site = sites[0]
+        if len(sites) == 2:
+            site = "mid" if rng.random() < self.cfg.mid_site_prob else "btm"
         # Never back into the parent, never along it from its middle
-        dots = _DIRS @ _DIRS[limbs[owner].direction]
-        allowed = np.flatnonzero(np.abs(dots) < 0.99 if kind == "mid" else dots > -0.99)
-        direction = int(allowed[rng.integers(len(allowed))])
-    height = _LIMB_HEIGHTS[int(rng.integers(len(_LIMB_HEIGHTS)))]
-    if rng.random() < cfg.two_joint_prob:
-        axes = ("x", "y")
-    else:
-        axes = (("x", "y")[int(rng.integers(2))],)
-    joints = tuple(
-        (axis, int(rng.integers(len(JOINT_RANGE_CLASSES))), int(rng.integers(len(GEAR_CLASSES))))
-        for axis in axes
-    )
-    return _make_limb(limbs, owner, kind, direction, height, joints)
+        dots = _DIRS @ _DIRS[self.limbs[owner].direction]
+        allowed = np.flatnonzero(np.abs(dots) < 0.99 if site == "mid" else dots > -0.99)
+        return self.make(owner, site, int(allowed[rng.integers(len(allowed))]), None)
 
+    def is_clear(self, new: _Limb, others: list[_Limb], skip: int | None = None) -> bool:
+        """Whether ``new`` keeps clear of the torso and ``others`` but its parent and ``skip``."""
+        if new.parent != -1:
+            seg = new.end - new.world
+            s = np.clip(-(new.world @ seg) / (seg @ seg), 0.0, 1.0)
+            if np.linalg.norm(new.world + s * seg) < _TORSO_RADIUS + _LIMB_RADIUS + _CLEARANCE:
+                return False
+        return all(
+            _segment_distance(new.world, new.end, other.world, other.end)
+            >= 2 * _LIMB_RADIUS + _CLEARANCE
+            for i, other in enumerate(others)
+            if i not in (new.parent, skip)
+        )
 
-def _try_grow(
-    rng: np.random.Generator,
-    limbs: list[_Limb],
-    free: dict[int, list],
-    budget: int,
-    cfg: GeneratorConfig,
-    symmetric: bool,
-) -> bool:
-    """One placement attempt; on success the limb (or mirror pair) is committed."""
-    new = _propose(rng, limbs, free, cfg)
-    owner, kind = new.parent, new.site
-    site_y = _site_local(limbs, owner, kind)[1] + (0.0 if owner == -1 else limbs[owner].world[1])
-    pair_site = None
-    if symmetric and abs(site_y) < _EPS:
-        pair_site = (owner, kind) if abs(_DIRS[new.direction][1]) > _EPS else None
-    elif symmetric:
-        pair_site = _mirror_site(limbs, owner, kind)
-        if pair_site is not None and pair_site[1] not in free[pair_site[0]]:
-            pair_site = None  # the mirror site went to an unmirrored fallback limb
-    if (pair_site is not None and budget < 2) or not _is_clear(new, limbs, set()):
-        return False
-    group = [new]
-    if pair_site is not None:
-        twin = _make_limb(limbs, *pair_site, _MIRROR[new.direction], new.height, new.joints)
-        shared = pair_site == (owner, kind)
-        if not _is_clear(twin, [*limbs, new], {len(limbs)} if shared else set()):
+    def mirror_site(self, new: _Limb) -> tuple[int, int | str] | None:
+        """Where the mirror image of ``new`` grows, or None for an unmirrored limb."""
+        if new.parent == -1:
+            twin_site = _MIRROR[new.site]
+            if abs(_DIRS[new.site][1]) < _EPS or twin_site not in self.free[-1]:
+                return None
+            return -1, twin_site
+        parent = self.limbs[new.parent]
+        if abs(parent.world[1] + parent.site_pos(new.site)[1]) < _EPS:  # site on the x-z plane
+            return (new.parent, new.site) if abs(_DIRS[new.direction][1]) > _EPS else None
+        if parent.mirror is None or new.site not in self.free[parent.mirror]:
+            return None  # the parent is an unmirrored fallback limb
+        return parent.mirror, new.site
+
+    def try_grow(self, budget: int, symmetric: bool) -> bool:
+        """One placement attempt; on success the limb (or mirror pair) is committed."""
+        new, limbs = self.propose(), self.limbs
+        pair_site = self.mirror_site(new) if symmetric else None
+        if (pair_site is not None and budget < 2) or not self.is_clear(new, limbs):
             return False
-        new.mirror, twin.mirror = len(limbs) + 1, len(limbs)
-        new.shares_site = twin.shares_site = shared
-        group = [new, twin]
-    for limb in group:
-        if limb.site in free[limb.parent]:
-            free[limb.parent].remove(limb.site)
-        free[len(limbs)] = ["mid", "btm"]
-        limbs.append(limb)
-    return True
+        group = [new]
+        if pair_site is not None:
+            twin = self.make(*pair_site, _MIRROR[new.direction], new)
+            shared = pair_site == (new.parent, new.site)
+            if not self.is_clear(twin, [*limbs, new], len(limbs) if shared else None):
+                return False
+            new.mirror, twin.mirror = len(limbs) + 1, len(limbs)
+            new.shares_site = twin.shares_site = shared
+            group.append(twin)
+        for limb in group:
+            if limb.site in self.free[limb.parent]:
+                self.free[limb.parent].remove(limb.site)
+            self.free[len(limbs)] = ["mid", "btm"]
+            limbs.append(limb)
+        return True
 
-
-def _grow(rng: np.random.Generator, n_limbs: int, cfg: GeneratorConfig) -> list[_Limb]:
-    """Grow ``n_limbs`` capsule limbs (torso excluded)."""
-    symmetric = bool(rng.random() < cfg.symmetry_prob)
-    limbs: list[_Limb] = []
-    free: dict[int, list] = {-1: list(range(len(_DIRS)))}
-    while len(limbs) < n_limbs:
-        budget = n_limbs - len(limbs)
-        # Fall back to one unmirrored limb when no symmetric placement fits
-        if not any(_try_grow(rng, limbs, free, budget, cfg, symmetric) for _ in range(_ATTEMPTS)):
-            if not any(_try_grow(rng, limbs, free, 1, cfg, False) for _ in range(_ATTEMPTS)):
-                raise RuntimeError(f"could not place limb {len(limbs)} of {n_limbs}")
-    return limbs
+    def grow(self, n_limbs: int) -> list[_Limb]:
+        """Grow ``n_limbs`` capsule limbs (torso excluded)."""
+        symmetric = bool(self.rng.random() < self.cfg.symmetry_prob)
+        while len(self.limbs) < n_limbs:
+            budget = n_limbs - len(self.limbs)
+            if any(self.try_grow(budget, symmetric) for _ in range(_ATTEMPTS)):
+                continue
+            # No symmetric placement fits: fall back to one unmirrored limb
+            if not any(self.try_grow(1, False) for _ in range(_ATTEMPTS)):
+                raise RuntimeError(f"could not place limb {len(self.limbs)} of {n_limbs}")
+        return self.limbs
 
 
 def _f(x: float) -> str:
@@ -369,7 +354,7 @@ def _write_mjcf(name: str, limbs: list[_Limb], cfg: GeneratorConfig) -> str:
             f'size="{_f(_LIMB_RADIUS)}" density="{_f(cfg.limb_density)}"/>'
         )
         for kind in ("mid", "btm"):
-            pos = _v(_site_local(limbs, i, kind))
+            pos = _v(limb.site_pos(kind))
             lines.append(f'{pad}  <site name="limb/{kind}/{i}" class="{site_class}" pos="{pos}"/>')
         for child in children[i]:
             body(child, depth + 1)
@@ -427,7 +412,7 @@ def generate_robot(
     count = int(rng.integers(config.min_limbs, config.max_limbs + 1))
     if n_limbs is not None:
         count = n_limbs
-    return _write_mjcf(f"gen-{seed}", _grow(rng, count - 1, config), config)
+    return _write_mjcf(f"gen-{seed}", _Growth(rng, config).grow(count - 1), config)
 
 
 def write_robots(

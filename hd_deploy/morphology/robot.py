@@ -180,9 +180,7 @@ def parse_robot(
     root = _find_root(model, name)
     limbs = _build_limbs(model, root, name)
     if max_limbs is not None and len(limbs) > max_limbs:
-        raise MorphologyError(
-            f"{name}: {len(limbs)} limbs, more than the maximum of {max_limbs}"
-        )
+        raise MorphologyError(f"{name}: {len(limbs)} limbs, more than the maximum of {max_limbs}")
     n = len(limbs)
     slot_qpos = -np.ones((n, JOINT_SLOTS), dtype=np.int64)
     slot_dof = -np.ones((n, JOINT_SLOTS), dtype=np.int64)
@@ -192,9 +190,7 @@ def parse_robot(
         for si, j in enumerate(limb.joint_ids):
             slot_qpos[li, si] = model.jnt_qposadr[j]
             slot_dof[li, si] = model.jnt_dofadr[j]
-            slot_range[li, si] = (
-                model.jnt_range[j] if model.jnt_limited[j] else (-np.pi, np.pi)
-            )
+            slot_range[li, si] = model.jnt_range[j] if model.jnt_limited[j] else (-np.pi, np.pi)
             joint_to_slot[j] = (li, si)
     act_limb, act_slot = _map_actuators(model, joint_to_slot, name)
     ctrl_range = np.array(

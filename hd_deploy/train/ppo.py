@@ -9,6 +9,7 @@ normaliser, reward scaler, step count, RNG) is checkpointed every few iterations
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -53,7 +54,7 @@ class RunningScale:
         return reward / math.sqrt(self.var + 1e-8)
 
     def state(self) -> dict:
-        return {"mean": self.mean, "var": self.var, "count": self.count}
+        return {"mean": float(self.mean), "var": float(self.var), "count": float(self.count)}
 
     def load(self, state: dict) -> None:
         self.mean, self.var, self.count = state["mean"], state["var"], state["count"]
@@ -77,6 +78,7 @@ def train_teacher(
     ppo: PPOConfig = PPOConfig(),
     task: TaskConfig = TaskConfig(),
     resume: bool = False,
+    total_steps: int | None = None,
     show_progress: bool = True,
     device: str | None = None,
 ) -> TrainResult:
@@ -89,6 +91,7 @@ def train_teacher(
         ppo: PPO settings; on resume the saved settings are used.
         task: Locomotion task settings.
         resume: Continue from ``run_dir/checkpoint``.
+        total_steps: On resume, a new total (to extend a finished run); else ignored.
         show_progress: Show a progress bar.
         device: Torch device (default: cuda when available, else cpu).
 
@@ -104,6 +107,10 @@ def train_teacher(
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
         meta = json.loads((run_dir / "run.json").read_text())
         ppo = PPOConfig.from_dict(meta["ppo"])
+        if total_steps is not None and total_steps != ppo.total_steps:
+            ppo = dataclasses.replace(ppo, total_steps=total_steps)
+            meta["ppo"] = ppo.to_dict()
+            (run_dir / "run.json").write_text(json.dumps(meta, indent=2))
         teacher = load_teacher(ckpt_dir)
     else:
         if (run_dir / "run.json").exists():

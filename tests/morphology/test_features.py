@@ -62,7 +62,9 @@ def test_context_by_hand(tiny) -> None:
     assert np.all(np.abs(ctx) <= 1.0)
     # positions relative to the torso, summed down the tree (0, -0.1, -0.3 in z)
     np.testing.assert_allclose(ctx[:, 2], [_scaled(z, "pos") for z in (0.0, -0.1, -0.3)], atol=1e-6)
-    np.testing.assert_allclose(ctx[0, 10], _scaled(4 / 3 * np.pi * 0.1**3 * 1000, "mass"), atol=1e-5)
+    np.testing.assert_allclose(
+        ctx[0, 10], _scaled(4 / 3 * np.pi * 0.1**3 * 1000, "mass"), atol=1e-5
+    )
     np.testing.assert_allclose(ctx[0, 11:13], [_scaled(0.1, "radius"), _scaled(0.0, "length")])
     np.testing.assert_allclose(ctx[1, 11:13], [_scaled(0.05, "radius"), _scaled(0.2, "length")])
     # limb/0 slot 0: range (-30, 30) is class 0, axis x, gear 150 is class 0

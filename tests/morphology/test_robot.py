@@ -92,9 +92,7 @@ def _variant(old: str, new: str) -> str:
             _variant(
                 "</worldbody>",
                 '<site name="s" pos="0 0 0"/></worldbody>',
-            ).replace(
-                '<motor joint="limby/1" gear="300"', '<motor site="s" gear="300"'
-            ),
+            ).replace('<motor joint="limby/1" gear="300"', '<motor site="s" gear="300"'),
             "transmission",
         ),
         (

@@ -1,0 +1,164 @@
+"""hd-train, hd-distill and hd-eval."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hd_deploy.cli.common import app, user_errors
+
+# --- hd-train -----------------------------------------------------------------------
+
+train_app = app("Train the universal transformer teacher with PPO.")
+
+
+@train_app.command()
+@user_errors
+def train(
+    robots: Annotated[
+        list[Path] | None, typer.Argument(help="MJCF files or folders (default: bundled robots).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/teacher"),
+    steps: Annotated[int | None, typer.Option(help="Total environment steps.")] = None,
+    n_envs: Annotated[int | None, typer.Option(help="Parallel environments.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    reference: Annotated[
+        bool, typer.Option(help="Paper-sized teacher and PPO settings (GPU-sized).")
+    ] = False,
+    tiny: Annotated[bool, typer.Option(help="Tiny model and run, for smoke tests.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+) -> None:
+    """Train a teacher; checkpoints, progress.csv and learning_curve.png go to --out."""
+    import dataclasses
+
+    from hd_deploy.models import TeacherConfig
+    from hd_deploy.morphology.sources import bundled_robots, resolve_robots
+    from hd_deploy.train.config import PPOConfig
+    from hd_deploy.train.ppo import train_teacher
+
+    files = resolve_robots(robots) if robots else bundled_robots()
+    if reference:
+        ppo, model = PPOConfig.reference(), TeacherConfig.reference()
+    elif tiny:
+        ppo, model = PPOConfig.tiny(), TeacherConfig.tiny()
+    else:
+        ppo, model = PPOConfig(), TeacherConfig.small()
+    changes = {"seed": seed}
+    for key, value in (("total_steps", steps), ("n_envs", n_envs), ("n_workers", workers)):
+        if value is not None:
+            changes[key] = value
+    ppo = dataclasses.replace(ppo, **changes)
+    result = train_teacher(
+        files, out, teacher_config=model, ppo=ppo, resume=resume,
+        total_steps=steps if resume else None, show_progress=sys.stderr.isatty(),
+    )  # fmt: skip
+    typer.echo(
+        f"teacher: {result.env_steps} env steps, recent return {result.return_recent:.1f}, "
+        f"checkpoint {result.run_dir / 'checkpoint'}"
+    )
+
+
+# --- hd-distill ---------------------------------------------------------------------
+
+distill_app = app("Distil the teacher into the hypernetwork student.")
+
+
+@distill_app.command()
+@user_errors
+def distill(
+    robots: Annotated[
+        list[Path] | None, typer.Argument(help="MJCF files or folders (default: bundled robots).")
+    ] = None,
+    teacher: Annotated[
+        Path | None, typer.Option(help="Teacher checkpoint (default: the shipped teacher).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/student"),
+    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    samples: Annotated[int | None, typer.Option(help="Teacher samples per robot.")] = None,
+    dagger: Annotated[int, typer.Option(help="DAgger rounds (student acts, teacher labels).")] = 0,
+    reference: Annotated[bool, typer.Option(help="Paper-sized hypernetwork.")] = False,
+    tiny: Annotated[bool, typer.Option(help="Tiny model and run, for smoke tests.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+) -> None:
+    """Roll out the teacher, train the hypernetwork by behaviour cloning, checkpoint it."""
+    import dataclasses
+
+    from hd_deploy.models import HyperNetConfig
+    from hd_deploy.morphology.sources import bundled_robots, resolve_robots
+    from hd_deploy.train.config import DistillConfig
+    from hd_deploy.train.distill import distill_student
+    from hd_deploy.train.shipped import shipped
+
+    files = resolve_robots(robots) if robots else bundled_robots()
+    if reference:
+        cfg, model = DistillConfig(), HyperNetConfig.reference()
+    elif tiny:
+        cfg, model = DistillConfig.tiny(), HyperNetConfig.tiny()
+    else:
+        cfg, model = DistillConfig(), HyperNetConfig.small()
+    changes: dict = {"seed": seed, "dagger_rounds": dagger}
+    for key, value in (("epochs", epochs), ("samples_per_robot", samples)):
+        if value is not None:
+            changes[key] = value
+    cfg = dataclasses.replace(cfg, **changes)
+    result = distill_student(
+        teacher or shipped("teacher"), files, out, student_config=model, config=cfg,
+        resume=resume, show_progress=sys.stderr.isatty(),
+    )  # fmt: skip
+    typer.echo(
+        f"student: {result.epochs} epochs on {result.samples} samples, loss {result.loss:.4g}, "
+        f"checkpoint {result.run_dir / 'checkpoint'}"
+    )
+
+
+# --- hd-eval ------------------------------------------------------------------------
+
+eval_app = app("Evaluate a policy on robots: mean and std of the return.")
+
+
+@eval_app.command("eval")
+@user_errors
+def evaluate_cmd(
+    policy: Annotated[
+        str, typer.Argument(help="'teacher', 'student', a checkpoint folder or an .onnx file.")
+    ],
+    robots: Annotated[
+        list[Path] | None, typer.Option("--robots", help="MJCF files or folders (repeatable).")
+    ] = None,
+    episodes: Annotated[int, typer.Option(help="Episodes per robot.")] = 3,
+    seed: Annotated[int, typer.Option(help="Base seed (episode e uses (seed, e)).")] = 0,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+) -> None:
+    """Evaluate POLICY (the student through its baked MLPs) on every robot."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from hd_deploy.morphology.sources import bundled_robots, resolve_robots
+    from hd_deploy.train.rollout import evaluate
+    from hd_deploy.train.shipped import resolve_policy
+
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    kind, path = resolve_policy(policy)
+    files = resolve_robots(robots) if robots else bundled_robots()
+    report = evaluate(kind, path, files, episodes=episodes, seed=seed, workers=workers,
+                      show_progress=sys.stderr.isatty())  # fmt: skip
+    table = Table(title=f"{kind} {path}: {episodes} episodes per robot, seed {seed}")
+    for col in ("robot", "limbs", "return mean", "return std", "episode length"):
+        table.add_column(col, justify="right" if col != "robot" else "left")
+    for r in report["robots"]:
+        table.add_row(r["name"], str(r["n_limbs"]), f"{r['return_mean']:.1f}",
+                      f"{r['return_std']:.1f}", f"{r['episode_length_mean']:.0f}")  # fmt: skip
+    table.add_row("[bold]all", "", f"[bold]{report['return_mean']:.1f}",
+                  f"{report['return_std']:.1f}", "")  # fmt: skip
+    Console().print(table)
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2))

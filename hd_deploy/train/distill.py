@@ -1,0 +1,209 @@
+"""Distil the transformer teacher into the hypernetwork student (HyperDistill).
+
+1. Roll out the teacher (deterministic action mean) on every distillation robot in
+   parallel worker processes; store raw proprioception and the teacher's action mean.
+2. Behaviour cloning: each batch draws ``robots_per_batch`` robots and an equal share of
+   samples from each, generates the base-MLP weights once per robot, and minimises
+   0.5 x squared error over real actuators, averaged per robot (balanced over robots).
+3. Optional DAgger rounds: the *student* acts, the teacher labels, the data grows.
+
+The student starts from the teacher's observation statistics (frozen), so a baked MLP
+sees exactly what the teacher saw.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hd_deploy.models import HyperNetConfig, HyperNetPolicy, load_student, load_teacher
+from hd_deploy.models.checkpoint import save_checkpoint
+from hd_deploy.train.config import DistillConfig
+from hd_deploy.train.rollout import DistillData, collect
+from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
+
+LOG_COLUMNS = ("epoch", "round", "samples", "wall_s", "loss", "teacher_action_rms")
+
+
+@dataclass
+class DistillResult:
+    """Where a distillation run ended."""
+
+    run_dir: Path
+    epochs: int
+    loss: float
+    samples: int
+
+
+def distill_student(
+    teacher_checkpoint: str | Path,
+    robots: Sequence[str | Path],
+    run_dir: str | Path,
+    *,
+    student_config: HyperNetConfig | None = None,
+    config: DistillConfig = DistillConfig(),
+    resume: bool = False,
+    show_progress: bool = True,
+) -> DistillResult:
+    """Collect teacher data, train the hypernetwork, write ``run_dir/checkpoint``.
+
+    Args:
+        teacher_checkpoint: Teacher checkpoint folder.
+        robots: MJCF files of the distillation robots.
+        run_dir: Output folder (``checkpoint/``, ``data.npz``, ``progress.csv``, plot).
+        student_config: Hypernetwork size (default ``HyperNetConfig.small()``).
+        config: Distillation settings; on resume the saved settings are used.
+        resume: Continue from ``run_dir/checkpoint`` (collected data is reused).
+        show_progress: Show progress bars.
+
+    Raises:
+        FileExistsError: run_dir holds a run and resume is False.
+        FileNotFoundError: resume is True and run_dir holds no checkpoint.
+        CheckpointError: The teacher checkpoint is missing, corrupt or not a teacher.
+    """
+    run_dir = Path(run_dir)
+    ckpt = run_dir / "checkpoint"
+    teacher = load_teacher(teacher_checkpoint)
+    robots = [str(r) for r in robots]
+    if resume:
+        if not (ckpt / "trainer_state.pt").exists():
+            raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
+        meta = json.loads((run_dir / "run.json").read_text())
+        config = DistillConfig.from_dict(meta["distill"])
+        robots = meta["robots"]
+        student = load_student(ckpt)
+        state = torch.load(ckpt / "trainer_state.pt", weights_only=True)
+    else:
+        if (run_dir / "run.json").exists():
+            raise FileExistsError(f"{run_dir}: already holds a run (use --resume or a new folder)")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        student = HyperNetPolicy(student_config or HyperNetConfig.small())
+        if student.config.max_limbs != teacher.config.max_limbs:
+            raise ValueError(
+                f"student hosts {student.config.max_limbs} limbs, teacher "
+                f"{teacher.config.max_limbs}; they must agree"
+            )
+        student.normalizer.load_state_dict(teacher.normalizer.state_dict())
+        (run_dir / "run.json").write_text(
+            json.dumps(
+                {
+                    "distill": config.to_dict(),
+                    "student": student.config.to_dict(),
+                    "teacher": str(teacher_checkpoint),
+                    "robots": robots,
+                },
+                indent=2,
+            )
+        )
+        state = None
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    opt = torch.optim.Adam(_trainable(student), lr=config.lr)
+    start_epoch, wall0 = 0, 0.0
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+        start_epoch, wall0 = state["epoch"], state["wall_s"]
+        torch.set_rng_state(state["torch_rng"])
+    log = CsvLog(run_dir / "progress.csv", LOG_COLUMNS)
+    if resume:
+        log.truncate_after("epoch", start_epoch)
+
+    data_path = run_dir / "data.npz"
+    if data_path.exists():
+        data = DistillData.load(data_path)
+    else:
+        data = collect(teacher_checkpoint, robots, config=config, show_progress=show_progress)
+        data.save(data_path)
+    rounds = config.dagger_rounds + 1
+    epochs_per_round = max(1, config.epochs // rounds)
+    names = [Path(r).stem for r in robots]
+    t0 = time.time()
+    loss = float("nan")
+    with progress_bar(disable=not show_progress) as bar:
+        job = bar.add_task("distil", total=config.epochs, completed=start_epoch, status="")
+        for epoch in range(start_epoch, config.epochs):
+            rnd = epoch // epochs_per_round
+            if rnd > 0 and epoch % epochs_per_round == 0 and rnd < rounds:
+                _save(ckpt, student, opt, epoch, wall0 + time.time() - t0, names, config)
+                extra = collect(
+                    teacher_checkpoint, robots, config=config, student_checkpoint=ckpt,
+                    show_progress=show_progress, seed_offset=rnd,
+                )  # fmt: skip
+                data = data.merge(extra)
+                data.save(data_path)
+            loss = _epoch(student, opt, data, config)
+            wall = wall0 + time.time() - t0
+            log.append(
+                {
+                    "epoch": epoch + 1,
+                    "round": min(rnd, rounds - 1),
+                    "samples": data.n_samples,
+                    "wall_s": wall,
+                    "loss": loss,
+                    "teacher_action_rms": data.action_rms,
+                }
+            )
+            bar.update(job, advance=1, status=f"loss {loss:.4g}")
+            if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
+                _save(ckpt, student, opt, epoch + 1, wall, names, config)
+                plot_curve(log, run_dir / "learning_curve.png", x="epoch", ys=("loss",),
+                           title="Hypernetwork distillation")  # fmt: skip
+    return DistillResult(run_dir, config.epochs, loss, data.n_samples)
+
+
+def _trainable(student: HyperNetPolicy):
+    return [p for name, p in student.named_parameters() if not name.startswith("normalizer.")]
+
+
+def _epoch(student: HyperNetPolicy, opt, data: DistillData, config: DistillConfig) -> float:
+    """One pass over the data in robot-balanced batches; returns the mean loss."""
+    student.train()
+    rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
+    steps = max(1, data.n_samples // config.batch_size)
+    per_robot = config.batch_size // config.robots_per_batch
+    context = torch.as_tensor(data.context)
+    limb_mask = torch.as_tensor(data.limb_mask)
+    action_mask = torch.as_tensor(data.action_mask).float()
+    total = 0.0
+    for _ in range(steps):
+        k = min(config.robots_per_batch, data.n_robots)
+        chosen = rng.choice(data.n_robots, size=k, replace=False)
+        idx = np.concatenate([data.sample_indices(r, per_robot, rng) for r in chosen])
+        local = np.repeat(np.arange(k), per_robot)
+        chosen_t = torch.as_tensor(chosen)
+        weights = student.generate(context[chosen_t], limb_mask[chosen_t])
+        pred = student.apply(weights, torch.as_tensor(data.proprio[idx]), torch.as_tensor(local))
+        target = torch.as_tensor(data.action[idx])
+        amask = action_mask[chosen_t][torch.as_tensor(local)]
+        err = 0.5 * ((pred - target) ** 2 * amask).sum(dim=(1, 2)) / amask.sum(dim=(1, 2))
+        loss = err.view(k, per_robot).mean(dim=1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(_trainable(student), config.max_grad_norm)
+        opt.step()
+        total += loss.item()
+    student.eval()
+    return total / steps
+
+
+def _save(ckpt: Path, student, opt, epoch: int, wall: float, names, config) -> None:
+    from hd_deploy.train.ppo import _replace_dir
+
+    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    save_checkpoint(tmp, student, robots=names, extra={"epoch": epoch, "wall_s": round(wall, 1)})
+    torch.save(
+        {
+            "optimizer": opt.state_dict(),
+            "epoch": epoch,
+            "wall_s": wall,
+            "torch_rng": torch.get_rng_state(),
+        },
+        tmp / "trainer_state.pt",
+    )
+    _replace_dir(tmp, ckpt)

@@ -1,0 +1,277 @@
+"""Per-robot rollouts in worker processes: distillation data and policy evaluation.
+
+A worker loads the policy from its checkpoint (or ONNX file), turns it into a per-robot
+controller (teacher transformer on the robot's limbs, a baked student MLP, or an exported
+file) and runs the locomotion task with deterministic actions.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hd_deploy.train.config import DistillConfig
+from hd_deploy.train.runlog import progress_bar
+
+_CACHE: dict = {}
+
+
+@dataclass
+class DistillData:
+    """Teacher-labelled samples of many robots (padded to ``L`` limbs).
+
+    Attributes:
+        proprio: ``(N, L, 17)`` raw proprioception.
+        action: ``(N, L, 2)`` teacher action means.
+        robot: ``(N,)`` robot index of each sample.
+        context: ``(R, L, 53)`` per robot.
+        limb_mask: ``(R, L)`` per robot.
+        action_mask: ``(R, L, 2)`` per robot.
+    """
+
+    proprio: np.ndarray
+    action: np.ndarray
+    robot: np.ndarray
+    context: np.ndarray
+    limb_mask: np.ndarray
+    action_mask: np.ndarray
+
+    def __post_init__(self) -> None:
+        self._by_robot = [np.nonzero(self.robot == r)[0] for r in range(len(self.context))]
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.robot)
+
+    @property
+    def n_robots(self) -> int:
+        return len(self.context)
+
+    @property
+    def action_rms(self) -> float:
+        m = self.action_mask[self.robot]
+        return float(np.sqrt((self.action**2 * m).sum() / max(1, m.sum())))
+
+    def sample_indices(self, robot: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.choice(self._by_robot[robot], size=n, replace=True)
+
+    def merge(self, other: DistillData) -> DistillData:
+        return DistillData(
+            np.concatenate([self.proprio, other.proprio]),
+            np.concatenate([self.action, other.action]),
+            np.concatenate([self.robot, other.robot]),
+            self.context, self.limb_mask, self.action_mask,
+        )  # fmt: skip
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **{k: getattr(self, k) for k in self.__dataclass_fields__})
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> DistillData:
+        with np.load(path) as f:
+            return cls(**{k: f[k] for k in cls.__dataclass_fields__})
+
+
+# --- worker side ----------------------------------------------------------------------
+
+
+def _policy(kind: str, path: str):
+    key = (kind, path)
+    if key not in _CACHE:
+        import torch
+
+        torch.set_num_threads(1)
+        from hd_deploy.models import load_student, load_teacher
+
+        _CACHE[key] = load_teacher(path) if kind == "teacher" else load_student(path)
+    return _CACHE[key]
+
+
+def _controller(kind: str, path: str, task):
+    """obs (n_limbs*17,) -> ctrl (n_actuators,) for one robot."""
+    if kind == "onnx":
+        from hd_deploy.runtime import load_controller
+
+        ctl = load_controller(path, backend="onnx")
+        return ctl.act
+    import torch
+
+    policy = _policy(kind, path)
+    if kind == "teacher":
+        module = policy.for_robot(task.robot, task.context)
+    else:
+        module = policy.bake([task.robot], [task.context])[0]
+    module.eval()
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return module(torch.as_tensor(obs[None])).numpy()[0]
+
+    return act
+
+
+def _collect_job(args) -> dict:
+    teacher_path, student_path, source, steps, seed, max_limbs = args
+    import torch
+
+    from hd_deploy.envs.task import LocomotionTask, TaskConfig
+
+    task = LocomotionTask(source, config=TaskConfig(max_limbs=max_limbs))
+    teacher = _policy("teacher", teacher_path)
+    actor = _controller("student", student_path, task) if student_path else None
+    n, L = task.robot.n_limbs, max_limbs
+    ctx = torch.zeros(1, L, task.context.shape[1])
+    ctx[0, :n] = torch.as_tensor(task.context)
+    mask = torch.zeros(1, L, dtype=torch.bool)
+    mask[0, :n] = True
+    proprio = np.zeros((steps, L, 17), np.float32)
+    action = np.zeros((steps, L, 2), np.float32)
+    rng = np.random.default_rng(seed)
+    obs = task.reset(rng)
+    for t in range(steps):
+        proprio[t, :n] = obs
+        with torch.no_grad():
+            mean = teacher.action_mean(torch.as_tensor(proprio[t : t + 1]), ctx, mask)[0].numpy()
+        action[t] = mean
+        ctrl = actor(obs.reshape(-1)) if actor else task.robot.actions_to_ctrl(mean)
+        res = task.step(ctrl)
+        obs = task.reset(rng) if (res.terminated or res.truncated) else task.observe()
+    return {
+        "proprio": proprio,
+        "action": action,
+        "context": ctx[0].numpy(),
+        "limb_mask": mask[0].numpy(),
+        "action_mask": task.robot.action_mask(L),
+    }
+
+
+def _eval_job(args) -> dict:
+    kind, path, source, episodes, seed, max_limbs = args
+    from hd_deploy.envs.task import LocomotionTask, TaskConfig
+
+    task = LocomotionTask(source, config=TaskConfig(max_limbs=max_limbs))
+    act = _controller(kind, path, task)
+    returns, lengths = [], []
+    for e in range(episodes):
+        obs = task.reset(np.random.default_rng((seed, e)))
+        total = 0.0
+        while True:
+            res = task.step(act(obs.reshape(-1)))
+            total += res.reward
+            if res.terminated or res.truncated:
+                break
+            obs = task.observe()
+        returns.append(total)
+        lengths.append(task.steps)
+    return {"name": task.robot.name, "n_limbs": task.robot.n_limbs, "returns": returns,
+            "lengths": lengths}  # fmt: skip
+
+
+def _map(fn, jobs: list, *, workers: int, label: str, show_progress: bool) -> list:
+    results: list = [None] * len(jobs)
+    with progress_bar(disable=not show_progress) as bar:
+        task = bar.add_task(label, total=len(jobs), status="")
+        if workers <= 1:
+            for i, job in enumerate(jobs):
+                results[i] = fn(job)
+                bar.advance(task)
+            return results
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for i, res in enumerate(pool.imap(fn, jobs)):
+                results[i] = res
+                bar.advance(task)
+    return results
+
+
+# --- public -----------------------------------------------------------------------------
+
+
+def collect(
+    teacher_checkpoint: str | Path,
+    robots: Sequence[str | Path],
+    *,
+    config: DistillConfig,
+    student_checkpoint: str | Path | None = None,
+    seed_offset: int = 0,
+    show_progress: bool = True,
+    max_limbs: int = 12,
+) -> DistillData:
+    """Label ``config.samples_per_robot`` states per robot with the teacher's action mean.
+
+    The teacher acts (deterministically) unless ``student_checkpoint`` is given (DAgger).
+    """
+    jobs = [
+        (str(teacher_checkpoint), str(student_checkpoint) if student_checkpoint else None,
+         str(src), config.samples_per_robot, config.seed * 100_003 + 7919 * seed_offset + i,
+         max_limbs)
+        for i, src in enumerate(robots)
+    ]  # fmt: skip
+    label = "DAgger data" if student_checkpoint else "teacher data"
+    parts = _map(_collect_job, jobs, workers=config.n_workers, label=label,
+                 show_progress=show_progress)  # fmt: skip
+    return DistillData(
+        proprio=np.concatenate([p["proprio"] for p in parts]),
+        action=np.concatenate([p["action"] for p in parts]),
+        robot=np.concatenate([np.full(len(p["proprio"]), i) for i, p in enumerate(parts)]),
+        context=np.stack([p["context"] for p in parts]),
+        limb_mask=np.stack([p["limb_mask"] for p in parts]),
+        action_mask=np.stack([p["action_mask"] for p in parts]),
+    )
+
+
+def evaluate(
+    kind: str,
+    path: str | Path,
+    robots: Sequence[str | Path],
+    *,
+    episodes: int = 3,
+    seed: int = 0,
+    workers: int = 2,
+    show_progress: bool = True,
+    max_limbs: int = 12,
+) -> dict:
+    """Mean and standard deviation of the return per robot and overall.
+
+    Args:
+        kind: ``teacher``, ``student`` (checkpoint folders) or ``onnx`` (exported file).
+        path: The checkpoint folder or ONNX file.
+        robots: MJCF files.
+        episodes: Episodes per robot; episode ``e`` starts from seed ``(seed, e)``.
+        seed: Base seed.
+        workers: Worker processes.
+        show_progress: Show a progress bar.
+        max_limbs: Maximum limbs (must match the policy).
+
+    Returns:
+        ``{"policy", "episodes", "seed", "return_mean", "return_std", "robots": [...]}``.
+    """
+    jobs = [(kind, str(path), str(r), episodes, seed, max_limbs) for r in robots]
+    parts = _map(_eval_job, jobs, workers=min(workers, len(jobs)), label=f"eval {kind}",
+                 show_progress=show_progress)  # fmt: skip
+    rows = [
+        {
+            "name": p["name"],
+            "n_limbs": p["n_limbs"],
+            "return_mean": float(np.mean(p["returns"])),
+            "return_std": float(np.std(p["returns"])),
+            "episode_length_mean": float(np.mean(p["lengths"])),
+            "returns": [float(x) for x in p["returns"]],
+        }
+        for p in parts
+    ]
+    means = [r["return_mean"] for r in rows]
+    return {
+        "policy": str(path),
+        "kind": kind,
+        "episodes": episodes,
+        "seed": seed,
+        "return_mean": float(np.mean(means)),
+        "return_std": float(np.std(means)),
+        "robots": rows,
+    }
