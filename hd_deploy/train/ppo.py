@@ -128,6 +128,7 @@ def train_teacher(
             )
         )
     torch.set_num_threads(ppo.threads)
+    task = dataclasses.replace(task, max_limbs=teacher.config.max_limbs)
     teacher.to(dev)
     opt = torch.optim.Adam(teacher.parameters(), lr=ppo.lr, eps=1e-5)
     scaler = RunningScale(ppo.n_envs, ppo.gamma)

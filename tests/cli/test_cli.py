@@ -1,0 +1,104 @@
+"""CLI smoke tests: hd-inspect, hd-generate, hd-train, hd-distill, hd-eval (tiny runs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from hd_deploy.cli.inspect import generate_app, inspect_app
+from hd_deploy.cli.train import distill_app, eval_app, train_app
+from hd_deploy.morphology.sources import bundled_robots
+from tests.conftest import gym_robots
+
+runner = CliRunner()
+
+
+def _one_error_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_inspect_json_keys(tiny_file: Path) -> None:
+    result = runner.invoke(inspect_app, [str(tiny_file), "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    for key in ("name", "n_limbs", "n_actuators", "obs_dim", "context_dim", "fingerprint", "limbs"):
+        assert key in info
+    assert info["n_limbs"] == 3 and info["obs_dim"] == 51 and info["context_dim"] == 159
+
+
+def test_inspect_table_on_gym_and_bundled_robots() -> None:
+    for path in [*gym_robots(), *bundled_robots()]:
+        result = runner.invoke(inspect_app, [str(path)])
+        assert result.exit_code == 0, result.output
+        assert "fingerprint" in result.output
+
+
+def test_inspect_broken_file_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<mujoco><worldbody><body>")
+    assert "malformed MJCF" in _one_error_line(runner.invoke(inspect_app, [str(bad)]))
+    missing = _one_error_line(runner.invoke(inspect_app, [str(tmp_path / "none.xml")]))
+    assert "no such robot file" in missing
+
+
+def test_generate_writes_robots(tmp_path: Path) -> None:
+    result = runner.invoke(generate_app, [str(tmp_path), "--count", "3", "--seed", "5"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.glob("*.xml")) == ["gen-5.xml", "gen-6.xml", "gen-7.xml"]
+
+
+def test_train_distill_eval_tiny(tmp_path: Path) -> None:
+    robot = str(bundled_robots()[0])
+    result = runner.invoke(train_app, [robot, "--tiny", "--out", str(tmp_path / "t")])
+    assert result.exit_code == 0, result.output
+    teacher = tmp_path / "t" / "checkpoint"
+    result = runner.invoke(
+        distill_app, [robot, "--tiny", "--teacher", str(teacher), "--out", str(tmp_path / "s")]
+    )
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "eval.json"
+    args = [str(tmp_path / "s" / "checkpoint"), "--robots", robot, "--episodes", "1"]
+    result = runner.invoke(eval_app, [*args, "--workers", "1", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["robots"][0]["name"] == Path(robot).stem
+    assert "return_mean" in report and "return_mean" in report["robots"][0]
+
+
+def test_user_errors_are_one_line(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "holds no robot" in _one_error_line(runner.invoke(train_app, [str(empty), "--tiny"]))
+    line = _one_error_line(runner.invoke(eval_app, [str(tmp_path / "nope")]))
+    assert "no such checkpoint" in line
+    line = _one_error_line(runner.invoke(eval_app, [str(empty)]))
+    assert "neither a checkpoint folder" in line
+    # a robot the model cannot host: more limbs than the maximum
+    big = tmp_path / "big.xml"
+    big.write_text(_chain_robot(13))
+    line = _one_error_line(
+        runner.invoke(train_app, [str(big), "--tiny", "--out", str(tmp_path / "x")])
+    )
+    assert "13 limbs, more than the maximum of 12" in line
+
+
+def _chain_robot(n_limbs: int) -> str:
+    """A torso with a chain of ``n_limbs - 1`` one-hinge capsules."""
+    body = ""
+    for i in reversed(range(n_limbs - 1)):
+        body = (
+            f'<body name="l{i}" pos="0.1 0 0"><joint name="j{i}" axis="0 1 0" range="-30 30"/>'
+            f'<geom type="capsule" fromto="0 0 0 0.1 0 0" size="0.02"/>{body}</body>'
+        )
+    motors = "".join(f'<motor joint="j{i}" gear="150"/>' for i in range(n_limbs - 1))
+    return (
+        '<mujoco><compiler angle="degree"/><worldbody><body name="torso" pos="0 0 0.5">'
+        f'<freejoint/><geom size="0.1"/>{body}</body></worldbody>'
+        f"<actuator>{motors}</actuator></mujoco>"
+    )

@@ -1,0 +1,112 @@
+"""Tiny end-to-end training runs: PPO teacher (with resume), distillation, evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hd_deploy.models import HyperNetConfig, TeacherConfig, load_student, load_teacher
+from hd_deploy.morphology.sources import bundled_robots
+from hd_deploy.train.config import DistillConfig, PPOConfig
+from hd_deploy.train.distill import distill_student
+from hd_deploy.train.ppo import _gae, train_teacher
+from hd_deploy.train.rollout import evaluate
+
+ROBOTS = 2
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ppo") / "run"
+    train_teacher(
+        bundled_robots()[:ROBOTS], out, teacher_config=TeacherConfig.tiny(),
+        ppo=PPOConfig.tiny(), show_progress=False,
+    )  # fmt: skip
+    return out
+
+
+def test_ppo_writes_checkpoint_log_and_plot(teacher_run: Path) -> None:
+    assert (teacher_run / "checkpoint" / "model.safetensors").exists()
+    assert (teacher_run / "learning_curve.png").stat().st_size > 0
+    rows = (teacher_run / "progress.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + PPOConfig.tiny().iterations
+    state = torch.load(teacher_run / "checkpoint" / "trainer_state.pt", weights_only=True)
+    assert state["env_steps"] == PPOConfig.tiny().total_steps
+    assert load_teacher(teacher_run / "checkpoint").normalizer.count > 0
+
+
+def test_ppo_resume_continues_where_it_stopped(teacher_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(teacher_run, run)
+    before = load_teacher(run / "checkpoint")
+    extra = 2 * PPOConfig.tiny().total_steps
+    result = train_teacher(bundled_robots()[:ROBOTS], run, resume=True, total_steps=extra,
+                           show_progress=False)  # fmt: skip
+    assert result.env_steps == extra
+    rows = (run / "progress.csv").read_text().strip().splitlines()[1:]
+    iterations = [int(r.split(",")[0]) for r in rows]
+    assert iterations == list(range(1, len(iterations) + 1))  # no gap, no repeat
+    after = load_teacher(run / "checkpoint")
+    changed = any(
+        not torch.equal(a, b)
+        for a, b in zip(before.state_dict().values(), after.state_dict().values(), strict=True)
+    )
+    assert changed
+
+
+def test_ppo_refuses_to_overwrite_or_resume_nothing(teacher_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train_teacher(bundled_robots()[:1], teacher_run, ppo=PPOConfig.tiny(),
+                      show_progress=False)  # fmt: skip
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume"):
+        train_teacher(bundled_robots()[:1], tmp_path / "empty", resume=True, show_progress=False)
+
+
+def test_gae_matches_hand_computation() -> None:
+    ppo = dataclasses.replace(PPOConfig.tiny(), gamma=0.5, gae_lambda=1.0)
+    reward = np.array([[1.0], [1.0], [1.0]])
+    done = np.array([[False], [True], [False]])
+    values = np.zeros((3, 1))
+    adv, ret = _gae(reward, done, values, np.array([4.0]), ppo)
+    # step 1 ends the episode: 1 + 0.5*1 = 1.5 ; step 2: 1 ; step 3 bootstraps 1 + 0.5*4 = 3
+    np.testing.assert_allclose(adv[:, 0], [1.5, 1.0, 3.0])
+    np.testing.assert_allclose(ret, adv)
+
+
+def test_distill_and_evaluate(teacher_run: Path, tmp_path: Path) -> None:
+    robots = bundled_robots()[:ROBOTS]
+    cfg = DistillConfig.tiny()
+    result = distill_student(
+        teacher_run / "checkpoint", robots, tmp_path / "student",
+        student_config=HyperNetConfig.tiny(), config=cfg, show_progress=False,
+    )  # fmt: skip
+    assert result.samples == ROBOTS * cfg.samples_per_robot
+    student = load_student(tmp_path / "student" / "checkpoint")
+    teacher = load_teacher(teacher_run / "checkpoint")
+    # the student sees exactly the teacher's observation statistics
+    torch.testing.assert_close(student.normalizer.mean, teacher.normalizer.mean)
+    meta = json.loads((tmp_path / "student" / "checkpoint" / "checkpoint.json").read_text())
+    assert meta["kind"] == "student" and len(meta["robots"]) == ROBOTS
+    report = evaluate("student", tmp_path / "student" / "checkpoint", robots[:1], episodes=1,
+                      workers=1, show_progress=False)  # fmt: skip
+    assert report["robots"][0]["name"] == robots[0].stem
+    assert np.isfinite(report["return_mean"])
+
+
+def test_distill_refuses_a_student_as_teacher(teacher_run: Path, tmp_path: Path) -> None:
+    from hd_deploy.models import CheckpointError
+
+    distill_student(
+        teacher_run / "checkpoint", bundled_robots()[:1], tmp_path / "s",
+        student_config=HyperNetConfig.tiny(), config=DistillConfig.tiny(), show_progress=False,
+    )  # fmt: skip
+    with pytest.raises(CheckpointError):
+        distill_student(tmp_path / "s" / "checkpoint", bundled_robots()[:1], tmp_path / "t",
+                        config=DistillConfig.tiny(), show_progress=False)  # fmt: skip
