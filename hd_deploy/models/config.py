@@ -36,9 +36,7 @@ class _ConfigBase:
         known = [f.name for f in fields(cls)]  # type: ignore[arg-type]
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ValueError(
-                f"{cls.__name__}: unknown keys {unknown}; known keys are {known}"
-            )
+            raise ValueError(f"{cls.__name__}: unknown keys {unknown}; known keys are {known}")
         return cls(**dict(data))
 
 

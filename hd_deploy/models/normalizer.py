@@ -108,9 +108,7 @@ class ObsNormalizer(nn.Module):
         """
         expected = {"mean", "var", "count", "clip", "eps"}
         if set(data) != expected:
-            raise ValueError(
-                f"normaliser stats need keys {sorted(expected)}, got {sorted(data)}"
-            )
+            raise ValueError(f"normaliser stats need keys {sorted(expected)}, got {sorted(data)}")
         mean = torch.as_tensor(data["mean"], dtype=torch.float32)
         var = torch.as_tensor(data["var"], dtype=torch.float32)
         if mean.ndim != 1 or mean.shape != var.shape:
@@ -118,7 +116,8 @@ class ObsNormalizer(nn.Module):
                 f"normaliser mean and var must be equal-length lists, got lengths "
                 f"{list(mean.shape)} and {list(var.shape)}"
             )
-        if bool((var < 0).any()) or not bool(torch.isfinite(mean).all() & torch.isfinite(var).all()):
+        finite = bool(torch.isfinite(mean).all()) and bool(torch.isfinite(var).all())
+        if not finite or bool((var < 0).any()):
             raise ValueError("normaliser stats must be finite with var >= 0")
         norm = cls(mean.shape[0], clip=float(data["clip"]), eps=float(data["eps"]))
         norm.mean.copy_(mean)

@@ -1,0 +1,162 @@
+"""Checkpoints: exact round trip, hashes, and one-line errors for broken files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from hd_deploy.models import (
+    CheckpointError,
+    HyperNetConfig,
+    HyperNetPolicy,
+    TeacherConfig,
+    TeacherPolicy,
+    checkpoint_hash,
+    load_checkpoint,
+    load_student,
+    load_teacher,
+    read_checkpoint_info,
+    save_checkpoint,
+)
+
+from ._helpers import RobotCase, pad_batch, perturb_hypernet, randomize_normalizer
+
+ROBOTS = ("robot_a", "robot_b")
+
+
+@pytest.fixture
+def teacher() -> TeacherPolicy:
+    torch.manual_seed(0)
+    model = TeacherPolicy(TeacherConfig.tiny())
+    randomize_normalizer(model.normalizer, 0)
+    return model.eval()
+
+
+@pytest.fixture
+def student() -> HyperNetPolicy:
+    torch.manual_seed(1)
+    model = HyperNetPolicy(HyperNetConfig.tiny())
+    randomize_normalizer(model.normalizer, 1)
+    perturb_hypernet(model, 1)
+    return model.eval()
+
+
+def test_teacher_round_trip_gives_identical_actions(
+    tmp_path: Path, teacher: TeacherPolicy, random_cases: list[RobotCase]
+) -> None:
+    save_checkpoint(tmp_path / "t", teacher, robots=ROBOTS, extra={"step": 10})
+    loaded = load_teacher(tmp_path / "t")
+    assert not loaded.training and loaded.config == teacher.config
+    p, c, m, _ = pad_batch(random_cases, 12)
+    assert torch.equal(loaded.action_mean(p, c, m), teacher.action_mean(p, c, m))
+    assert torch.equal(loaded.value(p, c, m), teacher.value(p, c, m))
+    assert torch.equal(loaded.normalizer.var, teacher.normalizer.var)
+    info = read_checkpoint_info(tmp_path / "t" / "checkpoint.json")
+    assert info.kind == "teacher" and info.robots == ROBOTS and info.extra == {"step": 10}
+
+
+def test_student_round_trip_gives_identical_actions(
+    tmp_path: Path, student: HyperNetPolicy, random_cases: list[RobotCase]
+) -> None:
+    save_checkpoint(tmp_path, student, robots=ROBOTS)
+    loaded = load_checkpoint(tmp_path)
+    assert isinstance(loaded, HyperNetPolicy)
+    p, c, m, _ = pad_batch(random_cases, 12)
+    assert torch.equal(loaded.action_mean(p, c, m), student.action_mean(p, c, m))
+    assert torch.equal(loaded.normalizer.mean, student.normalizer.mean)
+
+
+def test_files_are_safetensors_and_json(tmp_path: Path, teacher: TeacherPolicy) -> None:
+    save_checkpoint(tmp_path, teacher, robots=ROBOTS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.json", "model.safetensors"]
+    meta = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert meta["format_version"] == 1 and meta["kind"] == "teacher"
+    assert meta["config"] == teacher.config.to_dict()
+    with safe_open(str(tmp_path / "model.safetensors"), framework="pt") as f:
+        keys = set(f.keys())
+    assert "actor.embed.weight" in keys and not any(k.startswith("normalizer.") for k in keys)
+
+
+def test_hash_is_stable_and_tracks_content(tmp_path: Path, teacher: TeacherPolicy) -> None:
+    save_checkpoint(tmp_path / "a", teacher, robots=ROBOTS)
+    save_checkpoint(tmp_path / "b", teacher, robots=ROBOTS)
+    h = checkpoint_hash(tmp_path / "a")
+    assert len(h) == 16 and h == checkpoint_hash(tmp_path / "b")
+    with torch.no_grad():
+        teacher.actor.head.bias.add_(1e-3)
+    save_checkpoint(tmp_path / "b", teacher, robots=ROBOTS)
+    assert checkpoint_hash(tmp_path / "b") != h
+
+
+def test_wrong_kind_is_refused(tmp_path: Path, student: HyperNetPolicy) -> None:
+    save_checkpoint(tmp_path, student, robots=ROBOTS)
+    with pytest.raises(CheckpointError, match="is a student checkpoint, expected a teacher"):
+        load_teacher(tmp_path)
+    assert isinstance(load_student(tmp_path), HyperNetPolicy)
+
+
+def edit_meta(directory: Path, **changes: object) -> None:
+    path = directory / "checkpoint.json"
+    meta = json.loads(path.read_text())
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(meta.get(key), dict):
+            meta[key].update(value)
+        else:
+            meta[key] = value
+    path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        ("no_dir", r"checkpoint.json: no such file"),
+        ("no_weights", r"model.safetensors: no such file"),
+        ("corrupt", r"model.safetensors: corrupted safetensors file"),
+        ("bad_json", r"checkpoint.json: not valid JSON"),
+        ("version", r"checkpoint.json: format_version 99 is not supported \(expected 1\)"),
+        ("kind", r"checkpoint.json: unknown kind 'critic'"),
+        ("shape", r"model.safetensors: shape mismatch for 'actor.pos': file has \(12, 16\), "
+         r"config needs \(12, 32\)"),
+        ("unknown_key", r"checkpoint.json: TeacherConfig: unknown keys \['wings'\]"),
+        ("layers", r"model.safetensors: tensors do not match the config: missing \[\], "
+         r"unexpected \['actor.layers.0"),
+    ],
+)  # fmt: skip
+def test_broken_checkpoints_raise_one_line_errors(
+    tmp_path: Path, teacher: TeacherPolicy, breakage: str, message: str
+) -> None:
+    d = tmp_path / "ckpt"
+    save_checkpoint(d, teacher, robots=ROBOTS)
+    if breakage == "no_dir":
+        d = tmp_path / "missing"
+    elif breakage == "no_weights":
+        (d / "model.safetensors").unlink()
+    elif breakage == "corrupt":
+        (d / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00garbage")
+    elif breakage == "bad_json":
+        (d / "checkpoint.json").write_text("{not json")
+    elif breakage == "version":
+        edit_meta(d, format_version=99)
+    elif breakage == "kind":
+        edit_meta(d, kind="critic")
+    elif breakage == "shape":
+        edit_meta(d, config={"d_model": 32, "value_d_model": 16})
+    elif breakage == "unknown_key":
+        edit_meta(d, config={"wings": 2})
+    elif breakage == "layers":
+        edit_meta(d, config={"n_layers": 0})
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint(d)
+    assert "\n" not in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_extra_must_be_json(tmp_path: Path, teacher: TeacherPolicy) -> None:
+    with pytest.raises(ValueError, match="checkpoint metadata is not plain JSON"):
+        save_checkpoint(tmp_path, teacher, robots=ROBOTS, extra={"x": object()})
+    with pytest.raises(TypeError, match="cannot checkpoint a Linear"):
+        save_checkpoint(tmp_path, torch.nn.Linear(2, 2), robots=ROBOTS)  # type: ignore[arg-type]
