@@ -201,8 +201,8 @@ class HyperNetConfig(_ConfigBase):
 
     @classmethod
     def small(cls) -> HyperNetConfig:
-        """CPU training default: context d 64 (ff 128), base MLP hidden 256 x 1."""
-        return cls(context_d=64, context_heads=2, context_ff=128, hidden=256, n_hidden_layers=1)
+        """CPU training default: context d 64 (ff 128), base MLP hidden 128 x 1."""
+        return cls(context_d=64, context_heads=2, context_ff=128, hidden=128, n_hidden_layers=1)
 
     @classmethod
     def tiny(cls) -> HyperNetConfig:

@@ -23,7 +23,7 @@ def test_reference_is_the_default_and_small_sizes() -> None:
     assert (small.value_d_model, small.value_layers, small.value_ff) == (32, 1, 64)
     assert small.token_dim == 70
     hn = HyperNetConfig.small()
-    assert (hn.context_d, hn.context_ff, hn.hidden, hn.n_hidden_layers) == (64, 128, 256, 1)
+    assert (hn.context_d, hn.context_ff, hn.hidden, hn.n_hidden_layers) == (64, 128, 128, 1)
 
 
 def test_configs_are_frozen() -> None:

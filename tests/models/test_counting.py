@@ -81,7 +81,7 @@ def test_hypernet_analytic_params_match_module(config: HyperNetConfig) -> None:
 
 def test_hypernet_reference_and_small_sizes() -> None:
     assert hypernet_params(HyperNetConfig.reference()) == 9_566_850
-    assert hypernet_params(HyperNetConfig.small()) == 4_720_578
+    assert hypernet_params(HyperNetConfig.small()) == 1_350_978
 
 
 def test_fvcore_agrees_with_analytic_for_teacher_export(random_cases: list[RobotCase]) -> None:

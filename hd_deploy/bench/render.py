@@ -1,0 +1,418 @@
+"""Render a benchmark report for people: Markdown (``report.md``) and rich tables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def macs_disagreements(report: Mapping[str, Any]) -> list[str]:
+    """Every model whose fvcore and analytic MAC counts disagree, reference included."""
+    bad = list(report["summary"]["macs_disagreements"])
+    ref = report.get("reference")
+    if ref:
+        bad += [
+            f"reference {kind}"
+            for kind in ("teacher", "student")
+            if not ref[kind]["macs_check"]["agree"]
+        ]
+    return bad
+
+
+def fmt_count(n: float | None) -> str:
+    """12345678 -> '12.3M'."""
+    if n is None:
+        return "-"
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= div:
+            return f"{n / div:.3g}{suffix}"
+    return f"{n:.0f}"
+
+
+def fmt_ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3g}x"
+
+
+def fmt_us(stats: Mapping[str, Any] | None) -> str:
+    return "-" if stats is None else f"{stats['p50']:.1f}"
+
+
+def fmt_float(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def fmt_range(r: Sequence[float] | None) -> str:
+    return "-" if not r else f"{r[0]:.3g}-{r[1]:.3g}x"
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _lat(model: Mapping[str, Any], backend: str) -> Mapping[str, Any] | None:
+    return model["latency_us"].get(backend)
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    """Human-readable report: tables, summary, reference, conventions, machine, command."""
+    s, robots, st = report["summary"], report["robots"], report["settings"]
+    lines = ["# hd-bench report", "", f"Created {report['created']}. Command:", ""]
+    lines += ["```", report["command"], "```", ""]
+    bad = macs_disagreements(report)
+    if bad:
+        lines += [
+            f"**WARNING: fvcore and analytic MAC counts disagree (> 1%) for: {', '.join(bad)}.**",
+            "",
+        ]
+
+    lines += ["## Summary (teacher / student)", ""]
+    rows = [
+        ["parameters", fmt_ratio(s["params_ratio"]), fmt_range(s["params_ratio_range"])],
+        ["MACs per step", fmt_ratio(s["macs_ratio"]), fmt_range(s["macs_ratio_range"])],
+        [
+            "latency, onnxruntime vs onnxruntime",
+            fmt_ratio(s["latency_ratio_onnx"]),
+            fmt_range(s["latency_ratio_onnx_range"]),
+        ],
+        [
+            "latency, torch teacher vs onnxruntime student",
+            fmt_ratio(s["latency_ratio_torch_vs_onnx"]),
+            fmt_range(s["latency_ratio_torch_vs_onnx_range"]),
+        ],
+    ]
+    lines += _md_table(["ratio", f"mean over {s['n_robots']} robots", "range"], rows)
+    if st["returns"]:
+        rows = [
+            [
+                x["name"],
+                str(x["n_robots"]),
+                fmt_float(x["teacher_return_mean"]),
+                fmt_float(x["student_return_mean"]),
+                fmt_float(x["return_ratio"], 3),
+            ]
+            for x in s["sets"]
+        ]
+        rows.append(
+            [
+                "**all**",
+                str(s["n_robots"]),
+                fmt_float(s["teacher_return_mean"]),
+                fmt_float(s["student_return_mean"]),
+                fmt_float(s["return_ratio"], 3),
+            ]
+        )
+        lines += [f"Return ({st['episodes']} episodes per robot, seed {st['seed']}):", ""]
+        lines += _md_table(["robot set", "robots", "teacher", "student", "student / teacher"], rows)
+    else:
+        lines += ["Returns were not measured (`--no-returns`).", ""]
+
+    lines += ["## Size and compute per robot", ""]
+    rows = []
+    for r in robots:
+        t, u = r["teacher"], r["student"]
+        rows.append(
+            [
+                r["name"],
+                str(r["n_limbs"]),
+                str(r["n_actuators"]),
+                f"{t['params']:,}",
+                f"{u['params']:,}",
+                fmt_ratio(r["ratios"]["params"]),
+                f"{t['macs']:,}",
+                f"{u['macs']:,}",
+                fmt_ratio(r["ratios"]["macs"]),
+                fmt_count(t["onnx_bytes"]) + "B",
+                fmt_count(u["onnx_bytes"]) + "B",
+            ]
+        )
+    lines += _md_table(
+        [
+            "robot",
+            "limbs",
+            "act.",
+            "teacher params",
+            "student params",
+            "ratio",
+            "teacher MACs",
+            "student MACs",
+            "ratio",
+            "teacher ONNX",
+            "student ONNX",
+        ],
+        rows,
+    )
+    hn = report["models"]["student"]
+    lines += [
+        f"Hypernetwork (runs once per robot, not deployed): {hn['hypernet_params']:,} "
+        "parameters; MACs per bake and bake time per robot below.",
+        "",
+    ]
+
+    lines += ["## Latency per control step (us, batch 1, one thread; p50 / p99)", ""]
+    rows = []
+    for r in robots:
+        t, u = r["teacher"], r["student"]
+        cells = [
+            _lat(t, "torch"),
+            _lat(t, "onnx"),
+            _lat(u, "torch"),
+            _lat(u, "onnx"),
+            _lat(u, "numpy"),
+        ]
+        rows.append(
+            [r["name"]]
+            + ["-" if c is None else f"{c['p50']:.1f} / {c['p99']:.1f}" for c in cells]
+            + [
+                fmt_ratio(r["ratios"]["latency_onnx"]),
+                fmt_ratio(r["ratios"]["latency_torch_vs_onnx"]),
+                f"{u['bake_ms']:.2f}",
+                fmt_count(u["hypernet_macs_per_bake"]),
+            ]
+        )
+    lines += _md_table(
+        [
+            "robot",
+            "teacher torch",
+            "teacher ORT",
+            "student torch",
+            "student ORT",
+            "student numpy",
+            "ORT/ORT",
+            "torch/ORT",
+            "bake ms",
+            "bake MACs",
+        ],
+        rows,
+    )
+    lat = st["latency"]
+    lines += [
+        f"{lat['calls']} timed calls per backend ({lat['rounds']} rounds of "
+        f"{lat['calls_per_round']}, backends alternating) after {lat['warmup']} warm-up calls.",
+        "",
+    ]
+
+    lines += ["## Control loop and return per robot", ""]
+    rows = []
+    for r in robots:
+        t, u = r["teacher"], r["student"]
+        rows.append(
+            [
+                r["name"],
+                r["set"],
+                fmt_float(r["physics_steps_per_s"], 0),
+                fmt_float(t["steps_per_s"], 0),
+                fmt_float(u["steps_per_s"], 0),
+                fmt_float(t.get("return_mean")),
+                fmt_float(u.get("return_mean")),
+                fmt_float(r["ratios"]["return"], 3),
+            ]
+        )
+    lines += _md_table(
+        [
+            "robot",
+            "set",
+            "physics only steps/s",
+            "teacher (ORT) steps/s",
+            "student (ORT) steps/s",
+            "teacher return",
+            "student return",
+            "student / teacher",
+        ],
+        rows,
+    )
+
+    lines += ["## MAC cross-check (fvcore vs analytic)", ""]
+    rows = []
+    for name, kind, model in _all_models(report):
+        c = model["macs_check"]
+        rows.append(
+            [
+                name,
+                kind,
+                f"{c['fvcore']:,}",
+                f"{c['analytic']:,}",
+                f"{100 * c['rel_diff']:.3f}%",
+                "yes" if c["agree"] else "**NO**",
+            ]
+        )
+    lines += _md_table(["robot", "model", "fvcore", "analytic", "difference", "agree"], rows)
+
+    ref = report.get("reference")
+    if ref:
+        lines += _reference_md(ref)
+
+    lines += ["## Conventions", ""]
+    lines += [f"- **{k}**: {v}" for k, v in report["convention"].items()] + [""]
+    m = report["machine"]
+    lines += ["## Machine", ""]
+    lines += [
+        f"- CPU: {m['cpu']} ({m['cores']} logical cores, {m['cores_usable']} usable); "
+        f"load average {m['load_average']}",
+        f"- {m['platform']}, Python {m['python']}, {m['threads']} thread",
+        "- " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+        f"- teacher `{st['teacher']}` ({st['teacher_hash']}), student `{st['student']}` "
+        f"({st['student_hash']})",
+        "",
+    ]
+    if report.get("plots"):
+        lines += ["## Plots", ""] + [f"![{p}]({p})" for p in report["plots"]] + [""]
+    return "\n".join(lines)
+
+
+def _all_models(report: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
+    out = [(r["name"], k, r[k]) for r in report["robots"] for k in ("teacher", "student")]
+    ref = report.get("reference")
+    if ref:
+        out += [(f"reference ({ref['robot']})", k, ref[k]) for k in ("teacher", "student")]
+    return out
+
+
+def _reference_md(ref: Mapping[str, Any]) -> list[str]:
+    t, u, p = ref["teacher"], ref["student"], ref["paper_layout"]
+    lines = [
+        f"## Reference architectures ({ref['n_limbs']} limbs, {ref['n_actuators']} actuators, "
+        "random weights)",
+        "",
+    ]
+    rows = [
+        [
+            "parameters",
+            f"{t['params']:,}",
+            f"{u['params']:,}",
+            fmt_ratio(ref["params_ratio"]),
+            fmt_ratio(p["params_ratio"]),
+            "6-14x",
+        ],
+        [
+            "MACs per step",
+            f"{t['macs']:,}",
+            f"{u['macs']:,}",
+            fmt_ratio(ref["macs_ratio"]),
+            fmt_ratio(p["macs_ratio"]),
+            "67-160x (FLOPs)",
+        ],
+        [
+            "latency ORT p50 (us)",
+            fmt_us(t["latency_us"].get("onnx")),
+            fmt_us(u["latency_us"].get("onnx")),
+            fmt_ratio(ref["latency_ratio_onnx"]),
+            "",
+            "",
+        ],
+        [
+            "latency torch teacher vs ORT student p50 (us)",
+            fmt_us(t["latency_us"].get("torch")),
+            fmt_us(u["latency_us"].get("onnx")),
+            fmt_ratio(ref["latency_ratio_torch_vs_onnx"]),
+            "",
+            "",
+        ],
+    ]
+    lines += _md_table(
+        ["", "teacher", "baked MLP", "ratio", f"ratio, paper layout ({p['widths']})", "paper"],
+        rows,
+    )
+    lines += [
+        f"Hypernetwork: {u['hypernet_params']:,} parameters, bake {u['bake_ms']:.2f} ms. "
+        f"The generated robot has {ref['n_actuators']} actuators (the torso carries no "
+        "hinge); the paper layout pads to 12 limbs x 2 slots = 24 outputs.",
+        "",
+    ]
+    return lines
+
+
+# --- terminal ---------------------------------------------------------------------------
+
+
+def rich_tables(report: Mapping[str, Any]) -> list[Any]:
+    """rich renderables: per-robot table, summary table (and the reference, if any)."""
+    from rich import box
+    from rich.table import Table
+
+    st = report["settings"]
+    table = Table(
+        title="hd-bench per control step: size, MACs, latency p50 (us, batch 1, 1 thread), "
+        "loop steps/s (ORT), return; L limbs, A actuators",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    cols = ["robot", "model", "params", "MACs", "torch", "ORT", "numpy", "steps/s", "return"]
+    for c in cols:
+        table.add_column(c, justify="left" if c in ("robot", "model") else "right")
+    for r in report["robots"]:
+        for kind in ("teacher", "student"):
+            m = r[kind]
+            table.add_row(
+                r["name"] if kind == "teacher" else f"[dim]{r['n_limbs']}L {r['n_actuators']}A",
+                kind,
+                fmt_count(m["params"]),
+                fmt_count(m["macs"]),
+                fmt_us(_lat(m, "torch")),
+                fmt_us(_lat(m, "onnx")),
+                fmt_us(_lat(m, "numpy")),
+                fmt_float(m["steps_per_s"], 0),
+                fmt_float(m.get("return_mean")),
+                end_section=kind == "student",
+            )
+    s = report["summary"]
+    summary = Table(
+        title=f"summary over {s['n_robots']} robots", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    for c in ("", "mean", "range"):
+        summary.add_column(c, justify="right" if c else "left")
+    for label, key in (
+        ("params teacher/student", "params_ratio"),
+        ("MACs teacher/student", "macs_ratio"),
+        ("latency ORT teacher / ORT student", "latency_ratio_onnx"),
+        ("latency torch teacher / ORT student", "latency_ratio_torch_vs_onnx"),
+    ):
+        summary.add_row(label, fmt_ratio(s[key]), fmt_range(s[f"{key}_range"]))
+    if st["returns"]:
+        for x in s["sets"]:
+            summary.add_row(
+                f"return student/teacher, {x['name']}", fmt_float(x["return_ratio"], 3), ""
+            )
+        if len(s["sets"]) > 1:
+            summary.add_row("return student/teacher, all", fmt_float(s["return_ratio"], 3), "")
+    else:
+        summary.add_row("return student/teacher", "skipped", "")
+    out = [table, summary]
+    ref = report.get("reference")
+    if ref:
+        t, u = ref["teacher"], ref["student"]
+        rt = Table(
+            title=f"reference architectures, {ref['n_limbs']} limbs "
+            f"({ref['n_actuators']} actuators)",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+        )
+        for c in ("", "teacher", "baked MLP", "ratio", "paper"):
+            rt.add_column(c, justify="right" if c else "left")
+        rt.add_row(
+            "params",
+            f"{t['params']:,}",
+            f"{u['params']:,}",
+            fmt_ratio(ref["params_ratio"]),
+            "6-14x",
+        )
+        rt.add_row(
+            "MACs", f"{t['macs']:,}", f"{u['macs']:,}", fmt_ratio(ref["macs_ratio"]), "67-160x"
+        )
+        rt.add_row(
+            "ORT p50 us",
+            fmt_us(t["latency_us"].get("onnx")),
+            fmt_us(u["latency_us"].get("onnx")),
+            fmt_ratio(ref["latency_ratio_onnx"]),
+            "",
+        )
+        rt.add_row(
+            "torch T vs ORT S p50 us",
+            fmt_us(t["latency_us"].get("torch")),
+            fmt_us(u["latency_us"].get("onnx")),
+            fmt_ratio(ref["latency_ratio_torch_vs_onnx"]),
+            "",
+        )
+        out.append(rt)
+    return out

@@ -1,0 +1,152 @@
+"""hd-export and hd-run.
+
+hd-run must start fast and stay torch-free: everything it needs is imported inside the
+command from :mod:`hd_deploy.runtime`; only hd-export imports the exporters (and torch).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from hd_deploy.cli.common import app, user_errors
+
+F = TypeVar("F", bound=Callable)
+
+
+class _UserError(ValueError):
+    """A non-ValueError user-facing failure, re-raised so ``user_errors`` prints it."""
+
+
+def _render_errors(fn: F) -> F:
+    """Let ``user_errors`` also report rendering problems (no GL, no MP4 writer, no display)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from hd_deploy.runtime.render import RenderError
+
+        try:
+            return fn(*args, **kwargs)
+        except RenderError as exc:
+            raise _UserError(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# --- hd-export ----------------------------------------------------------------------
+
+export_app = app("Bake per-robot controllers and export them as verified ONNX files.")
+
+
+@export_app.command()
+@user_errors
+def export(
+    robots: Annotated[list[Path], typer.Argument(help="MJCF robot files or folders of them.")],
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="Student checkpoint (a teacher one with --teacher); default: the shipped one."
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("controllers"),
+    dynamic_batch: Annotated[
+        bool, typer.Option("--dynamic-batch", help="Symbolic batch dimension (default: 1).")
+    ] = False,
+    teacher: Annotated[
+        bool,
+        typer.Option(
+            "--teacher", help="Export the transformer teacher (<robot>.teacher.onnx) instead."
+        ),
+    ] = False,
+) -> None:
+    """Bake, export to OUT/<robot>.onnx and verify a controller for every ROBOT."""
+    from hd_deploy.exporters import export_robots
+
+    results = export_robots(
+        robots,
+        checkpoint=checkpoint,
+        out_dir=out,
+        dynamic_batch=dynamic_batch,
+        teacher=teacher,
+        progress=len(robots) > 1 or any(Path(r).is_dir() for r in robots),
+        on_result=lambda result: typer.echo(result.summary()),
+    )
+    typer.echo(f"exported {len(results)} controller(s) to {out}")
+
+
+# --- hd-run -------------------------------------------------------------------------
+
+run_app = app("Run an exported controller on its robot (flat-terrain locomotion).")
+
+
+class Backend(str, Enum):
+    onnx = "onnx"
+    numpy = "numpy"
+
+
+@run_app.command()
+@user_errors
+@_render_errors
+def run(
+    controller: Annotated[Path, typer.Argument(help="Exported controller (.onnx).")],
+    robot: Annotated[
+        Path | None, typer.Option(help="MJCF robot file (default: the one in the controller).")
+    ] = None,
+    episodes: Annotated[int, typer.Option(min=1, help="Episodes to run.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the reset noise.")] = 0,
+    backend: Annotated[Backend, typer.Option(help="Inference backend.")] = Backend.onnx,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results as JSON.")
+    ] = None,
+    video: Annotated[
+        Path | None, typer.Option(help="Render one more episode to this MP4 file.")
+    ] = None,
+    viewer: Annotated[bool, typer.Option(help="Watch the episodes in MuJoCo's viewer.")] = False,
+    allow_mismatch: Annotated[
+        bool, typer.Option(help="Run even if the robot's fingerprint differs.")
+    ] = False,
+) -> None:
+    """Return, episode length, policy latency (p50/p99) and control-loop steps/s."""
+    from hd_deploy.runtime import load_controller, run_episodes
+    from hd_deploy.runtime.render import record_video, require_display, require_mp4_writer, view
+
+    # Fail before the episodes, not after them, when a viewer or video cannot work here.
+    if video is not None:
+        require_mp4_writer()
+    if viewer:
+        require_display()
+    policy = load_controller(controller, backend.value)
+    meta = policy.metadata
+    report = run_episodes(
+        policy, robot, episodes=episodes, seed=seed, allow_mismatch=allow_mismatch
+    )
+    typer.echo(f"{controller} ({meta['policy_kind']}, {backend.value} backend)")
+    typer.echo(report.summary())
+    if json_path is not None:
+        doc = {
+            **report.to_dict(),
+            "controller": str(controller),
+            "backend": backend.value,
+            "policy_kind": meta["policy_kind"],
+            "robot_fingerprint": meta["robot_fingerprint"],
+        }
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"wrote {json_path}")
+    if video is not None:
+        has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+        if "MUJOCO_GL" not in os.environ and sys.platform.startswith("linux") and not has_display:
+            # Headless Linux: offscreen EGL (a desktop session keeps MuJoCo's default).
+            os.environ["MUJOCO_GL"] = "egl"
+        path = record_video(policy, video, robot, seed=seed, allow_mismatch=allow_mismatch)
+        typer.echo(f"wrote {path}")
+    if viewer:
+        view(policy, robot, episodes=episodes, seed=seed, allow_mismatch=allow_mismatch)

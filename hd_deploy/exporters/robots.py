@@ -1,0 +1,152 @@
+"""Export controllers for many robots from one checkpoint (what ``hd-export`` runs)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from hd_deploy.envs.task import TaskConfig, build_model
+from hd_deploy.exporters.onnx import ExportError, ExportResult, export_controller
+from hd_deploy.models.baked import BakedMLP
+from hd_deploy.models.checkpoint import META_FILE, checkpoint_hash, load_student, load_teacher
+from hd_deploy.models.teacher import TeacherExport, TeacherPolicy
+from hd_deploy.morphology.features import context
+from hd_deploy.morphology.robot import load_spec
+from hd_deploy.morphology.sources import resolve_robots
+
+SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
+
+
+def shipped_checkpoint(kind: str) -> Path:
+    """The checkpoint shipped with the package for ``kind`` (``"student"`` or ``"teacher"``).
+
+    Raises:
+        ExportError: It is not there (training has not produced it yet).
+    """
+    path = SHIPPED_CHECKPOINTS / kind
+    if not (path / META_FILE).is_file():
+        raise ExportError(f"no shipped {kind} checkpoint at {path}; pass --checkpoint")
+    return path
+
+
+def output_name(robot_name: str, kind: str) -> str:
+    """``<robot>.onnx`` for a student, ``<robot>.teacher.onnx`` for a teacher."""
+    return f"{robot_name}.onnx" if kind == "student" else f"{robot_name}.{kind}.onnx"
+
+
+def export_robots(
+    robots: Sequence[str | Path],
+    *,
+    checkpoint: str | Path | None = None,
+    out_dir: str | Path,
+    dynamic_batch: bool = False,
+    teacher: bool = False,
+    progress: bool = False,
+    config: TaskConfig = TaskConfig(),
+    verify: bool = True,
+    on_result: Callable[[ExportResult], None] | None = None,
+) -> list[ExportResult]:
+    """Bake (one batched hypernetwork call) and export a controller per robot.
+
+    Args:
+        robots: MJCF files or folders of them.
+        checkpoint: Student checkpoint (teacher with ``teacher``); None: the shipped one.
+        out_dir: Output folder (created); files are ``<robot>.onnx`` or
+            ``<robot>.teacher.onnx``.
+        dynamic_batch: Symbolic batch dimension instead of batch 1.
+        teacher: Export the transformer teacher (same I/O and metadata) instead.
+        progress: Show a progress bar on stderr.
+        config: Task timing stored in the files.
+        verify: Check every file (see :func:`export_controller`).
+        on_result: Called with each result as soon as its file is written.
+
+    Returns:
+        One result per robot, in input order.
+
+    Raises:
+        ExportError: No checkpoint, clashing robot names, or a failed check.
+        CheckpointError: The checkpoint cannot be read or is of the other kind.
+        MorphologyError: A robot cannot be read.
+    """
+    kind = "teacher" if teacher else "student"
+    files = resolve_robots(robots)
+    ckpt = Path(checkpoint) if checkpoint is not None else shipped_checkpoint(kind)
+    policy = load_teacher(ckpt) if teacher else load_student(ckpt)
+    source_hash = checkpoint_hash(ckpt)
+    max_limbs = policy.config.max_limbs
+    task_config = TaskConfig(
+        timestep=config.timestep, frame_skip=config.frame_skip, max_limbs=max_limbs
+    )
+
+    texts, parsed = [], []
+    for f in files:
+        model, robot = build_model(f, config=task_config)
+        parsed.append((model, robot))
+        texts.append(_mjcf_text(Path(f)))
+    names = [robot.name for _, robot in parsed]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise ExportError(f"several robots are named {clashes}; their files would overwrite")
+    contexts = [context(robot, model) for model, robot in parsed]
+    robots_ = [robot for _, robot in parsed]
+    modules: list[BakedMLP | TeacherExport] = []
+    if isinstance(policy, TeacherPolicy):
+        modules.extend(policy.for_robot(r, c) for r, c in zip(robots_, contexts, strict=True))
+    else:
+        modules.extend(policy.bake(robots_, contexts))  # one batched hypernetwork call
+
+    out = Path(out_dir)
+    results: list[ExportResult] = []
+    with _progress(progress, len(files)) as tick:
+        for module, robot, text in zip(modules, robots_, texts, strict=True):
+            tick(robot.name)
+            result = export_controller(
+                module,
+                robot,
+                text,
+                out / output_name(robot.name, kind),
+                kind=kind,
+                source_hash=source_hash,
+                dynamic_batch=dynamic_batch,
+                verify=verify,
+                config=task_config,
+            )
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+            tick(None)
+    return results
+
+
+def _mjcf_text(path: Path) -> str:
+    """The file's own text; with includes, MuJoCo's single-file rewrite of it."""
+    text = path.read_text(encoding="utf-8")
+    if "<include" in text:
+        return load_spec(path).to_xml()
+    return text
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[Callable[[str | None], None]]:
+    """A transient rich progress bar on stderr (or nothing); yields ``tick(name)``.
+
+    ``tick(name)`` shows the robot being exported; ``tick(None)`` marks it done.
+    """
+    if not enabled:
+        yield lambda name: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    columns = (TextColumn("exporting {task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("", total=total)
+
+        def tick(name: str | None) -> None:
+            if name is None:
+                bar.advance(task)
+            else:
+                bar.update(task, description=name)
+
+        yield tick

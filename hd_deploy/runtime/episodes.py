@@ -1,0 +1,178 @@
+"""Run a controller on the locomotion task for whole episodes and report how it did."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hd_deploy.envs.task import LocomotionTask, TaskConfig
+from hd_deploy.runtime.controllers import Controller
+from hd_deploy.runtime.loop import ControlLoop
+from hd_deploy.runtime.metadata import ControllerError
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Outcome of :func:`run_episodes`.
+
+    Attributes:
+        robot: Robot name.
+        returns: Return of each episode.
+        lengths: Control steps of each episode.
+        latency_us_p50: Median policy-call latency, microseconds.
+        latency_us_p99: 99th-percentile policy-call latency, microseconds.
+        steps_per_s: Control steps per second of the whole loop (observe, act, physics).
+        nonfinite_events: Steps that sent zero control because of a non-finite value.
+        unstable_episodes: Episodes that ended because the simulation diverged.
+    """
+
+    robot: str
+    returns: tuple[float, ...]
+    lengths: tuple[int, ...]
+    latency_us_p50: float
+    latency_us_p99: float
+    steps_per_s: float
+    nonfinite_events: int
+    unstable_episodes: int
+
+    @property
+    def episodes(self) -> int:
+        return len(self.returns)
+
+    @property
+    def return_mean(self) -> float:
+        return float(np.mean(self.returns))
+
+    @property
+    def return_std(self) -> float:
+        return float(np.std(self.returns))
+
+    @property
+    def episode_length_mean(self) -> float:
+        return float(np.mean(self.lengths))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable summary (and the per-episode values)."""
+        return {
+            "robot": self.robot,
+            "episodes": self.episodes,
+            "return_mean": self.return_mean,
+            "return_std": self.return_std,
+            "episode_length_mean": self.episode_length_mean,
+            "latency_us_p50": self.latency_us_p50,
+            "latency_us_p99": self.latency_us_p99,
+            "steps_per_s": self.steps_per_s,
+            "nonfinite_events": self.nonfinite_events,
+            "unstable_episodes": self.unstable_episodes,
+            "returns": list(self.returns),
+            "lengths": list(self.lengths),
+        }
+
+    def summary(self) -> str:
+        """One line for a terminal."""
+        return (
+            f"{self.robot}: return {self.return_mean:.1f} +- {self.return_std:.1f} over "
+            f"{self.episodes} episode(s), length {self.episode_length_mean:.0f}, policy latency "
+            f"p50 {self.latency_us_p50:.1f} us p99 {self.latency_us_p99:.1f} us, "
+            f"{self.steps_per_s:.0f} control steps/s"
+            + (f", {self.nonfinite_events} non-finite steps" if self.nonfinite_events else "")
+        )
+
+
+def task_for(
+    controller: Controller,
+    robot: str | Path | LocomotionTask | None = None,
+    *,
+    config: TaskConfig | None = None,
+) -> LocomotionTask:
+    """The locomotion task a controller runs in.
+
+    Args:
+        controller: The controller (its metadata gives timing and, by default, the robot).
+        robot: MJCF path or text, a ready task, or None for the MJCF in the controller.
+        config: Task settings; default: the controller's timestep and frame skip.
+
+    Raises:
+        ControllerError: ``robot`` is None and the controller carries no MJCF.
+    """
+    if isinstance(robot, LocomotionTask):
+        return robot
+    meta = controller.metadata
+    if config is None:
+        config = TaskConfig(timestep=meta["sim_timestep"], frame_skip=meta["frame_skip"])
+    if robot is None:
+        if not meta.get("robot_mjcf"):
+            raise ControllerError(
+                f"controller for '{meta['robot_name']}' carries no robot MJCF; pass the robot"
+            )
+        return LocomotionTask(meta["robot_mjcf"], config=config, name=meta["robot_name"])
+    return LocomotionTask(robot, config=config)
+
+
+def run_episodes(
+    controller: Controller,
+    robot: str | Path | LocomotionTask | None = None,
+    *,
+    episodes: int = 1,
+    seed: int = 0,
+    config: TaskConfig | None = None,
+    allow_mismatch: bool = False,
+    on_step: Callable[[LocomotionTask], None] | None = None,
+) -> RunReport:
+    """Run whole episodes of flat-terrain locomotion.
+
+    Args:
+        controller: Any controller; the loop does not care which backend runs it.
+        robot: MJCF path or text, a task, or None for the robot stored in the controller.
+        episodes: Number of episodes (each up to ``config.episode_steps`` control steps).
+        seed: Seed of the reset noise (episodes reset one after another from it).
+        config: Task settings; default: the controller's timestep and frame skip.
+        allow_mismatch: See :class:`ControlLoop`.
+        on_step: Called after every control step with the task (rendering, viewers); its
+            time counts towards ``steps_per_s``.
+
+    Raises:
+        ControllerError: The controller does not fit the robot.
+        ValueError: ``episodes`` < 1.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    task = task_for(controller, robot, config=config)
+    loop = ControlLoop(
+        controller, task.model, task.data, allow_mismatch=allow_mismatch, name=task.robot.name
+    )
+    rng = np.random.default_rng(seed)
+    returns, lengths, unstable, wall = [], [], 0, 0.0
+    for _ in range(episodes):
+        task.reset(rng)
+        loop.reset()
+        total, steps = 0.0, 0
+        t0 = time.perf_counter()
+        while True:
+            result = task.step(loop.control())
+            total += result.reward
+            steps += 1
+            if on_step is not None:
+                on_step(task)
+            if result.terminated or result.truncated:
+                break
+        wall += time.perf_counter() - t0
+        unstable += int(result.unstable)
+        returns.append(total)
+        lengths.append(steps)
+    latency = loop.latency_us()
+    return RunReport(
+        robot=task.robot.name,
+        returns=tuple(returns),
+        lengths=tuple(lengths),
+        latency_us_p50=latency["p50"],
+        latency_us_p99=latency["p99"],
+        steps_per_s=sum(lengths) / wall if wall > 0 else float("inf"),
+        nonfinite_events=loop.nonfinite_events,
+        unstable_episodes=unstable,
+    )

@@ -1,0 +1,176 @@
+"""The control loop a robot program embeds: observe, act, actuate, step.
+
+A few lines on top of a user's own ``MjModel`` / ``MjData``::
+
+    from hd_deploy.runtime import ControlLoop, load_controller
+
+    loop = ControlLoop(load_controller("gen-1.onnx"), model, data)
+    while running:
+        loop.step()  # obs -> controller.act -> data.ctrl -> mj_step x frame_skip
+    print(loop.latency_us())
+
+The loop refuses a controller exported for another robot (by fingerprint), never lets a
+non-finite observation or control reach the actuators (it applies zero control and counts
+the event), and never looks at which backend runs the controller.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from hd_deploy.morphology.features import PROPRIO_DIM, proprio
+from hd_deploy.morphology.robot import Robot, parse_robot
+from hd_deploy.runtime.controllers import Controller
+from hd_deploy.runtime.metadata import ControllerError
+
+LATENCY_WINDOW = 100_000
+
+
+class ObservationBuilder:
+    """Flat observation of a robot in a compiled model, as the controllers expect it.
+
+    Args:
+        robot: The robot, parsed from ``model``.
+        model: The compiled model.
+        data: Its simulation state.
+    """
+
+    def __init__(self, robot: Robot, model: mujoco.MjModel, data: mujoco.MjData) -> None:
+        self.robot, self.model, self.data = robot, model, data
+        self.obs_dim = robot.n_limbs * PROPRIO_DIM
+
+    def __call__(self) -> np.ndarray:
+        """Current observation, shape ``(n_limbs * 17,)`` float32, limb-major."""
+        return proprio(self.robot, self.model, self.data).reshape(self.obs_dim)
+
+
+class ControlLoop:
+    """Run a controller on a robot simulated in the caller's ``MjModel`` / ``MjData``.
+
+    Args:
+        controller: Any :class:`~hd_deploy.runtime.Controller` (onnx, numpy, torch).
+        model: The compiled model holding the robot (and whatever else the caller adds).
+        data: Its simulation state; :meth:`step` advances it.
+        allow_mismatch: Run a controller whose robot fingerprint or timestep differs from
+            this model's; observation and control sizes must still agree.
+        name: Robot name for messages (default: the model name).
+
+    Raises:
+        ControllerError: The controller was exported for another robot (fingerprints
+            differ) or another timestep and ``allow_mismatch`` is False, or sizes differ.
+        MorphologyError: The model holds no supported robot.
+    """
+
+    def __init__(
+        self,
+        controller: Controller,
+        model: mujoco.MjModel,
+        data: mujoco.MjData,
+        *,
+        allow_mismatch: bool = False,
+        name: str | None = None,
+    ) -> None:
+        self.controller, self.model, self.data = controller, model, data
+        self.robot = parse_robot(model, name=name, max_limbs=None)
+        meta = controller.metadata
+        _check_match(self.robot, model, meta, allow_mismatch=allow_mismatch)
+        self.frame_skip = int(meta["frame_skip"])
+        self.observe = ObservationBuilder(self.robot, model, data)
+        self._zero = np.zeros(self.robot.n_actuators, dtype=np.float32)
+        self._latency_ns = np.zeros(LATENCY_WINDOW, dtype=np.int64)
+        self.reset_stats()
+        mujoco.mj_forward(model, data)
+
+    def reset(self) -> None:
+        """Start a new episode: reset the controller and recompute derived state.
+
+        Call after changing ``data`` (e.g. ``mj_resetData``); statistics are kept.
+        """
+        self.controller.reset()
+        mujoco.mj_forward(self.model, self.data)
+
+    def reset_stats(self) -> None:
+        """Clear latency samples and event counters."""
+        self.policy_calls = 0
+        self.steps = 0
+        self.nonfinite_obs_events = 0
+        self.nonfinite_ctrl_events = 0
+        self.last_step_flagged = False
+
+    @property
+    def nonfinite_events(self) -> int:
+        """Steps whose observation or controller output was not finite (zero control sent)."""
+        return self.nonfinite_obs_events + self.nonfinite_ctrl_events
+
+    def control(self) -> np.ndarray:
+        """Guarded controls for the current state, shape ``(n_actuators,)``; does not step.
+
+        A non-finite observation is not given to the controller and a non-finite output is
+        not returned: both give zero control and set :attr:`last_step_flagged`.
+        """
+        obs = self.observe()
+        if not np.isfinite(obs).all():
+            self.nonfinite_obs_events += 1
+            self.last_step_flagged = True
+            return self._zero.copy()
+        t0 = time.perf_counter_ns()
+        ctrl = self.controller.act(obs)
+        dt = time.perf_counter_ns() - t0
+        self._latency_ns[self.policy_calls % LATENCY_WINDOW] = dt
+        self.policy_calls += 1
+        if not np.isfinite(ctrl).all():
+            self.nonfinite_ctrl_events += 1
+            self.last_step_flagged = True
+            return self._zero.copy()
+        self.last_step_flagged = False
+        return ctrl
+
+    def step(self) -> np.ndarray:
+        """One control step: controls into ``data.ctrl``, then ``frame_skip`` physics steps.
+
+        Returns:
+            The controls applied, shape ``(n_actuators,)``.
+        """
+        ctrl = self.control()
+        self.data.ctrl[:] = ctrl
+        mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+        self.steps += 1
+        return ctrl
+
+    def latency_us(self) -> dict[str, Any]:
+        """Policy-call latency over the last calls (up to 100k): p50, p99, mean (us), calls."""
+        n = min(self.policy_calls, LATENCY_WINDOW)
+        if n == 0:
+            return {"p50": float("nan"), "p99": float("nan"), "mean": float("nan"), "calls": 0}
+        us = self._latency_ns[:n] / 1e3
+        p50, p99 = np.percentile(us, [50, 99])
+        return {"p50": float(p50), "p99": float(p99), "mean": float(us.mean()), "calls": n}
+
+
+def _check_match(
+    robot: Robot, model: mujoco.MjModel, meta: dict[str, Any], *, allow_mismatch: bool
+) -> None:
+    ours = f"robot '{robot.name}' (fingerprint {robot.fingerprint})"
+    theirs = (
+        f"the controller's robot '{meta['robot_name']}' (fingerprint {meta['robot_fingerprint']})"
+    )
+    if robot.fingerprint != meta["robot_fingerprint"] and not allow_mismatch:
+        raise ControllerError(
+            f"{ours} does not match {theirs}; pass allow_mismatch=True to run it anyway"
+        )
+    timestep = float(model.opt.timestep)
+    if not np.isclose(timestep, meta["sim_timestep"], rtol=1e-9, atol=0.0) and not allow_mismatch:
+        raise ControllerError(
+            f"{robot.name}: model timestep {timestep:g} s differs from the controller's "
+            f"{meta['sim_timestep']:g} s (set model.opt.timestep, or allow_mismatch=True)"
+        )
+    obs_dim = robot.n_limbs * PROPRIO_DIM
+    if obs_dim != meta["obs_dim"] or robot.n_actuators != meta["n_actuators"]:
+        raise ControllerError(
+            f"{ours} has {obs_dim} observations and {robot.n_actuators} actuators; "
+            f"{theirs} needs {meta['obs_dim']} and {meta['n_actuators']}"
+        )

@@ -1,0 +1,163 @@
+"""What a controller file says about itself: the ``metadata_props`` of an exported graph.
+
+Every value is stored as a string (ONNX metadata is string to string); :func:`decode_metadata`
+turns them back into ints, floats, lists and dicts and checks them, so a controller file
+alone is enough to rebuild and simulate its robot.
+
+Keys (decoded types):
+
+- ``hd_deploy_format_version`` (int): the marker that the file is ours;
+- ``policy_kind`` (``"student"`` | ``"teacher"``), ``toolkit_version``, ``source_checkpoint``;
+- ``robot_name``, ``robot_fingerprint``, ``robot_mjcf`` (the robot's MJCF text);
+- ``observation_layout`` (dict: ``n_limbs``, ``features_per_limb``, ``feature_names``,
+  ``limb_names``, ``order``), ``obs_dim``, ``n_limbs``;
+- ``actuator_names`` (list), ``n_actuators``;
+- ``sim_timestep``, ``frame_skip``, ``control_timestep``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from hd_deploy import __version__
+from hd_deploy.envs.task import TaskConfig
+from hd_deploy.morphology.features import PROPRIO_DIM, PROPRIO_NAMES
+from hd_deploy.morphology.robot import Robot
+
+FORMAT_VERSION = 1
+FORMAT_KEY = "hd_deploy_format_version"
+POLICY_KINDS = ("student", "teacher")
+
+_INT_KEYS = ("n_limbs", "n_actuators", "obs_dim", "frame_skip")
+_FLOAT_KEYS = ("sim_timestep", "control_timestep")
+_JSON_KEYS = ("observation_layout", "actuator_names")
+_STR_KEYS = (
+    "policy_kind",
+    "toolkit_version",
+    "source_checkpoint",
+    "robot_name",
+    "robot_fingerprint",
+    "robot_mjcf",
+)
+REQUIRED_KEYS = (FORMAT_KEY, *_STR_KEYS, *_JSON_KEYS, *_INT_KEYS, *_FLOAT_KEYS)
+
+
+class ControllerError(ValueError):
+    """A controller file cannot be used: missing, corrupted, foreign, or the wrong robot.
+
+    The message is one line naming the file (or robot) and the problem, so a CLI can print it.
+    """
+
+
+def build_metadata(
+    robot: Robot,
+    *,
+    kind: str,
+    mjcf: str,
+    source_hash: str,
+    config: TaskConfig = TaskConfig(),
+) -> dict[str, Any]:
+    """Decoded metadata for a controller of ``robot``.
+
+    Args:
+        robot: The robot the controller drives.
+        kind: ``"student"`` (baked MLP) or ``"teacher"`` (transformer).
+        mjcf: The robot's MJCF text ("" when unknown, e.g. for an in-memory controller).
+        source_hash: Hash of the checkpoint the controller came from.
+        config: Task settings the policy was trained under (timestep, frame skip).
+
+    Raises:
+        ValueError: ``kind`` is not a known policy kind.
+    """
+    if kind not in POLICY_KINDS:
+        raise ValueError(f"policy kind must be one of {list(POLICY_KINDS)}, got {kind!r}")
+    return {
+        FORMAT_KEY: FORMAT_VERSION,
+        "policy_kind": kind,
+        "toolkit_version": __version__,
+        "source_checkpoint": source_hash,
+        "robot_name": robot.name,
+        "robot_fingerprint": robot.fingerprint,
+        "robot_mjcf": mjcf,
+        "observation_layout": {
+            "n_limbs": robot.n_limbs,
+            "features_per_limb": PROPRIO_DIM,
+            "feature_names": list(PROPRIO_NAMES),
+            "limb_names": [limb.name for limb in robot.limbs],
+            "order": "limb-major: obs[17 * limb + feature]",
+        },
+        "actuator_names": list(robot.actuator_names),
+        "n_limbs": robot.n_limbs,
+        "n_actuators": robot.n_actuators,
+        "obs_dim": robot.n_limbs * PROPRIO_DIM,
+        "sim_timestep": float(config.timestep),
+        "frame_skip": int(config.frame_skip),
+        "control_timestep": float(config.control_dt),
+    }
+
+
+def encode_metadata(meta: Mapping[str, Any]) -> dict[str, str]:
+    """Decoded metadata -> string key/value pairs for ``metadata_props``."""
+    out: dict[str, str] = {}
+    for key, value in meta.items():
+        if key in _JSON_KEYS:
+            out[key] = json.dumps(value, separators=(",", ":"))
+        elif key in _FLOAT_KEYS:
+            out[key] = repr(float(value))
+        else:
+            out[key] = str(value)
+    return out
+
+
+def decode_metadata(props: Mapping[str, str], *, source: str) -> dict[str, Any]:
+    """Check and decode the ``metadata_props`` of a controller file.
+
+    Args:
+        props: Key/value strings as stored in the file.
+        source: What to name in error messages (usually the file path).
+
+    Raises:
+        ControllerError: The file is not ours, is from a newer format, or its metadata is
+            incomplete or inconsistent.
+    """
+    if FORMAT_KEY not in props:
+        raise ControllerError(
+            f"{source}: not an hd_deploy controller (no '{FORMAT_KEY}' metadata); "
+            "export one with hd-export"
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in props]
+    if missing:
+        raise ControllerError(f"{source}: controller metadata is missing {missing}")
+    meta: dict[str, Any] = {k: props[k] for k in _STR_KEYS}
+    try:
+        meta[FORMAT_KEY] = int(props[FORMAT_KEY])
+        for key in _INT_KEYS:
+            meta[key] = int(props[key])
+        for key in _FLOAT_KEYS:
+            meta[key] = float(props[key])
+        for key in _JSON_KEYS:
+            meta[key] = json.loads(props[key])
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise ControllerError(f"{source}: malformed controller metadata: {exc}") from exc
+    if meta[FORMAT_KEY] != FORMAT_VERSION:
+        raise ControllerError(
+            f"{source}: controller format version {meta[FORMAT_KEY]} is not supported "
+            f"(this toolkit reads version {FORMAT_VERSION})"
+        )
+    if meta["policy_kind"] not in POLICY_KINDS:
+        raise ControllerError(f"{source}: unknown policy kind {meta['policy_kind']!r}")
+    layout = meta["observation_layout"]
+    if (
+        not isinstance(layout, dict)
+        or layout.get("n_limbs") != meta["n_limbs"]
+        or layout.get("features_per_limb") != PROPRIO_DIM
+        or meta["obs_dim"] != meta["n_limbs"] * PROPRIO_DIM
+        or not isinstance(meta["actuator_names"], list)
+        or len(meta["actuator_names"]) != meta["n_actuators"]
+        or meta["frame_skip"] < 1
+        or meta["sim_timestep"] <= 0
+    ):
+        raise ControllerError(f"{source}: inconsistent controller metadata (sizes or timing)")
+    return meta

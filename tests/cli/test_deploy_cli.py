@@ -1,0 +1,108 @@
+"""hd-export and hd-run end to end with tiny checkpoints (typer's CliRunner)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from exporters.deploy_kit import OTHER_ROBOT_FILE, Exported, Kit, kit, student  # noqa: F401
+from typer.testing import CliRunner
+
+from hd_deploy.cli.deploy import export_app, run_app
+
+runner = CliRunner()
+JSON_KEYS = {
+    "return_mean", "return_std", "episode_length_mean", "episodes",
+    "latency_us_p50", "latency_us_p99", "steps_per_s",
+}  # fmt: skip
+
+
+def _one_error_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    return lines[0]
+
+
+# --- hd-export ------------------------------------------------------------------------
+
+
+def test_export_writes_verified_controllers(kit: Kit, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "out"
+    result = runner.invoke(
+        export_app, [str(kit.robot_file), "--checkpoint", str(kit.student_ckpt), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("gen-11: student 85->6") and "verified on" in lines[0]
+    assert lines[-1] == f"exported 1 controller(s) to {out}"
+    assert (out / "gen-11.onnx").is_file()
+
+
+def test_export_errors_are_one_line(kit: Kit, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
+    line = _one_error_line(runner.invoke(export_app, [str(tmp_path / "nope.xml")]))
+    assert "no such robot file" in line
+    monkeypatch.setattr("hd_deploy.exporters.robots.SHIPPED_CHECKPOINTS", tmp_path / "none")
+    line = _one_error_line(runner.invoke(export_app, [str(kit.robot_file)]))
+    assert "no shipped student checkpoint at" in line and line.endswith("pass --checkpoint")
+    line = _one_error_line(
+        runner.invoke(
+            export_app, [str(kit.robot_file), "--teacher", "--checkpoint", str(kit.student_ckpt)]
+        )
+    )
+    assert "expected a teacher" in line
+    assert not (Path.cwd() / "controllers").exists()
+
+
+# --- hd-run ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["onnx", "numpy"])
+def test_run_prints_and_writes_json(student: Exported, tmp_path: Path, backend: str) -> None:  # noqa: F811
+    report = tmp_path / "report.json"
+    args = [str(student.path), "--episodes", "2", "--seed", "1", "--backend", backend]
+    result = runner.invoke(run_app, [*args, "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    assert f"({'student'}, {backend} backend)" in result.output
+    assert "return" in result.output and "p50" in result.output and "steps/s" in result.output
+    doc = json.loads(report.read_text())
+    assert JSON_KEYS <= set(doc) and doc["episodes"] == 2 and doc["backend"] == backend
+
+
+def test_run_errors_are_one_line(student: Exported, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"garbage")
+    assert "not a valid ONNX file" in _one_error_line(runner.invoke(run_app, [str(bad)]))
+    line = _one_error_line(
+        runner.invoke(run_app, [str(student.path), "--robot", str(OTHER_ROBOT_FILE)])
+    )
+    assert "does not match" in line and "gen-1" in line and "gen-11" in line
+    monkeypatch.setattr("hd_deploy.runtime.render.mp4_writer_available", lambda: None)
+    line = _one_error_line(
+        runner.invoke(run_app, [str(student.path), "--video", str(tmp_path / "v.mp4")])
+    )
+    assert "imageio" in line and "ffmpeg" in line
+
+
+def test_hd_run_does_not_import_torch(student: Exported) -> None:  # noqa: F811
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from typer.testing import CliRunner
+        from hd_deploy.cli.deploy import run_app
+
+        result = CliRunner().invoke(run_app, [{str(student.path)!r}, "--episodes", "1"])
+        assert result.exit_code == 0, result.output
+        assert "torch" not in sys.modules
+        print("ok")
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"

@@ -1,0 +1,139 @@
+"""Runtime controllers: backends agree, bad files fail with one line, no torch inside."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import onnx
+import pytest
+from exporters.deploy_kit import TOL, Exported, rollout_obs, torch_ctrl
+from onnx import TensorProto, helper
+
+from hd_deploy.models.controller import TorchController
+from hd_deploy.runtime import (
+    Controller,
+    ControllerError,
+    NumpyController,
+    OnnxController,
+    load_controller,
+    read_metadata,
+)
+
+N_OBS = 12
+
+
+def test_every_backend_gives_the_same_controls(student: Exported) -> None:
+    obs = rollout_obs(student.task, N_OBS)
+    want = torch_ctrl(student.module, obs)
+    controllers = [
+        load_controller(student.path, "onnx"),
+        load_controller(student.path, "numpy"),
+        TorchController(student.module, student.task.robot),
+    ]
+    for ctrl in controllers:
+        assert isinstance(ctrl, Controller)
+        ctrl.reset()
+        got = np.stack([ctrl.act(o) for o in obs])
+        assert got.shape == (N_OBS, 6) and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
+    assert controllers[0].metadata == controllers[1].metadata
+
+
+def test_act_returns_a_fresh_array_and_checks_shape(student: Exported) -> None:
+    obs = rollout_obs(student.task, 2)
+    for backend in ("onnx", "numpy"):
+        ctrl = load_controller(student.path, backend)
+        first = ctrl.act(obs[0])
+        kept = first.copy()
+        ctrl.act(obs[1])
+        np.testing.assert_array_equal(first, kept)
+        with pytest.raises(ValueError, match=r"shape \(85,\)"):
+            ctrl.act(obs[0][:-1])
+
+
+def test_numpy_backend_refuses_teacher_files(teacher: Exported) -> None:
+    with pytest.raises(ControllerError, match="student .*only.*teacher"):
+        NumpyController(teacher.path)
+    OnnxController(teacher.path).act(np.zeros(85, dtype=np.float32))
+
+
+@pytest.mark.parametrize("backend", ["onnx", "numpy"])
+def test_corrupted_file_is_one_clear_line(student: Exported, tmp_path, backend: str) -> None:
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x08\x07not an onnx file at all\xff\xfe" * 10)
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(student.path.read_bytes()[:2000])
+    for path in (garbage, truncated):
+        with pytest.raises(ControllerError) as info:
+            load_controller(path, backend)
+        message = str(info.value)
+        assert "\n" not in message and str(path) in message
+    with pytest.raises(ControllerError, match="no such controller file"):
+        load_controller(tmp_path / "missing.onnx", backend)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "numpy"])
+def test_foreign_onnx_file_is_refused(tmp_path, backend: str) -> None:
+    x = helper.make_tensor_value_info("obs", TensorProto.FLOAT, [1, 85])
+    y = helper.make_tensor_value_info("ctrl", TensorProto.FLOAT, [1, 85])
+    graph = helper.make_graph([helper.make_node("Relu", ["obs"], ["ctrl"])], "foreign", [x], [y])
+    path = tmp_path / "foreign.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(ControllerError, match="not an hd_deploy controller"):
+        load_controller(path, backend)
+
+
+def test_newer_format_and_unknown_backend_are_refused(student: Exported, tmp_path) -> None:
+    model = onnx.load(str(student.path))
+    for prop in model.metadata_props:
+        if prop.key == "hd_deploy_format_version":
+            prop.value = "99"
+    path = tmp_path / "future.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ControllerError, match="version 99 is not supported"):
+        read_metadata(path)
+    with pytest.raises(ControllerError, match="unknown backend 'tensorrt'"):
+        load_controller(student.path, "tensorrt")
+
+
+def test_runtime_never_imports_torch(student: Exported) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import mujoco
+        from hd_deploy.runtime import ControlLoop, load_controller, read_metadata, run_episodes
+        from hd_deploy.envs.task import TaskConfig
+
+        path = {str(student.path)!r}
+        meta = read_metadata(path)
+        for backend in ("onnx", "numpy"):
+            ctrl = load_controller(path, backend)
+            model = mujoco.MjModel.from_xml_string(meta["robot_mjcf"])
+            data = mujoco.MjData(model)
+            loop = ControlLoop(ctrl, model, data)
+            for _ in range(3):
+                loop.step()
+            assert loop.policy_calls == 3
+            run_episodes(ctrl, episodes=1, config=TaskConfig(episode_steps=5))
+        bad = sorted(m for m in ("torch", "gymnasium") if m in sys.modules)
+        assert not bad, bad
+        print("ok")
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"
+
+
+def test_numpy_graph_runs_a_whole_batch(student_dynamic: Exported) -> None:
+    from hd_deploy.runtime.numpy_graph import NumpyGraph
+
+    obs = rollout_obs(student_dynamic.task, N_OBS)
+    graph = NumpyGraph(onnx.load(str(student_dynamic.path)), source="test")
+    np.testing.assert_allclose(graph(obs), torch_ctrl(student_dynamic.module, obs), atol=TOL)
+    assert graph.n_steps <= 16  # constants folded: only the MLP's own ops remain

@@ -1,0 +1,151 @@
+"""The embeddable control loop: stepping, guards, latency and whole-episode reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mujoco
+import numpy as np
+import pytest
+from exporters.deploy_kit import OTHER_ROBOT_FILE, ROBOT_FILE, Exported
+
+from hd_deploy.envs.task import LocomotionTask, TaskConfig
+from hd_deploy.models.controller import TorchController
+from hd_deploy.runtime import (
+    ControllerError,
+    ControlLoop,
+    RunReport,
+    load_controller,
+    read_metadata,
+    run_episodes,
+)
+
+STEPS = 5
+SHORT = TaskConfig(episode_steps=30)
+REPORT_KEYS = {
+    "return_mean", "return_std", "episode_length_mean", "episodes",
+    "latency_us_p50", "latency_us_p99", "steps_per_s",
+}  # fmt: skip
+
+
+class Recorder:
+    """Any object with metadata/reset/act is a controller; this one counts calls."""
+
+    def __init__(self, inner: Any, *, output: float | None = None) -> None:
+        self.metadata = inner.metadata
+        self.inner, self.output, self.calls = inner, output, 0
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        ctrl = self.inner.act(obs)
+        return ctrl if self.output is None else np.full_like(ctrl, self.output)
+
+
+def _user_model(mjcf: str) -> tuple[mujoco.MjModel, mujoco.MjData]:
+    """What a user does: compile the robot themselves."""
+    model = mujoco.MjModel.from_xml_string(mjcf)
+    return model, mujoco.MjData(model)
+
+
+def _mjcf(exported: Exported) -> str:
+    return read_metadata(exported.path)["robot_mjcf"]
+
+
+@pytest.mark.parametrize("backend", ["onnx", "numpy"])
+def test_loop_steps_a_user_model(student: Exported, backend: str) -> None:
+    model, data = _user_model(_mjcf(student))
+    loop = ControlLoop(load_controller(student.path, backend), model, data)
+    for _ in range(STEPS):
+        ctrl = loop.step()
+        np.testing.assert_array_equal(data.ctrl, ctrl)
+    assert data.time == pytest.approx(STEPS * 4 * model.opt.timestep)
+    assert loop.steps == loop.policy_calls == STEPS
+    stats = loop.latency_us()
+    assert stats["calls"] == STEPS and 0 < stats["p50"] <= stats["p99"]
+    assert loop.nonfinite_events == 0 and not loop.last_step_flagged
+
+
+def test_wrong_robot_is_refused_naming_both(student: Exported) -> None:
+    model, data = _user_model(OTHER_ROBOT_FILE.read_text())
+    meta = read_metadata(student.path)
+    with pytest.raises(ControllerError) as info:
+        ControlLoop(load_controller(student.path), model, data)
+    message = str(info.value)
+    other = LocomotionTask(OTHER_ROBOT_FILE).robot
+    for part in (meta["robot_name"], meta["robot_fingerprint"], other.fingerprint):
+        assert part in message
+    # Overriding the fingerprint does not override the sizes.
+    with pytest.raises(ControllerError, match="observations and .* actuators"):
+        ControlLoop(load_controller(student.path), model, data, allow_mismatch=True)
+
+
+def test_allow_mismatch_runs_a_same_sized_robot(student: Exported) -> None:
+    torso = '<geom name="torso/0" type="sphere" size="0.1"'
+    assert torso in _mjcf(student)
+    bigger = _mjcf(student).replace(torso, torso.replace("0.1", "0.12"))  # same layout
+    model, data = _user_model(bigger)
+    with pytest.raises(ControllerError, match="does not match"):
+        ControlLoop(load_controller(student.path), model, data)
+    loop = ControlLoop(load_controller(student.path), model, data, allow_mismatch=True)
+    loop.step()
+    assert loop.policy_calls == 1
+
+
+def test_timestep_mismatch_is_refused(student: Exported) -> None:
+    model, data = _user_model(_mjcf(student))
+    model.opt.timestep = 0.002
+    with pytest.raises(ControllerError, match="timestep 0.002 s differs"):
+        ControlLoop(load_controller(student.path), model, data)
+
+
+def test_nonfinite_observation_never_reaches_the_actuators(student: Exported) -> None:
+    model, data = _user_model(_mjcf(student))
+    ctrl = Recorder(load_controller(student.path))
+    loop = ControlLoop(ctrl, model, data)
+    loop.step()
+    data.qvel[model.nv - 1] = np.nan
+    data.ctrl[:] = 0.5
+    mujoco.mj_forward(model, data)
+    applied = loop.control()
+    assert ctrl.calls == 1  # the controller never saw the bad observation
+    np.testing.assert_array_equal(applied, 0.0)
+    assert loop.nonfinite_obs_events == 1 and loop.last_step_flagged
+
+
+def test_nonfinite_controller_output_becomes_zero_control(student: Exported) -> None:
+    model, data = _user_model(_mjcf(student))
+    loop = ControlLoop(Recorder(load_controller(student.path), output=np.inf), model, data)
+    loop.step()
+    np.testing.assert_array_equal(data.ctrl, 0.0)
+    assert loop.nonfinite_ctrl_events == 1 and loop.nonfinite_events == 1
+    assert loop.last_step_flagged
+
+
+def test_run_episodes_report(student: Exported) -> None:
+    onnx_ctrl = load_controller(student.path, "onnx")
+    report = run_episodes(onnx_ctrl, episodes=2, seed=3, config=SHORT)
+    assert isinstance(report, RunReport)
+    assert report.robot == "gen-11" and report.episodes == 2
+    assert all(1 <= n <= SHORT.episode_steps for n in report.lengths)
+    assert 0 < report.latency_us_p50 <= report.latency_us_p99 and report.steps_per_s > 0
+    doc = report.to_dict()
+    assert REPORT_KEYS <= set(doc)
+    assert doc["return_mean"] == pytest.approx(np.mean(report.returns))
+    again = run_episodes(onnx_ctrl, episodes=2, seed=3, config=SHORT)
+    assert again.returns == report.returns
+    # Every backend drives the same episodes (the loop does not know which one runs).
+    for other in (
+        load_controller(student.path, "numpy"),
+        TorchController(student.module, student.task.robot),
+    ):
+        rep = run_episodes(other, ROBOT_FILE, episodes=2, seed=3, config=SHORT)
+        assert rep.lengths == report.lengths
+        np.testing.assert_allclose(rep.returns, report.returns, rtol=1e-4, atol=1e-4)
+
+
+def test_run_episodes_on_another_robot_is_refused(student: Exported) -> None:
+    with pytest.raises(ControllerError, match="does not match"):
+        run_episodes(load_controller(student.path), OTHER_ROBOT_FILE, config=SHORT)
