@@ -23,7 +23,6 @@ from hd_deploy.morphology.robot import (
     robot_name,
 )
 
-
 _DIVERGENCE_WARNINGS = (
     mujoco.mjtWarning.mjWARN_BADQPOS,
     mujoco.mjtWarning.mjWARN_BADQVEL,
