@@ -48,11 +48,11 @@ def train(
         ppo, model = PPOConfig.tiny(), TeacherConfig.tiny()
     else:
         ppo, model = PPOConfig(), TeacherConfig.small()
-    changes = {"seed": seed}
+    changes: dict[str, int] = {"seed": seed}
     for key, value in (("total_steps", steps), ("n_envs", n_envs), ("n_workers", workers)):
         if value is not None:
             changes[key] = value
-    ppo = dataclasses.replace(ppo, **changes)
+    ppo = dataclasses.replace(ppo, **changes)  # type: ignore[arg-type]
     result = train_teacher(
         files, out, teacher_config=model, ppo=ppo, resume=resume,
         total_steps=steps if resume else None, show_progress=sys.stderr.isatty(),

@@ -183,7 +183,7 @@ class _Growth:
         if parent == -1:  # torso limbs start on the sphere
             pos = world = _TORSO_RADIUS * _DIRS[site]
         else:
-            pos = self.limbs[parent].site_pos(site) + _LIMB_RADIUS * _DIRS[direction]
+            pos = self.limbs[parent].site_pos(site) + _LIMB_RADIUS * _DIRS[direction]  # type: ignore[arg-type]  # site ids are int or str by limb kind
             world = self.limbs[parent].world + pos
         return _Limb(parent, site, pos, world, direction, height, joints)
 
@@ -221,12 +221,13 @@ class _Growth:
     def mirror_site(self, new: _Limb) -> tuple[int, int | str] | None:
         """Where the mirror image of ``new`` grows, or None for an unmirrored limb."""
         if new.parent == -1:
-            twin_site = _MIRROR[new.site]
+            twin_site = _MIRROR[new.site]  # type: ignore[index]  # site ids are int or str by limb kind
             if abs(_DIRS[new.site][1]) < _EPS or twin_site not in self.free[-1]:
                 return None
             return -1, twin_site
         parent = self.limbs[new.parent]
-        if abs(parent.world[1] + parent.site_pos(new.site)[1]) < _EPS:  # site on the x-z plane
+        # site on the x-z plane; site ids are int or str by limb kind
+        if abs(parent.world[1] + parent.site_pos(new.site)[1]) < _EPS:  # type: ignore[arg-type]
             return (new.parent, new.site) if abs(_DIRS[new.direction][1]) > _EPS else None
         if parent.mirror is None or new.site not in self.free[parent.mirror]:
             return None  # the parent is an unmirrored fallback limb
@@ -372,7 +373,7 @@ def _write_mjcf(name: str, limbs: list[_Limb], cfg: GeneratorConfig) -> str:
         "  </sensor>",
     ]
     # Mirror twins on one site start inside each other, as in the files
-    pairs = [(i, m.mirror) for i, m in enumerate(limbs) if m.shares_site and i < m.mirror]
+    pairs = [(i, m.mirror) for i, m in enumerate(limbs) if m.shares_site and i < m.mirror]  # type: ignore[operator]  # site ids are int or str by limb kind
     if pairs:
         lines.append("  <contact>")
         lines += [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from hd_deploy.envs.task import TaskConfig, build_model
@@ -25,13 +26,14 @@ def describe_robot(source: str | Path, *, max_limbs: int = 12) -> dict:
     for li, limb in enumerate(robot.limbs):
         slots = []
         for si, j in enumerate(limb.joint_ids):
-            lo, hi = model.jnt_range[j] if model.jnt_limited[j] else (None, None)
+            limited = bool(model.jnt_limited[j])
+            lo, hi = (float(x) for x in model.jnt_range[j])
             slots.append(
                 {
                     "joint": mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j),
-                    "range_deg": None if lo is None else [round(float(x), 2) for x in
-                                                          (lo * 57.29577951308232,
-                                                           hi * 57.29577951308232)],
+                    "range_deg": [round(math.degrees(lo), 2), round(math.degrees(hi), 2)]
+                    if limited
+                    else None,
                     "axis": [round(float(x), 4) for x in model.jnt_axis[j]],
                     "actuator": acts.get((li, si)),
                 }

@@ -299,7 +299,9 @@ def _map_actuators(
 ) -> tuple[list[int], list[int]]:
     if model.nu == 0:
         raise MorphologyError(f"{name}: no actuators")
-    limbs, slots, seen = [], [], {}
+    limbs: list[int] = []
+    slots: list[int] = []
+    seen: dict[int, str] = {}
     for a in range(model.nu):
         act = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, a) or f"#{a}"
         if int(model.actuator_trntype[a]) != int(mujoco.mjtTrn.mjTRN_JOINT):
