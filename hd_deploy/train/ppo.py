@@ -90,7 +90,7 @@ def train_teacher(
         teacher_config: Model size (default ``TeacherConfig.small()``); ignored on resume.
         ppo: PPO settings; on resume the saved settings are used.
         task: Locomotion task settings.
-        resume: Continue from ``run_dir/checkpoint``.
+        resume: Continue from ``run_dir/checkpoint`` on the run's own robots.
         total_steps: On resume, a new total (to extend a finished run); else ignored.
         show_progress: Show a progress bar.
         device: Torch device (default: cuda when available, else cpu).
@@ -107,6 +107,7 @@ def train_teacher(
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
         meta = json.loads((run_dir / "run.json").read_text())
         ppo = PPOConfig.from_dict(meta["ppo"])
+        robots = meta["robots"]  # a resumed run keeps its robot set
         if total_steps is not None and total_steps != ppo.total_steps:
             ppo = dataclasses.replace(ppo, total_steps=total_steps)
             meta["ppo"] = ppo.to_dict()

@@ -82,7 +82,8 @@ class DistillData:
 
 
 def _policy(kind: str, path: str):
-    key = (kind, path)
+    # Keyed by modification time too, so a checkpoint rewritten in place is reloaded.
+    key = (kind, path, (Path(path) / "model.safetensors").stat().st_mtime_ns)
     if key not in _CACHE:
         import torch
 
