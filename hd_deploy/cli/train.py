@@ -63,6 +63,80 @@ def train(
     )
 
 
+# --- hd-experts ---------------------------------------------------------------------
+
+experts_app = app("Train one small PPO expert per robot (the fast route to a teacher).")
+
+
+@experts_app.command()
+@user_errors
+def experts(
+    robots: Annotated[list[Path], typer.Argument(help="MJCF files or folders.")],
+    out: Annotated[Path, typer.Option(help="Folder for the experts.")] = Path("runs/experts"),
+    steps: Annotated[int | None, typer.Option(help="Environment steps per robot.")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (robots in parallel).")] = 2,
+    tiny: Annotated[bool, typer.Option(help="Tiny run, for smoke tests.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+) -> None:
+    """Train an MLP expert per robot with PPO; robots already done in --out are skipped."""
+    import dataclasses
+
+    import numpy as np
+
+    from hd_deploy.morphology.sources import resolve_robots
+    from hd_deploy.train.config import ExpertConfig
+    from hd_deploy.train.experts import train_experts
+
+    files = resolve_robots(robots)
+    cfg = ExpertConfig.tiny() if tiny else ExpertConfig()
+    cfg = dataclasses.replace(cfg, seed=seed, **({"total_steps": steps} if steps else {}))
+    records = train_experts(files, out, config=cfg, workers=workers,
+                            show_progress=sys.stderr.isatty())  # fmt: skip
+    returns = [r["return_deterministic"] for r in records]
+    typer.echo(f"experts: {len(records)} robots in {out}, deterministic return "
+               f"mean {np.mean(returns):.1f}, min {np.min(returns):.1f}")  # fmt: skip
+
+
+# --- hd-clone -----------------------------------------------------------------------
+
+clone_app = app("Clone per-robot experts into the universal transformer teacher.")
+
+
+@clone_app.command()
+@user_errors
+def clone(
+    experts_dir: Annotated[Path, typer.Argument(help="Folder written by hd-experts.")],
+    out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/teacher-clone"),
+    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    samples: Annotated[int | None, typer.Option(help="Expert samples per robot.")] = None,
+    dagger: Annotated[int | None, typer.Option(help="DAgger rounds (teacher acts).")] = None,
+    tiny: Annotated[bool, typer.Option(help="Tiny model and run, for smoke tests.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+) -> None:
+    """Behaviour-clone the experts (plus DAgger) into a teacher checkpoint in --out."""
+    import dataclasses
+
+    from hd_deploy.models import TeacherConfig
+    from hd_deploy.train.clone import clone_teacher
+    from hd_deploy.train.config import CloneConfig
+
+    cfg = CloneConfig.tiny() if tiny else CloneConfig()
+    changes: dict = {"seed": seed}
+    for key, value in (("epochs", epochs), ("samples_per_robot", samples),
+                       ("dagger_rounds", dagger)):  # fmt: skip
+        if value is not None:
+            changes[key] = value
+    cfg = dataclasses.replace(cfg, **changes)
+    model = TeacherConfig.tiny() if tiny else TeacherConfig.small()
+    result = clone_teacher(experts_dir, out, teacher_config=model, config=cfg, resume=resume,
+                           show_progress=sys.stderr.isatty())  # fmt: skip
+    typer.echo(
+        f"teacher: cloned on {result.samples} samples, {result.epochs} epochs, loss "
+        f"{result.loss:.4g}, checkpoint {result.run_dir / 'checkpoint'}"
+    )
+
+
 # --- hd-distill ---------------------------------------------------------------------
 
 distill_app = app("Distil the teacher into the hypernetwork student.")

@@ -130,6 +130,100 @@ class DistillConfig:
         return _from_dict(cls, data)
 
 
+@dataclass(frozen=True)
+class ExpertConfig:
+    """Plain PPO for one small per-robot MLP expert (see ``hd_deploy.train.experts``)."""
+
+    # data collection
+    n_envs: int = 8
+    rollout_steps: int = 256
+    total_steps: int = 300_000
+    # model
+    hidden: int = 64
+    init_log_std: float = -0.5
+    # optimisation
+    lr: float = 3e-4
+    epochs: int = 10
+    minibatch_size: int = 256
+    clip: float = 0.2
+    max_grad_norm: float = 0.5
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    # bookkeeping
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("n_envs", "rollout_steps", "total_steps", "hidden", "epochs",
+                     "minibatch_size"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @classmethod
+    def tiny(cls) -> ExpertConfig:
+        return cls(n_envs=2, rollout_steps=16, total_steps=64, hidden=8, epochs=1,
+                   minibatch_size=16)  # fmt: skip
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ExpertConfig:
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class CloneConfig:
+    """Cloning per-robot experts into the universal teacher (behaviour cloning + DAgger)."""
+
+    # data
+    samples_per_robot: int = 4000
+    action_noise: float = 0.2
+    dagger_rounds: int = 2
+    dagger_samples_per_robot: int = 2000
+    n_workers: int = 2
+    # optimisation
+    epochs: int = 24
+    batch_size: int = 4096
+    robots_per_batch: int = 16
+    lr: float = 5e-4
+    max_grad_norm: float = 0.5
+    # bookkeeping
+    seed: int = 0
+    checkpoint_every: int = 2
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("samples_per_robot", "dagger_samples_per_robot", "epochs", "batch_size",
+                     "robots_per_batch"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.dagger_rounds < 0 or self.action_noise < 0:
+            raise ValueError("dagger_rounds and action_noise must be >= 0")
+        if self.epochs < self.dagger_rounds + 1:
+            raise ValueError(
+                f"epochs ({self.epochs}) must be >= dagger_rounds + 1 ({self.dagger_rounds + 1})"
+            )
+        if self.batch_size < self.robots_per_batch:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be >= robots_per_batch "
+                f"({self.robots_per_batch})"
+            )
+
+    @classmethod
+    def tiny(cls) -> CloneConfig:
+        return cls(
+            samples_per_robot=32, dagger_rounds=1, dagger_samples_per_robot=16, n_workers=0,
+            epochs=2, batch_size=32, robots_per_batch=2, checkpoint_every=1, threads=1,
+        )  # fmt: skip
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CloneConfig:
+        return _from_dict(cls, data)
+
+
 def _from_dict(cls, data: dict):
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)

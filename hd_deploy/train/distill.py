@@ -24,6 +24,7 @@ import torch
 
 from hd_deploy.models import HyperNetConfig, HyperNetPolicy, load_student, load_teacher
 from hd_deploy.models.checkpoint import save_checkpoint
+from hd_deploy.train.bc import bc_epoch
 from hd_deploy.train.config import DistillConfig
 from hd_deploy.train.rollout import DistillData, collect
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
@@ -163,33 +164,20 @@ def _trainable(student: HyperNetPolicy):
 
 def _epoch(student: HyperNetPolicy, opt, data: DistillData, config: DistillConfig) -> float:
     """One pass over the data in robot-balanced batches; returns the mean loss."""
-    student.train()
-    rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
-    steps = max(1, data.n_samples // config.batch_size)
-    per_robot = config.batch_size // config.robots_per_batch
     context = torch.as_tensor(data.context)
     limb_mask = torch.as_tensor(data.limb_mask)
-    action_mask = torch.as_tensor(data.action_mask).float()
-    total = 0.0
-    for _ in range(steps):
-        k = min(config.robots_per_batch, data.n_robots)
-        chosen = rng.choice(data.n_robots, size=k, replace=False)
-        idx = np.concatenate([data.sample_indices(r, per_robot, rng) for r in chosen])
-        local = np.repeat(np.arange(k), per_robot)
+
+    def predict(chosen: np.ndarray, idx: np.ndarray, local: np.ndarray) -> torch.Tensor:
         chosen_t = torch.as_tensor(chosen)
         weights = student.generate(context[chosen_t], limb_mask[chosen_t])
-        pred = student.apply(weights, torch.as_tensor(data.proprio[idx]), torch.as_tensor(local))
-        target = torch.as_tensor(data.action[idx])
-        amask = action_mask[chosen_t][torch.as_tensor(local)]
-        err = 0.5 * ((pred - target) ** 2 * amask).sum(dim=(1, 2)) / amask.sum(dim=(1, 2))
-        loss = err.view(k, per_robot).mean(dim=1).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(_trainable(student), config.max_grad_norm)
-        opt.step()
-        total += loss.item()
+        return student.apply(weights, torch.as_tensor(data.proprio[idx]), torch.as_tensor(local))
+
+    student.train()
+    loss = bc_epoch(predict, _trainable(student), opt, data, batch_size=config.batch_size,
+                    robots_per_batch=config.robots_per_batch,
+                    max_grad_norm=config.max_grad_norm)  # fmt: skip
     student.eval()
-    return total / steps
+    return loss
 
 
 def _save(ckpt: Path, student, opt, epoch: int, wall: float, names, config) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from hd_deploy.cli.inspect import generate_app, inspect_app
-from hd_deploy.cli.train import distill_app, eval_app, train_app
+from hd_deploy.cli.train import clone_app, distill_app, eval_app, experts_app, train_app
 from hd_deploy.morphology.sources import bundled_robots
 from tests.conftest import gym_robots
 
@@ -69,6 +69,18 @@ def test_train_distill_eval_tiny(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["robots"][0]["name"] == Path(robot).stem
     assert "return_mean" in report and "return_mean" in report["robots"][0]
+
+
+def test_experts_clone_tiny(tmp_path: Path) -> None:
+    robot = str(bundled_robots()[0])
+    args = [robot, "--tiny", "--workers", "1", "--out", str(tmp_path / "e")]
+    result = runner.invoke(experts_app, args)
+    assert result.exit_code == 0, result.output
+    assert "experts: 1 robots" in result.output
+    result = runner.invoke(clone_app, [str(tmp_path / "e"), "--tiny", "--out", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "c" / "checkpoint" / "model.safetensors").exists()
+    assert "no experts" in _one_error_line(runner.invoke(clone_app, [str(tmp_path / "nothing")]))
 
 
 def test_user_errors_are_one_line(tmp_path: Path) -> None:

@@ -1,0 +1,240 @@
+"""Clone per-robot experts into the universal transformer teacher (behaviour distillation).
+
+1. Each expert drives its own robot (deterministic action plus Gaussian exploration noise of
+   ``action_noise``) and labels the states it visits with its deterministic action.
+2. The teacher learns by behaviour cloning, 0.5 x squared error over real actuators,
+   averaged per robot; its observation normaliser is fitted once on the first data and frozen.
+3. DAgger rounds: the *teacher* drives, the experts label, the data grows. This corrects
+   the compounding error of pure cloning, which otherwise walks the teacher into states the
+   experts never showed it.
+
+The result is an ordinary teacher checkpoint: ``hd-eval``, ``hd-distill``, ``hd-export`` and
+``hd-bench`` take it like one trained by ``hd-train``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hd_deploy.models import TeacherConfig, TeacherPolicy, load_teacher
+from hd_deploy.models.checkpoint import save_checkpoint
+from hd_deploy.train.bc import bc_epoch
+from hd_deploy.train.config import CloneConfig
+from hd_deploy.train.rollout import DistillData, _map, _policy
+from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
+
+LOG_COLUMNS = ("epoch", "round", "samples", "wall_s", "loss")
+
+
+@dataclass
+class CloneResult:
+    """Where a cloning run ended."""
+
+    run_dir: Path
+    epochs: int
+    loss: float
+    samples: int
+
+
+def expert_robots(experts_dir: str | Path) -> list[tuple[str, str]]:
+    """``(name, MJCF source)`` of every finished expert in a folder, sorted by name.
+
+    Raises:
+        FileNotFoundError: The folder holds no finished expert.
+    """
+    folder = Path(experts_dir)
+    records = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not records:
+        raise FileNotFoundError(f"{folder}: no experts (train them with hd-experts)")
+    out = []
+    for path in records:
+        rec = json.loads(path.read_text())
+        out.append((rec["name"], rec["source"]))
+    return out
+
+
+def clone_teacher(
+    experts_dir: str | Path,
+    run_dir: str | Path,
+    *,
+    teacher_config: TeacherConfig | None = None,
+    config: CloneConfig = CloneConfig(),
+    resume: bool = False,
+    show_progress: bool = True,
+) -> CloneResult:
+    """Clone the experts in ``experts_dir`` into a teacher; writes ``run_dir/checkpoint``.
+
+    Args:
+        experts_dir: Folder written by ``hd-experts``.
+        run_dir: Output folder (``checkpoint/``, ``data.npz``, ``progress.csv``, plot).
+        teacher_config: Teacher size (default ``TeacherConfig.small()``); ignored on resume.
+        config: Cloning settings; on resume the saved settings are used.
+        resume: Continue from ``run_dir/checkpoint``.
+        show_progress: Show progress bars.
+
+    Raises:
+        FileExistsError: run_dir holds a run and resume is False.
+        FileNotFoundError: No experts, or resume without a checkpoint.
+    """
+    run_dir = Path(run_dir)
+    ckpt = run_dir / "checkpoint"
+    robots = expert_robots(experts_dir)
+    state = None
+    if resume:
+        if not (ckpt / "trainer_state.pt").exists():
+            raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
+        meta = json.loads((run_dir / "run.json").read_text())
+        config = CloneConfig.from_dict(meta["clone"])
+        robots = [tuple(r) for r in meta["robots"]]
+        teacher = load_teacher(ckpt)
+        state = torch.load(ckpt / "trainer_state.pt", weights_only=True)
+    else:
+        if (run_dir / "run.json").exists():
+            raise FileExistsError(f"{run_dir}: already holds a run (use --resume or a new folder)")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        teacher = TeacherPolicy(teacher_config or TeacherConfig.small())
+        meta = {"clone": config.to_dict(), "teacher": teacher.config.to_dict(),
+                "experts": str(experts_dir), "robots": robots}  # fmt: skip
+        (run_dir / "run.json").write_text(json.dumps(meta, indent=2))
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    params = list(teacher.actor_parameters())
+    opt = torch.optim.Adam(params, lr=config.lr)
+    start_epoch, wall0 = 0, 0.0
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+        start_epoch, wall0 = state["epoch"], state["wall_s"]
+        torch.set_rng_state(state["torch_rng"])
+    log = CsvLog(run_dir / "progress.csv", LOG_COLUMNS)
+    if resume:
+        log.truncate_after("epoch", start_epoch)
+
+    names = [n for n, _ in robots]
+    experts = str(meta["experts"])
+    data_path = run_dir / "data.npz"
+    if data_path.exists():
+        data = DistillData.load(data_path)
+    else:
+        data = _collect(experts, robots, None, config, 0, teacher.config.max_limbs, show_progress)
+        data.save(data_path)
+    if state is None:
+        teacher.normalizer.update(torch.as_tensor(data.proprio),
+                                  torch.as_tensor(data.limb_mask[data.robot]))  # fmt: skip
+    rounds = config.dagger_rounds + 1
+    per_round = config.epochs // rounds
+    t0, loss = time.time(), float("nan")
+    with progress_bar(disable=not show_progress) as bar:
+        job = bar.add_task("clone", total=config.epochs, completed=start_epoch, status="")
+        for epoch in range(start_epoch, config.epochs):
+            rnd = min(epoch // per_round, rounds - 1)
+            if rnd > 0 and epoch == rnd * per_round:
+                _save(ckpt, teacher, opt, epoch, wall0 + time.time() - t0, names)
+                extra = _collect(experts, robots, str(ckpt), config, rnd,
+                                 teacher.config.max_limbs, show_progress)  # fmt: skip
+                data = data.merge(extra)
+                data.save(data_path)
+            loss = _epoch(teacher, params, opt, data, config)
+            wall = wall0 + time.time() - t0
+            log.append({"epoch": epoch + 1, "round": rnd, "samples": data.n_samples,
+                        "wall_s": wall, "loss": loss})  # fmt: skip
+            bar.update(job, advance=1, status=f"loss {loss:.4g}")
+            if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
+                _save(ckpt, teacher, opt, epoch + 1, wall, names)
+                plot_curve(log, run_dir / "learning_curve.png", x="epoch", ys=("loss",),
+                           title="Teacher cloned from experts")  # fmt: skip
+    return CloneResult(run_dir, config.epochs, loss, data.n_samples)
+
+
+def _epoch(teacher: TeacherPolicy, params, opt, data: DistillData, config: CloneConfig) -> float:
+    context = torch.as_tensor(data.context)
+    limb_mask = torch.as_tensor(data.limb_mask)
+
+    def predict(chosen: np.ndarray, idx: np.ndarray, local: np.ndarray) -> torch.Tensor:
+        robot = torch.as_tensor(data.robot[idx])
+        return teacher.action_mean(torch.as_tensor(data.proprio[idx]), context[robot],
+                                   limb_mask[robot])  # fmt: skip
+
+    teacher.train()
+    loss = bc_epoch(predict, params, opt, data, batch_size=config.batch_size,
+                    robots_per_batch=config.robots_per_batch,
+                    max_grad_norm=config.max_grad_norm)  # fmt: skip
+    teacher.eval()
+    return loss
+
+
+def _save(ckpt: Path, teacher: TeacherPolicy, opt, epoch: int, wall: float, names) -> None:
+    from hd_deploy.train.ppo import _replace_dir
+
+    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    save_checkpoint(
+        tmp,
+        teacher,
+        robots=names,
+        extra={"epoch": epoch, "wall_s": round(wall, 1), "trainer": "hd-clone"},
+    )
+    torch.save({"optimizer": opt.state_dict(), "epoch": epoch, "wall_s": wall,
+                "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")  # fmt: skip
+    _replace_dir(tmp, ckpt)
+
+
+# --- data ---------------------------------------------------------------------------
+
+
+def _collect(experts, robots, teacher_ckpt, config: CloneConfig, rnd, max_limbs, show_progress):
+    steps = config.dagger_samples_per_robot if teacher_ckpt else config.samples_per_robot
+    jobs = [(experts, name, src, teacher_ckpt, steps, config.action_noise,
+             config.seed * 100_003 + 7919 * rnd + i, max_limbs)
+            for i, (name, src) in enumerate(robots)]  # fmt: skip
+    label = "DAgger data" if teacher_ckpt else "expert data"
+    parts = _map(_collect_job, jobs, workers=config.n_workers, label=label,
+                 show_progress=show_progress)  # fmt: skip
+    return DistillData(
+        proprio=np.concatenate([p["proprio"] for p in parts]),
+        action=np.concatenate([p["action"] for p in parts]),
+        robot=np.concatenate([np.full(len(p["proprio"]), i) for i, p in enumerate(parts)]),
+        context=np.stack([p["context"] for p in parts]),
+        limb_mask=np.stack([p["limb_mask"] for p in parts]),
+        action_mask=np.stack([p["action_mask"] for p in parts]),
+    )
+
+
+def _collect_job(args) -> dict:
+    experts, name, source, teacher_ckpt, steps, noise, seed, max_limbs = args
+    from hd_deploy.envs.task import LocomotionTask, TaskConfig
+    from hd_deploy.train.experts import Expert
+
+    task = LocomotionTask(source, config=TaskConfig(max_limbs=max_limbs))
+    expert = Expert.load(experts, name)
+    robot = task.robot
+    if expert.fingerprint != robot.fingerprint:
+        raise ValueError(f"expert {name} was trained on another robot than {source}")
+    n, L = robot.n_limbs, max_limbs
+    ctx = torch.zeros(1, L, task.context.shape[1])
+    ctx[0, :n] = torch.as_tensor(task.context)
+    mask = torch.zeros(1, L, dtype=torch.bool)
+    mask[0, :n] = True
+    teacher = _policy("teacher", teacher_ckpt) if teacher_ckpt else None
+    proprio = np.zeros((steps, L, 17), np.float32)
+    action = np.zeros((steps, L, 2), np.float32)
+    rng = np.random.default_rng(seed)
+    obs = task.reset(rng)
+    for t in range(steps):
+        proprio[t, :n] = obs
+        label = expert.act(obs.reshape(-1))
+        action[t, robot.actuator_limb, robot.actuator_slot] = label
+        if teacher is not None:
+            with torch.no_grad():
+                mean = teacher.action_mean(torch.as_tensor(proprio[t : t + 1]), ctx, mask)[0]
+            ctrl = robot.actions_to_ctrl(mean.numpy())
+        else:
+            ctrl = robot.scale_ctrl(label + noise * rng.standard_normal(label.shape))
+        res = task.step(ctrl)
+        obs = task.reset(rng) if (res.terminated or res.truncated) else task.observe()
+    return {"proprio": proprio, "action": action, "context": ctx[0].numpy(),
+            "limb_mask": mask[0].numpy(), "action_mask": robot.action_mask(L)}  # fmt: skip

@@ -1,0 +1,287 @@
+"""Per-robot PPO experts: the fast way to a teacher that walks on a CPU budget.
+
+One robot is easy (a small MLP reaches a return of ~1000 within a few hundred thousand
+steps, about a minute and a half on one core); one universal transformer over a hundred
+robots is not. The expert route (Furuta et al. 2023, "behaviour distillation") trains one
+small MLP per robot with plain PPO, in parallel processes, and then clones all of them into
+the universal teacher (``hd_deploy.train.teacher_bc``), which PPO can fine-tune further.
+
+An expert sees the robot's own flat proprioception ``(n_limbs * 17,)``, the same vector a
+baked MLP sees, and emits actions in [-1, 1] in actuator order. Each expert is saved as
+``<robot>.safetensors`` (weights and observation statistics) plus ``<robot>.json`` (its
+record: steps, wall time, deterministic return), so an interrupted run skips finished robots.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hd_deploy.train.config import ExpertConfig
+from hd_deploy.train.runlog import progress_bar
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Expert:
+    """A trained per-robot MLP policy, numpy only (used to label states)."""
+
+    name: str
+    fingerprint: str
+    weights: list[tuple[np.ndarray, np.ndarray]]
+    obs_mean: np.ndarray
+    obs_var: np.ndarray
+    record: dict
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic action in [-1, 1], actuator order.
+
+        Args:
+            obs: Flat proprioception, shape ``(n_limbs * 17,)`` or ``(batch, n_limbs * 17)``.
+        """
+        x = np.clip((obs - self.obs_mean) / np.sqrt(self.obs_var + 1e-8), -10.0, 10.0)
+        for i, (w, b) in enumerate(self.weights):
+            x = x @ w.T + b
+            if i + 1 < len(self.weights):
+                x = np.tanh(x)
+        return np.clip(x, -1.0, 1.0).astype(np.float32)
+
+    @classmethod
+    def load(cls, folder: str | Path, name: str) -> Expert:
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        record = json.loads((folder / f"{name}.json").read_text())
+        if record.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{folder / name}.json: unsupported expert format")
+        t = load_file(str(folder / f"{name}.safetensors"))
+        n_layers = sum(1 for k in t if k.endswith(".weight"))
+        weights = [(t[f"pi.{i}.weight"], t[f"pi.{i}.bias"]) for i in range(n_layers)]
+        return cls(name, record["fingerprint"], weights, t["obs_mean"], t["obs_var"], record)
+
+
+@dataclass
+class _RunningStats:
+    mean: np.ndarray
+    var: np.ndarray
+    count: float = 1e-4
+
+    def update(self, x: np.ndarray) -> None:
+        b_mean, b_var, b_n = x.mean(0), x.var(0), len(x)
+        delta, total = b_mean - self.mean, self.count + b_n
+        self.mean = self.mean + delta * b_n / total
+        m2 = self.var * self.count + b_var * b_n + delta**2 * self.count * b_n / total
+        self.var, self.count = m2 / total, total
+
+    def normalize(self, x: np.ndarray) -> np.ndarray:
+        return np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -10, 10).astype(np.float32)
+
+
+def train_expert(source: str | Path, out_dir: str | Path, config: ExpertConfig) -> dict:
+    """Train one expert with PPO and save it; returns its record.
+
+    Args:
+        source: The robot's MJCF file.
+        out_dir: Folder for ``<robot>.safetensors`` and ``<robot>.json``.
+        config: Expert PPO settings.
+    """
+    import torch
+    from torch import nn
+
+    from hd_deploy.envs.task import LocomotionTask
+
+    torch.set_num_threads(1)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    base = LocomotionTask(source)
+    envs = [base] + [base.fork() for _ in range(config.n_envs - 1)]
+    nu, n_envs, T = base.model.nu, config.n_envs, config.rollout_steps
+    obs = np.stack([e.reset(rng).reshape(-1) for e in envs])
+    dim = obs.shape[1]
+
+    def mlp(out: int) -> nn.Sequential:
+        h = config.hidden
+        return nn.Sequential(nn.Linear(dim, h), nn.Tanh(), nn.Linear(h, h), nn.Tanh(),
+                             nn.Linear(h, out))  # fmt: skip
+
+    pi, vf = mlp(nu), mlp(1)
+    log_std = nn.Parameter(torch.full((nu,), config.init_log_std))
+    params = [*pi.parameters(), *vf.parameters(), log_std]
+    opt = torch.optim.Adam(params, lr=config.lr, eps=1e-5)
+    stats = _RunningStats(np.zeros(dim), np.ones(dim))
+    ret_stats = _RunningStats(np.zeros(1), np.ones(1))
+    disc_ret, ep_ret, finished = np.zeros(n_envs), np.zeros(n_envs), []
+
+    def log_prob(mean, action):
+        z = (action - mean) / log_std.exp()
+        return (-0.5 * z * z - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    t0, steps = time.time(), 0
+    while steps < config.total_steps:
+        stats.update(obs)
+        buf_o = np.zeros((T, n_envs, dim), np.float32)
+        buf_a = np.zeros((T, n_envs, nu), np.float32)
+        buf_r, buf_d = np.zeros((T, n_envs)), np.zeros((T, n_envs))
+        buf_lp, buf_v = np.zeros((T, n_envs)), np.zeros((T, n_envs))
+        for t in range(T):
+            o = torch.as_tensor(stats.normalize(obs))
+            with torch.no_grad():
+                mean = pi(o)
+                a = mean + log_std.exp() * torch.randn_like(mean)
+                buf_lp[t], buf_v[t] = log_prob(mean, a).numpy(), vf(o)[:, 0].numpy()
+            buf_o[t], buf_a[t] = o.numpy(), a.numpy()
+            for i, env in enumerate(envs):
+                res = env.step(env.robot.scale_ctrl(buf_a[t, i]))
+                ep_ret[i] += res.reward
+                buf_r[t, i] = res.reward
+                if res.terminated or res.truncated:
+                    buf_d[t, i] = 1.0
+                    finished.append(ep_ret[i])
+                    ep_ret[i] = 0.0
+                    obs[i] = env.reset(rng).reshape(-1)
+                else:
+                    obs[i] = env.observe().reshape(-1)
+        for t in range(T):  # scale rewards by the running std of the discounted return
+            disc_ret = disc_ret * config.gamma + buf_r[t]
+            ret_stats.update(disc_ret[:, None])
+            disc_ret[buf_d[t] > 0] = 0.0
+        rew = buf_r / math.sqrt(ret_stats.var[0] + 1e-8)
+        with torch.no_grad():
+            last_v = vf(torch.as_tensor(stats.normalize(obs)))[:, 0].numpy()
+        adv, gae = np.zeros_like(rew), np.zeros(n_envs)
+        for t in reversed(range(T)):
+            next_v = last_v if t == T - 1 else buf_v[t + 1]
+            live = 1.0 - buf_d[t]
+            gae = (
+                rew[t]
+                + config.gamma * next_v * live
+                - buf_v[t]
+                + (config.gamma * config.gae_lambda * live * gae)
+            )
+            adv[t] = gae
+        flat = {
+            "o": torch.as_tensor(buf_o.reshape(-1, dim)),
+            "a": torch.as_tensor(buf_a.reshape(-1, nu)),
+            "lp": torch.as_tensor(buf_lp.reshape(-1), dtype=torch.float32),
+            "adv": torch.as_tensor(adv.reshape(-1), dtype=torch.float32),
+            "ret": torch.as_tensor((adv + buf_v).reshape(-1), dtype=torch.float32),
+        }
+        n = T * n_envs
+        for _ in range(config.epochs):
+            perm = torch.randperm(n)
+            for s in range(0, n, config.minibatch_size):
+                idx = perm[s : s + config.minibatch_size]
+                a_ = flat["adv"][idx]
+                a_ = (a_ - a_.mean()) / (a_.std() + 1e-8)
+                ratio = torch.exp(log_prob(pi(flat["o"][idx]), flat["a"][idx]) - flat["lp"][idx])
+                clipped = ratio.clamp(1 - config.clip, 1 + config.clip)
+                pl = -torch.min(ratio * a_, clipped * a_).mean()
+                vl = 0.5 * (vf(flat["o"][idx])[:, 0] - flat["ret"][idx]).pow(2).mean()
+                opt.zero_grad(set_to_none=True)
+                (pl + 0.5 * vl).backward()
+                nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                opt.step()
+        steps += n
+
+    layers = [m for m in pi if isinstance(m, nn.Linear)]
+    expert = Expert(
+        name=base.robot.name,
+        fingerprint=base.robot.fingerprint,
+        weights=[(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in layers],
+        obs_mean=stats.mean.astype(np.float32),
+        obs_var=stats.var.astype(np.float32),
+        record={},
+    )
+    record = {
+        "format_version": FORMAT_VERSION,
+        "name": base.robot.name,
+        "source": str(source),
+        "fingerprint": base.robot.fingerprint,
+        "env_steps": steps,
+        "wall_s": round(time.time() - t0, 1),
+        "return_train_recent": float(np.mean(finished[-20:])) if finished else 0.0,
+        "return_deterministic": evaluate_expert(expert, base, seed=config.seed),
+        "config": config.to_dict(),
+    }
+    _save(Path(out_dir), expert, record)
+    return record
+
+
+def evaluate_expert(expert: Expert, task, *, seed: int, episodes: int = 1) -> float:
+    """Mean deterministic return of an expert on its task."""
+    totals = []
+    for e in range(episodes):
+        obs = task.reset(np.random.default_rng((seed, 999, e)))
+        total = 0.0
+        while True:
+            res = task.step(task.robot.scale_ctrl(expert.act(obs.reshape(-1))))
+            total += res.reward
+            if res.terminated or res.truncated:
+                break
+            obs = task.observe()
+        totals.append(total)
+    return float(np.mean(totals))
+
+
+def _save(out: Path, expert: Expert, record: dict) -> None:
+    from safetensors.numpy import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {"obs_mean": expert.obs_mean, "obs_var": expert.obs_var}
+    for i, (w, b) in enumerate(expert.weights):
+        tensors[f"pi.{i}.weight"] = np.ascontiguousarray(w, dtype=np.float32)
+        tensors[f"pi.{i}.bias"] = np.ascontiguousarray(b, dtype=np.float32)
+    save_file(tensors, str(out / f"{expert.name}.safetensors"))
+    # The JSON is written last: its presence marks a finished expert.
+    (out / f"{expert.name}.json").write_text(json.dumps(record, indent=2))
+
+
+def _job(args) -> dict:
+    source, out, config = args
+    return train_expert(source, out, config)
+
+
+def train_experts(
+    robots: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    config: ExpertConfig = ExpertConfig(),
+    workers: int = 2,
+    show_progress: bool = True,
+) -> list[dict]:
+    """Train one expert per robot in parallel; robots with a finished expert are skipped.
+
+    Returns:
+        The records of all experts in ``out_dir`` for these robots, in robot order.
+    """
+    from hd_deploy.morphology.robot import robot_name
+
+    out = Path(out_dir)
+    names = [robot_name(r) for r in robots]
+    todo = [(str(r), str(out), config) for r, n in zip(robots, names, strict=True)
+            if not (out / f"{n}.json").exists()]  # fmt: skip
+    with progress_bar(disable=not show_progress) as bar:
+        task = bar.add_task("experts", total=len(robots), completed=len(robots) - len(todo),
+                            status="")  # fmt: skip
+        done: list[float] = []
+
+        def advance(rec: dict) -> None:
+            done.append(rec["return_deterministic"])
+            bar.update(task, advance=1, status=f"mean det. return {np.mean(done):.0f}")
+
+        if workers <= 1:
+            for job in todo:
+                advance(_job(job))
+        else:
+            with mp.get_context("spawn").Pool(workers, maxtasksperchild=4) as pool:
+                for rec in pool.imap_unordered(_job, todo):
+                    advance(rec)
+    return [json.loads((out / f"{n}.json").read_text()) for n in names]
