@@ -39,20 +39,58 @@ def _ratio(runs: Path, split: str) -> str:
     return f"{sm / tm:.1%}" if tm > 0 else "undefined (teacher return <= 0)"
 
 
+def _ppo_lines(run: dict, ckpt: dict, last: dict) -> list[str]:
+    extra = ckpt["extra"]
+    n_unimal = sum("unimal" in r for r in run["robots"])
+    return [
+        f"- Trained with `hd-train` (PPO, seed {run['ppo']['seed']}) on {len(run['robots'])} "
+        f"robots: {n_unimal} UNIMAL training robots and "
+        f"{len(run['robots']) - n_unimal} generated robots (`hd-generate --count 20 --seed 0`).",
+        f"- Environment steps: {extra['env_steps']:,} of the planned "
+        f"{run['ppo']['total_steps']:,} (iteration {extra['iteration']}); wall time "
+        f"{float(extra['wall_s']) / 3600:.2f} h on a 2-core CPU.",
+        f"- Recent training return (last 100 episodes, stochastic policy): "
+        f"{float(last.get('return_recent', 'nan')):.1f}",
+    ]
+
+
+def _clone_lines(run: dict, last: dict) -> list[str]:
+    experts = Path(run["experts"])
+    records = [json.loads((experts / f"{name}.json").read_text()) for name, _ in run["robots"]]
+    steps = sum(r["env_steps"] for r in records)
+    wall = sum(r["wall_s"] for r in records)
+    det = [r["return_deterministic"] for r in records]
+    c = run["clone"]
+    return [
+        f"- Route: `hd-experts` then `hd-clone` (seed {c['seed']}). One MLP expert per robot "
+        f"({len(records)} UNIMAL training robots), plain PPO, "
+        f"{records[0]['env_steps']:,} steps each ({steps:,} in all, {wall / 3600:.2f} "
+        f"core-hours, two robots at a time on a 2-core CPU). Expert deterministic return: "
+        f"mean {sum(det) / len(det):.1f}, min {min(det):.1f}, max {max(det):.1f}.",
+        f"- Cloning: {c['samples_per_robot']} expert samples per robot (exploration noise "
+        f"{c['action_noise']}), {c['dagger_rounds']} DAgger rounds of "
+        f"{c['dagger_samples_per_robot']} samples per robot (teacher drives, experts label), "
+        f"{c['epochs']} epochs, Adam lr {c['lr']}; final loss "
+        f"{float(last.get('loss', 'nan')):.4g}; wall time "
+        f"{float(last.get('wall_s', 'nan')) / 60:.1f} min (training and DAgger collection).",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("training"))
     parser.add_argument("--out", type=Path, default=Path("hd_deploy/assets/MODEL_CARD.md"))
+    parser.add_argument("--teacher", default="teacher", help="teacher run folder in --runs")
+    parser.add_argument("--student", default="student", help="student run folder in --runs")
     args = parser.parse_args()
     runs = args.runs
-    t_run = json.loads((runs / "teacher" / "run.json").read_text())
-    t_ckpt = json.loads((runs / "teacher" / "checkpoint" / "checkpoint.json").read_text())
-    t_last = _last_row(runs / "teacher" / "progress.csv")
-    s_run = json.loads((runs / "student" / "run.json").read_text())
-    s_ckpt = json.loads((runs / "student" / "checkpoint" / "checkpoint.json").read_text())
-    s_last = _last_row(runs / "student" / "progress.csv")
-    extra = t_ckpt["extra"]
-    n_unimal = sum("unimal" in r for r in t_run["robots"])
+    t_dir, s_dir = runs / args.teacher, runs / args.student
+    t_run = json.loads((t_dir / "run.json").read_text())
+    t_ckpt = json.loads((t_dir / "checkpoint" / "checkpoint.json").read_text())
+    t_last = _last_row(t_dir / "progress.csv")
+    s_run = json.loads((s_dir / "run.json").read_text())
+    s_ckpt = json.loads((s_dir / "checkpoint" / "checkpoint.json").read_text())
+    s_last = _last_row(s_dir / "progress.csv")
     lines = [
         "# Shipped checkpoints: model card",
         "",
@@ -61,21 +99,15 @@ def main() -> None:
         "",
         "## Teacher (`checkpoints/teacher`)",
         f"- Architecture: `TeacherConfig` {json.dumps(t_ckpt['config'])}",
-        f"- Trained with `hd-train` (PPO, seed {t_run['ppo']['seed']}) on {len(t_run['robots'])} "
-        f"robots: {n_unimal} UNIMAL training robots and "
-        f"{len(t_run['robots']) - n_unimal} generated robots (`hd-generate --count 20 --seed 0`).",
-        f"- Environment steps: {extra['env_steps']:,} of the planned "
-        f"{t_run['ppo']['total_steps']:,} (iteration {extra['iteration']}); wall time "
-        f"{float(extra['wall_s']) / 3600:.2f} h on a 2-core CPU.",
-        f"- Recent training return (last 100 episodes, stochastic policy): "
-        f"{float(t_last.get('return_recent', 'nan')):.1f}",
+        *(_clone_lines(t_run, t_last) if "clone" in t_run else _ppo_lines(t_run, t_ckpt, t_last)),
         f"- `hd-eval` return, UNIMAL train: {_eval_line(runs / 'eval_teacher_train.json')}",
         f"- `hd-eval` return, UNIMAL test (unseen): {_eval_line(runs / 'eval_teacher_test.json')}",
         "",
         "## Student (`checkpoints/student`)",
         f"- Architecture: `HyperNetConfig` {json.dumps(s_ckpt['config'])}",
         f"- Distilled with `hd-distill` (seed {s_run['distill']['seed']}) from the teacher above "
-        f"on the same {len(s_run['robots'])} robots: "
+        f"on {len(s_run['robots'])} robots "
+        f"({sum('unimal' in r for r in s_run['robots'])} of them UNIMAL training robots): "
         f"{s_run['distill']['samples_per_robot']} teacher samples per robot, "
         f"{s_run['distill']['epochs']} epochs, DAgger rounds {s_run['distill']['dagger_rounds']}; "
         f"final loss {float(s_last.get('loss', 'nan')):.4g}; wall time "

@@ -182,10 +182,10 @@ class CloneConfig:
     dagger_samples_per_robot: int = 2000
     n_workers: int = 2
     # optimisation
-    epochs: int = 24
+    epochs: int = 15
     batch_size: int = 4096
     robots_per_batch: int = 16
-    lr: float = 5e-4
+    lr: float = 1e-3
     max_grad_norm: float = 0.5
     # bookkeeping
     seed: int = 0

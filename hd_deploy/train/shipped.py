@@ -44,3 +44,39 @@ def resolve_policy(policy: str) -> tuple[str, Path]:
             raise ValueError(f"{path}: unknown checkpoint kind {kind!r}")
         return kind, path
     raise ValueError(f"{path}: neither a checkpoint folder nor an .onnx controller")
+
+
+def golden_outputs(teacher: str | Path, student: str | Path, *, seed: int = 0) -> dict:
+    """Reference outputs of two checkpoints on the bundled robots (for drift tests).
+
+    For each bundled robot: the observation after a seeded reset, the teacher's controls and
+    the baked student's controls for it, plus both checkpoints' hashes.
+    """
+    import numpy as np
+    import torch
+
+    from hd_deploy.envs.task import LocomotionTask
+    from hd_deploy.models import load_student, load_teacher
+    from hd_deploy.models.checkpoint import checkpoint_hash
+    from hd_deploy.morphology.sources import bundled_robots
+
+    t_model, s_model = load_teacher(teacher), load_student(student)
+    robots = {}
+    for src in bundled_robots():
+        task = LocomotionTask(src)
+        obs = task.reset(np.random.default_rng(seed)).reshape(-1)
+        x = torch.as_tensor(obs[None])
+        with torch.no_grad():
+            t_ctrl = t_model.for_robot(task.robot, task.context)(x)[0]
+            s_ctrl = s_model.bake([task.robot], [task.context])[0](x)[0]
+        robots[task.robot.name] = {
+            "obs": obs.tolist(),
+            "teacher_ctrl": t_ctrl.tolist(),
+            "student_ctrl": s_ctrl.tolist(),
+        }
+    return {
+        "seed": seed,
+        "teacher_hash": checkpoint_hash(teacher),
+        "student_hash": checkpoint_hash(student),
+        "robots": robots,
+    }
