@@ -1,33 +1,49 @@
 #!/usr/bin/env bash
 # The exact commands that produced the shipped checkpoints in hd_deploy/assets/checkpoints.
-# Run from the repository root with ../shared/unimal present. Each step resumes if its
-# run folder already exists (rerun the script after an interruption).
+# Run from the repository root with ../shared/unimal present. Every step resumes or skips
+# finished work when its run folder already exists (rerun the script after an interruption).
 set -euo pipefail
 UNIMAL=${UNIMAL:-../shared/unimal}
-STEPS=${STEPS:-5000000}
 
-# 20 generated robots join the 100 UNIMAL training robots (deterministic: seeds 0-19).
-hd-generate training/robots --count 20 --seed 0
-
-# Teacher: CPU-sized transformer, PPO, seed 0.
-if [ -f training/teacher/run.json ]; then
-  hd-train --out training/teacher --resume --steps "$STEPS"
+# Teacher, expert route: one MLP expert per UNIMAL training robot (plain PPO, 300k steps,
+# two robots at a time), then behaviour cloning with one DAgger round into the CPU-sized
+# transformer. The cloning uses the experts present in training/experts when it starts
+# (the model card says how many).
+hd-experts "$UNIMAL/train" --out training/experts --seed 0
+if [ -f training/teacher_clone/run.json ]; then
+  hd-clone training/experts --out training/teacher_clone --resume
 else
-  hd-train "$UNIMAL/train" training/robots --out training/teacher --steps "$STEPS" --seed 0
+  hd-clone training/experts --out training/teacher_clone --seed 0
 fi
 
-# Student: HyperNetConfig.small(), behaviour cloning on the same robots.
-if [ -f training/student/run.json ]; then
-  hd-distill --teacher training/teacher/checkpoint --out training/student --resume
+# Student: HyperNetConfig.small(), behaviour cloning of the teacher plus one DAgger round.
+if [ -f training/student_clone/run.json ]; then
+  hd-distill --teacher training/teacher_clone/checkpoint --out training/student_clone --resume
 else
-  hd-distill "$UNIMAL/train" training/robots --teacher training/teacher/checkpoint \
-    --out training/student --samples 4000 --epochs 30 --seed 0
+  hd-distill "$UNIMAL/train" --teacher training/teacher_clone/checkpoint \
+    --out training/student_clone --samples 4000 --epochs 60 --dagger 1 --seed 0
 fi
 
 # Evaluation (the numbers in the model card), 3 episodes per robot, seed 0.
 for policy in teacher student; do
   for split in train test; do
-    hd-eval "training/$policy/checkpoint" --robots "$UNIMAL/$split" --episodes 3 --seed 0 \
-      --json "training/eval_${policy}_${split}.json"
+    hd-eval "training/${policy}_clone/checkpoint" --robots "$UNIMAL/$split" --episodes 3 \
+      --seed 0 --json "training/eval_${policy}_${split}.json"
   done
 done
+
+# Ship: weights and JSON only (no optimiser state), model card, golden outputs.
+for kind in teacher student; do
+  mkdir -p "hd_deploy/assets/checkpoints/$kind"
+  cp "training/${kind}_clone/checkpoint/"{model.safetensors,checkpoint.json} \
+    "hd_deploy/assets/checkpoints/$kind/"
+done
+python scripts/model_card.py --teacher teacher_clone --student student_clone
+python scripts/golden.py
+
+# The PPO route (MetaMorph's recipe) is kept in training/teacher and training/student:
+#   hd-generate training/robots --count 20 --seed 0
+#   hd-train "$UNIMAL/train" training/robots --out training/teacher --steps 5000000 --seed 0
+#   hd-distill "$UNIMAL/train" training/robots --teacher training/teacher/checkpoint \
+#     --out training/student --samples 4000 --epochs 30 --seed 0
+# It stopped at 3.3M steps with a train return of about 190 (see git history of the card).

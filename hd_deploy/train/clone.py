@@ -15,6 +15,7 @@ The result is an ordinary teacher checkpoint: ``hd-eval``, ``hd-distill``, ``hd-
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from hd_deploy.train.config import CloneConfig
 from hd_deploy.train.rollout import DistillData, _map, _policy
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
 
-LOG_COLUMNS = ("epoch", "round", "samples", "wall_s", "loss")
+LOG_COLUMNS = ("epoch", "round", "samples", "wall_s", "loss", "lr")
 
 
 @dataclass
@@ -139,10 +140,12 @@ def clone_teacher(
                                  teacher.config.max_limbs, show_progress)  # fmt: skip
                 data = data.merge(extra)
                 data.save(data_path)
+            for group in opt.param_groups:
+                group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
             loss = _epoch(teacher, params, opt, data, config)
             wall = wall0 + time.time() - t0
             log.append({"epoch": epoch + 1, "round": rnd, "samples": data.n_samples,
-                        "wall_s": wall, "loss": loss})  # fmt: skip
+                        "wall_s": wall, "loss": loss, "lr": opt.param_groups[0]["lr"]})  # fmt: skip
             bar.update(job, advance=1, status=f"loss {loss:.4g}")
             if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
                 _save(ckpt, teacher, opt, epoch + 1, wall, names)
@@ -194,14 +197,7 @@ def _collect(experts, robots, teacher_ckpt, config: CloneConfig, rnd, max_limbs,
     label = "DAgger data" if teacher_ckpt else "expert data"
     parts = _map(_collect_job, jobs, workers=config.n_workers, label=label,
                  show_progress=show_progress)  # fmt: skip
-    return DistillData(
-        proprio=np.concatenate([p["proprio"] for p in parts]),
-        action=np.concatenate([p["action"] for p in parts]),
-        robot=np.concatenate([np.full(len(p["proprio"]), i) for i, p in enumerate(parts)]),
-        context=np.stack([p["context"] for p in parts]),
-        limb_mask=np.stack([p["limb_mask"] for p in parts]),
-        action_mask=np.stack([p["action_mask"] for p in parts]),
-    )
+    return DistillData.from_parts(parts)
 
 
 def _collect_job(args) -> dict:

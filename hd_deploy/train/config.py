@@ -178,12 +178,12 @@ class CloneConfig:
     # data
     samples_per_robot: int = 4000
     action_noise: float = 0.2
-    dagger_rounds: int = 2
+    dagger_rounds: int = 1
     dagger_samples_per_robot: int = 2000
     n_workers: int = 2
-    # optimisation
-    epochs: int = 15
-    batch_size: int = 4096
+    # optimisation (lr decays along a cosine over the epochs)
+    epochs: int = 16
+    batch_size: int = 2048
     robots_per_batch: int = 16
     lr: float = 1e-3
     max_grad_norm: float = 0.5

@@ -73,6 +73,18 @@ class DistillData:
         tmp.replace(path)
 
     @classmethod
+    def from_parts(cls, parts: list[dict]) -> DistillData:
+        """Join per-robot rollouts (dicts of proprio, action, context, masks) in robot order."""
+        return cls(
+            proprio=np.concatenate([p["proprio"] for p in parts]),
+            action=np.concatenate([p["action"] for p in parts]),
+            robot=np.concatenate([np.full(len(p["proprio"]), i) for i, p in enumerate(parts)]),
+            context=np.stack([p["context"] for p in parts]),
+            limb_mask=np.stack([p["limb_mask"] for p in parts]),
+            action_mask=np.stack([p["action_mask"] for p in parts]),
+        )
+
+    @classmethod
     def load(cls, path: Path) -> DistillData:
         with np.load(path) as f:
             return cls(**{k: f[k] for k in cls.__dataclass_fields__})
@@ -216,14 +228,7 @@ def collect(
     label = "DAgger data" if student_checkpoint else "teacher data"
     parts = _map(_collect_job, jobs, workers=config.n_workers, label=label,
                  show_progress=show_progress)  # fmt: skip
-    return DistillData(
-        proprio=np.concatenate([p["proprio"] for p in parts]),
-        action=np.concatenate([p["action"] for p in parts]),
-        robot=np.concatenate([np.full(len(p["proprio"]), i) for i, p in enumerate(parts)]),
-        context=np.stack([p["context"] for p in parts]),
-        limb_mask=np.stack([p["limb_mask"] for p in parts]),
-        action_mask=np.stack([p["action_mask"] for p in parts]),
-    )
+    return DistillData.from_parts(parts)
 
 
 def evaluate(
