@@ -110,3 +110,15 @@ def test_distill_refuses_a_student_as_teacher(teacher_run: Path, tmp_path: Path)
     with pytest.raises(CheckpointError):
         distill_student(tmp_path / "s" / "checkpoint", bundled_robots()[:1], tmp_path / "t",
                         config=DistillConfig.tiny(), show_progress=False)  # fmt: skip
+
+
+def test_distill_dagger_round_adds_student_driven_samples(teacher_run: Path, tmp_path) -> None:
+    robots = bundled_robots()[:ROBOTS]
+    cfg = dataclasses.replace(DistillConfig.tiny(), dagger_rounds=1)
+    result = distill_student(
+        teacher_run / "checkpoint", robots, tmp_path / "student",
+        student_config=HyperNetConfig.tiny(), config=cfg, show_progress=False,
+    )  # fmt: skip
+    assert result.samples == 2 * ROBOTS * cfg.samples_per_robot
+    rows = (tmp_path / "student" / "progress.csv").read_text().strip().splitlines()[1:]
+    assert [r.split(",")[1] for r in rows] == ["0", "1"]
