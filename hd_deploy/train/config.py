@@ -182,7 +182,7 @@ class CloneConfig:
     dagger_samples_per_robot: int = 2000
     n_workers: int = 2
     # optimisation (lr decays along a cosine over the epochs)
-    epochs: int = 16
+    epochs: int = 24
     batch_size: int = 2048
     robots_per_batch: int = 16
     lr: float = 1e-3
