@@ -30,8 +30,8 @@ def _eval_line(path: Path) -> str:
     )
 
 
-def _ratio(runs: Path, split: str) -> str:
-    t, s = runs / f"eval_teacher_{split}.json", runs / f"eval_student_{split}.json"
+def _ratio(runs: Path, teacher: str, student: str, split: str) -> str:
+    t, s = runs / f"eval_{teacher}_{split}.json", runs / f"eval_{student}_{split}.json"
     if not (t.exists() and s.exists()):
         return "not measured"
     tm = json.loads(t.read_text())["return_mean"]
@@ -91,6 +91,13 @@ def main() -> None:
     s_run = json.loads((s_dir / "run.json").read_text())
     s_ckpt = json.loads((s_dir / "checkpoint" / "checkpoint.json").read_text())
     s_last = _last_row(s_dir / "progress.csv")
+
+    def t_eval(split: str) -> Path:
+        return runs / f"eval_{args.teacher}_{split}.json"
+
+    def ratio(split: str) -> str:
+        return _ratio(runs, args.teacher, args.student, split)
+
     lines = [
         "# Shipped checkpoints: model card",
         "",
@@ -100,8 +107,8 @@ def main() -> None:
         "## Teacher (`checkpoints/teacher`)",
         f"- Architecture: `TeacherConfig` {json.dumps(t_ckpt['config'])}",
         *(_clone_lines(t_run, t_last) if "clone" in t_run else _ppo_lines(t_run, t_ckpt, t_last)),
-        f"- `hd-eval` return, UNIMAL train: {_eval_line(runs / 'eval_teacher_train.json')}",
-        f"- `hd-eval` return, UNIMAL test (unseen): {_eval_line(runs / 'eval_teacher_test.json')}",
+        f"- `hd-eval` return, UNIMAL train: {_eval_line(t_eval('train'))}",
+        f"- `hd-eval` return, UNIMAL test (unseen): {_eval_line(t_eval('test'))}",
         "",
         "## Student (`checkpoints/student`)",
         f"- Architecture: `HyperNetConfig` {json.dumps(s_ckpt['config'])}",
@@ -113,10 +120,10 @@ def main() -> None:
         f"final loss {float(s_last.get('loss', 'nan')):.4g}; wall time "
         f"{float(s_last.get('wall_s', 'nan')) / 60:.1f} min (training only).",
         f"- `hd-eval` return (baked MLPs), UNIMAL train: "
-        f"{_eval_line(runs / 'eval_student_train.json')}",
+        f"{_eval_line(runs / f'eval_{args.student}_train.json')}",
         f"- `hd-eval` return (baked MLPs), UNIMAL test (unseen): "
-        f"{_eval_line(runs / 'eval_student_test.json')}",
-        f"- Student / teacher return: train {_ratio(runs, 'train')}, test {_ratio(runs, 'test')}",
+        f"{_eval_line(runs / f'eval_{args.student}_test.json')}",
+        f"- Student / teacher return: train {ratio('train')}, test {ratio('test')}",
         "",
         "Returns: sum over a 1000-step episode of the torso's forward velocity (m/s), i.e. "
         "forward displacement / 0.02 s; episodes end early when the robot falls.",

@@ -25,10 +25,10 @@ else
 fi
 
 # Evaluation (the numbers in the model card), 3 episodes per robot, seed 0.
-for policy in teacher student; do
+for run in teacher_clone student_clone; do
   for split in train test; do
-    hd-eval "training/${policy}_clone/checkpoint" --robots "$UNIMAL/$split" --episodes 3 \
-      --seed 0 --json "training/eval_${policy}_${split}.json"
+    hd-eval "training/$run/checkpoint" --robots "$UNIMAL/$split" --episodes 3 \
+      --seed 0 --json "training/eval_${run}_${split}.json"
   done
 done
 
