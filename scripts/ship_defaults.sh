@@ -16,16 +16,27 @@ else
   hd-clone training/experts --out training/teacher_clone --seed 0
 fi
 
-# Student: HyperNetConfig.small(), behaviour cloning of the teacher plus one DAgger round.
+# Student: HyperNetConfig.small(), behaviour cloning of the teacher with DAgger rounds
+# (student drives, teacher labels). student_clone is a first run (60 epochs, 1 round);
+# the shipped student_clone2 starts from its data (teacher rollouts + one DAgger round)
+# and adds two more rounds over 75 epochs.
 if [ -f training/student_clone/run.json ]; then
   hd-distill --teacher training/teacher_clone/checkpoint --out training/student_clone --resume
 else
   hd-distill "$UNIMAL/train" --teacher training/teacher_clone/checkpoint \
     --out training/student_clone --samples 4000 --epochs 60 --dagger 1 --seed 0
 fi
+if [ -f training/student_clone2/run.json ]; then
+  hd-distill --teacher training/teacher_clone/checkpoint --out training/student_clone2 --resume
+else
+  mkdir -p training/student_clone2
+  cp training/student_clone/data.npz training/student_clone2/data.npz
+  hd-distill "$UNIMAL/train" --teacher training/teacher_clone/checkpoint \
+    --out training/student_clone2 --samples 4000 --epochs 75 --dagger 2 --seed 1
+fi
 
 # Evaluation (the numbers in the model card), 3 episodes per robot, seed 0.
-for run in teacher_clone student_clone; do
+for run in teacher_clone student_clone student_clone2; do
   for split in train test; do
     hd-eval "training/$run/checkpoint" --robots "$UNIMAL/$split" --episodes 3 \
       --seed 0 --json "training/eval_${run}_${split}.json"
@@ -33,12 +44,12 @@ for run in teacher_clone student_clone; do
 done
 
 # Ship: weights and JSON only (no optimiser state), model card, golden outputs.
-for kind in teacher student; do
-  mkdir -p "hd_deploy/assets/checkpoints/$kind"
-  cp "training/${kind}_clone/checkpoint/"{model.safetensors,checkpoint.json} \
-    "hd_deploy/assets/checkpoints/$kind/"
-done
-python scripts/model_card.py --teacher teacher_clone --student student_clone
+mkdir -p hd_deploy/assets/checkpoints/{teacher,student}
+cp training/teacher_clone/checkpoint/{model.safetensors,checkpoint.json} \
+  hd_deploy/assets/checkpoints/teacher/
+cp training/student_clone2/checkpoint/{model.safetensors,checkpoint.json} \
+  hd_deploy/assets/checkpoints/student/
+python scripts/model_card.py --teacher teacher_clone --student student_clone2
 python scripts/golden.py
 
 # The PPO route (MetaMorph's recipe) is kept in training/teacher and training/student:
