@@ -110,6 +110,12 @@ def clone(
     epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
     samples: Annotated[int | None, typer.Option(help="Expert samples per robot.")] = None,
     dagger: Annotated[int | None, typer.Option(help="DAgger rounds (teacher acts).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Rollout worker processes.")] = None,
+    device: Annotated[str, typer.Option(help="Training device: auto, cpu, cuda.")] = "auto",
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (cosine decay).")] = None,
+    reference: Annotated[
+        bool, typer.Option(help="Paper-sized teacher (d 128, 5 layers; GPU-sized).")
+    ] = False,
     tiny: Annotated[bool, typer.Option(help="Tiny model and run, for smoke tests.")] = False,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
@@ -122,13 +128,22 @@ def clone(
     from hd_deploy.train.config import CloneConfig
 
     cfg = CloneConfig.tiny() if tiny else CloneConfig()
-    changes: dict = {"seed": seed}
+    changes: dict = {"seed": seed, "device": device}
     for key, value in (("epochs", epochs), ("samples_per_robot", samples),
-                       ("dagger_rounds", dagger)):  # fmt: skip
+                       ("dagger_rounds", dagger), ("n_workers", workers), ("lr", lr)):  # fmt: skip
         if value is not None:
             changes[key] = value
     cfg = dataclasses.replace(cfg, **changes)
-    model = TeacherConfig.tiny() if tiny else TeacherConfig.small()
+    if reference:
+        # Cloning trains no critic: keep the value network at the small size.
+        small = TeacherConfig.small()
+        model = dataclasses.replace(
+            TeacherConfig.reference(), value_d_model=small.value_d_model,
+            value_layers=small.value_layers, value_heads=small.value_heads,
+            value_ff=small.value_ff,
+        )  # fmt: skip
+    else:
+        model = TeacherConfig.tiny() if tiny else TeacherConfig.small()
     result = clone_teacher(experts_dir, out, teacher_config=model, config=cfg, resume=resume,
                            show_progress=sys.stderr.isatty())  # fmt: skip
     typer.echo(
@@ -155,6 +170,8 @@ def distill(
     epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
     samples: Annotated[int | None, typer.Option(help="Teacher samples per robot.")] = None,
     dagger: Annotated[int, typer.Option(help="DAgger rounds (student acts, teacher labels).")] = 0,
+    workers: Annotated[int | None, typer.Option(help="Rollout worker processes.")] = None,
+    device: Annotated[str, typer.Option(help="Training device: auto, cpu, cuda.")] = "auto",
     reference: Annotated[bool, typer.Option(help="Paper-sized hypernetwork.")] = False,
     tiny: Annotated[bool, typer.Option(help="Tiny model and run, for smoke tests.")] = False,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
@@ -176,8 +193,9 @@ def distill(
         cfg, model = DistillConfig.tiny(), HyperNetConfig.tiny()
     else:
         cfg, model = DistillConfig(), HyperNetConfig.small()
-    changes: dict = {"seed": seed, "dagger_rounds": dagger}
-    for key, value in (("epochs", epochs), ("samples_per_robot", samples)):
+    changes: dict = {"seed": seed, "dagger_rounds": dagger, "device": device}
+    for key, value in (("epochs", epochs), ("samples_per_robot", samples),
+                       ("n_workers", workers)):  # fmt: skip
         if value is not None:
             changes[key] = value
     cfg = dataclasses.replace(cfg, **changes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,8 +28,48 @@ def balanced_batches(
         yield chosen, idx, np.repeat(np.arange(k), per_robot)
 
 
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` is CUDA when present, else the CPU; anything else goes to ``torch.device``.
+
+    Raises:
+        ValueError: CUDA was asked for and is not available.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"device {name!r}: expected auto, cpu or cuda[:N]") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: CUDA is not available on this machine")
+    return device
+
+
+@dataclass
+class Batch:
+    """One robot-balanced batch, its tensors already on the training device.
+
+    Attributes:
+        chosen: ``(k,)`` robot indices.
+        proprio: ``(k * per_robot, L, 17)`` raw proprioception.
+        local: ``(k * per_robot,)`` each sample's position in ``chosen``.
+        context: ``(k, L, 53)`` context of the chosen robots.
+        limb_mask: ``(k, L)``.
+    """
+
+    chosen: torch.Tensor
+    proprio: torch.Tensor
+    local: torch.Tensor
+    context: torch.Tensor
+    limb_mask: torch.Tensor
+
+    def sample_context(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context and limb mask per sample (for models that read them per sample)."""
+        return self.context[self.local], self.limb_mask[self.local]
+
+
 def bc_epoch(
-    predict: Callable[[np.ndarray, np.ndarray, np.ndarray], torch.Tensor],
+    predict: Callable[[Batch], torch.Tensor],
     params: list[torch.nn.Parameter],
     opt: torch.optim.Optimizer,
     data: DistillData,
@@ -36,32 +77,46 @@ def bc_epoch(
     batch_size: int,
     robots_per_batch: int,
     max_grad_norm: float,
+    device: torch.device = torch.device("cpu"),
 ) -> float:
     """One pass of 0.5 x squared error over real actuators, averaged per robot.
 
+    The samples are copied to ``device`` once per call (a view on the CPU); batches are
+    gathered there.
+
     Args:
-        predict: ``(chosen, idx, local) -> actions (k * per_robot, L, 2)``.
+        predict: ``batch -> actions (k * per_robot, L, 2)``.
         params: Parameters to clip and step.
         opt: Optimiser over ``params``.
         data: Labelled samples.
+        device: Where the model lives.
 
     Returns:
         The mean loss over the epoch.
     """
     rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
-    action_mask = torch.as_tensor(data.action_mask).float()
-    total, n = 0.0, 0
-    for chosen, idx, local in balanced_batches(
+    proprio = torch.as_tensor(data.proprio).to(device)
+    action = torch.as_tensor(data.action).to(device)
+    context = torch.as_tensor(data.context).to(device)
+    limb_mask = torch.as_tensor(data.limb_mask).to(device)
+    action_mask = torch.as_tensor(data.action_mask).float().to(device)
+    total = torch.zeros((), device=device)
+    n = 0
+    for chosen_np, idx_np, local_np in balanced_batches(
         data, batch_size=batch_size, robots_per_batch=robots_per_batch, rng=rng
     ):
-        pred = predict(chosen, idx, local)
-        target = torch.as_tensor(data.action[idx])
-        amask = action_mask[torch.as_tensor(chosen)][torch.as_tensor(local)]
-        err = 0.5 * ((pred - target) ** 2 * amask).sum(dim=(1, 2)) / amask.sum(dim=(1, 2))
-        loss = err.view(len(chosen), -1).mean(dim=1).mean()
+        chosen = torch.as_tensor(chosen_np).to(device)
+        idx = torch.as_tensor(idx_np).to(device)
+        local = torch.as_tensor(local_np).to(device)
+        batch = Batch(chosen, proprio[idx], local, context[chosen], limb_mask[chosen])
+        pred = predict(batch)
+        amask = action_mask[chosen][local]
+        err = 0.5 * ((pred - action[idx]) ** 2 * amask).sum(dim=(1, 2)) / amask.sum(dim=(1, 2))
+        loss = err.view(len(chosen_np), -1).mean(dim=1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
         opt.step()
-        total, n = total + loss.item(), n + 1
-    return total / max(n, 1)
+        total += loss.detach()
+        n += 1
+    return float(total.item()) / max(n, 1)

@@ -25,7 +25,7 @@ import torch
 
 from hd_deploy.models import TeacherConfig, TeacherPolicy, load_teacher
 from hd_deploy.models.checkpoint import save_checkpoint
-from hd_deploy.train.bc import bc_epoch
+from hd_deploy.train.bc import Batch, bc_epoch, resolve_device
 from hd_deploy.train.config import CloneConfig
 from hd_deploy.train.rollout import DistillData, _map, _policy
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
@@ -83,6 +83,7 @@ def clone_teacher(
         FileExistsError: run_dir holds a run and resume is False.
         FileNotFoundError: No experts, or resume without a checkpoint.
     """
+    resolve_device(config.device)  # fail before a run folder is written
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint"
     robots = expert_robots(experts_dir)
@@ -94,7 +95,7 @@ def clone_teacher(
         config = CloneConfig.from_dict(meta["clone"])
         robots = [tuple(r) for r in meta["robots"]]
         teacher = load_teacher(ckpt)
-        state = torch.load(ckpt / "trainer_state.pt", weights_only=True)
+        state = torch.load(ckpt / "trainer_state.pt", weights_only=True, map_location="cpu")
     else:
         if (run_dir / "run.json").exists():
             raise FileExistsError(f"{run_dir}: already holds a run (use --resume or a new folder)")
@@ -105,11 +106,11 @@ def clone_teacher(
         (run_dir / "run.json").write_text(json.dumps(meta, indent=2))
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
     params = list(teacher.actor_parameters())
     opt = torch.optim.Adam(params, lr=config.lr)
     start_epoch, wall0 = 0, 0.0
     if state is not None:
-        opt.load_state_dict(state["optimizer"])
         start_epoch, wall0 = state["epoch"], state["wall_s"]
         torch.set_rng_state(state["torch_rng"])
     log = CsvLog(run_dir / "progress.csv", LOG_COLUMNS)
@@ -127,6 +128,9 @@ def clone_teacher(
     if state is None:
         teacher.normalizer.update(torch.as_tensor(data.proprio),
                                   torch.as_tensor(data.limb_mask[data.robot]))  # fmt: skip
+    teacher.to(device)
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])  # after .to(): its moments follow the params
     rounds = config.dagger_rounds + 1
     per_round = config.epochs // rounds
     t0, loss = time.time(), float("nan")
@@ -142,7 +146,7 @@ def clone_teacher(
                 data.save(data_path)
             for group in opt.param_groups:
                 group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
-            loss = _epoch(teacher, params, opt, data, config)
+            loss = _epoch(teacher, params, opt, data, config, device)
             wall = wall0 + time.time() - t0
             log.append({"epoch": epoch + 1, "round": rnd, "samples": data.n_samples,
                         "wall_s": wall, "loss": loss, "lr": opt.param_groups[0]["lr"]})  # fmt: skip
@@ -154,19 +158,15 @@ def clone_teacher(
     return CloneResult(run_dir, config.epochs, loss, data.n_samples)
 
 
-def _epoch(teacher: TeacherPolicy, params, opt, data: DistillData, config: CloneConfig) -> float:
-    context = torch.as_tensor(data.context)
-    limb_mask = torch.as_tensor(data.limb_mask)
-
-    def predict(chosen: np.ndarray, idx: np.ndarray, local: np.ndarray) -> torch.Tensor:
-        robot = torch.as_tensor(data.robot[idx])
-        return teacher.action_mean(torch.as_tensor(data.proprio[idx]), context[robot],
-                                   limb_mask[robot])  # fmt: skip
+def _epoch(teacher: TeacherPolicy, params, opt, data: DistillData, config: CloneConfig,
+           device: torch.device) -> float:  # fmt: skip
+    def predict(batch: Batch) -> torch.Tensor:
+        return teacher.action_mean(batch.proprio, *batch.sample_context())
 
     teacher.train()
     loss = bc_epoch(predict, params, opt, data, batch_size=config.batch_size,
                     robots_per_batch=config.robots_per_batch,
-                    max_grad_norm=config.max_grad_norm)  # fmt: skip
+                    max_grad_norm=config.max_grad_norm, device=device)  # fmt: skip
     teacher.eval()
     return loss
 
@@ -205,6 +205,7 @@ def _collect_job(args) -> dict:
     from hd_deploy.envs.task import LocomotionTask, TaskConfig
     from hd_deploy.train.experts import Expert
 
+    torch.set_num_threads(1)
     task = LocomotionTask(source, config=TaskConfig(max_limbs=max_limbs))
     expert = Expert.load(experts, name)
     robot = task.robot

@@ -102,6 +102,7 @@ class DistillConfig:
     seed: int = 0
     checkpoint_every: int = 5
     threads: int = 2
+    device: str = "auto"  # "auto": CUDA when present; rollouts always run on CPU workers
 
     def __post_init__(self) -> None:
         for name in ("samples_per_robot", "n_envs", "epochs", "batch_size", "robots_per_batch"):
@@ -191,6 +192,7 @@ class CloneConfig:
     seed: int = 0
     checkpoint_every: int = 2
     threads: int = 2
+    device: str = "auto"  # "auto": CUDA when present; rollouts always run on CPU workers
 
     def __post_init__(self) -> None:
         for name in ("samples_per_robot", "dagger_samples_per_robot", "epochs", "batch_size",

@@ -19,12 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from hd_deploy.models import HyperNetConfig, HyperNetPolicy, load_student, load_teacher
 from hd_deploy.models.checkpoint import save_checkpoint
-from hd_deploy.train.bc import bc_epoch
+from hd_deploy.train.bc import Batch, bc_epoch, resolve_device
 from hd_deploy.train.config import DistillConfig
 from hd_deploy.train.rollout import DistillData, collect
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
@@ -68,6 +67,7 @@ def distill_student(
         FileNotFoundError: resume is True and run_dir holds no checkpoint.
         CheckpointError: The teacher checkpoint is missing, corrupt or not a teacher.
     """
+    resolve_device(config.device)  # fail before a run folder is written
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint"
     teacher = load_teacher(teacher_checkpoint)
@@ -79,7 +79,7 @@ def distill_student(
         config = DistillConfig.from_dict(meta["distill"])
         robots = meta["robots"]
         student = load_student(ckpt)
-        state = torch.load(ckpt / "trainer_state.pt", weights_only=True)
+        state = torch.load(ckpt / "trainer_state.pt", weights_only=True, map_location="cpu")
     else:
         if (run_dir / "run.json").exists():
             raise FileExistsError(f"{run_dir}: already holds a run (use --resume or a new folder)")
@@ -105,6 +105,8 @@ def distill_student(
         state = None
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+    student.to(device)
     opt = torch.optim.Adam(_trainable(student), lr=config.lr)
     start_epoch, wall0 = 0, 0.0
     if state is not None:
@@ -138,7 +140,7 @@ def distill_student(
                 )  # fmt: skip
                 data = data.merge(extra)
                 data.save(data_path)
-            loss = _epoch(student, opt, data, config)
+            loss = _epoch(student, opt, data, config, device)
             wall = wall0 + time.time() - t0
             log.append(
                 {
@@ -162,20 +164,18 @@ def _trainable(student: HyperNetPolicy):
     return [p for name, p in student.named_parameters() if not name.startswith("normalizer.")]
 
 
-def _epoch(student: HyperNetPolicy, opt, data: DistillData, config: DistillConfig) -> float:
+def _epoch(student: HyperNetPolicy, opt, data: DistillData, config: DistillConfig,
+           device: torch.device) -> float:  # fmt: skip
     """One pass over the data in robot-balanced batches; returns the mean loss."""
-    context = torch.as_tensor(data.context)
-    limb_mask = torch.as_tensor(data.limb_mask)
 
-    def predict(chosen: np.ndarray, idx: np.ndarray, local: np.ndarray) -> torch.Tensor:
-        chosen_t = torch.as_tensor(chosen)
-        weights = student.generate(context[chosen_t], limb_mask[chosen_t])
-        return student.apply(weights, torch.as_tensor(data.proprio[idx]), torch.as_tensor(local))
+    def predict(batch: Batch) -> torch.Tensor:
+        weights = student.generate(batch.context, batch.limb_mask)
+        return student.apply(weights, batch.proprio, batch.local)
 
     student.train()
     loss = bc_epoch(predict, _trainable(student), opt, data, batch_size=config.batch_size,
                     robots_per_batch=config.robots_per_batch,
-                    max_grad_norm=config.max_grad_norm)  # fmt: skip
+                    max_grad_norm=config.max_grad_norm, device=device)  # fmt: skip
     student.eval()
     return loss
 
