@@ -13,7 +13,7 @@ STUDENT=${STUDENT:-training/student_ref}
 SIZE=${SIZE:---reference}            # --tiny for a smoke test of this script
 CLONE_EPOCHS=${CLONE_EPOCHS:-60}
 DISTILL_EPOCHS=${DISTILL_EPOCHS:-80}
-EPISODES=${EPISODES:-3}
+EPISODES=${EPISODES:-3}              # 0: skip the evaluations
 resume() { if [ -f "$1/run.json" ]; then echo --resume; fi; }
 
 # Teacher: every expert in training/experts (UNIMAL train robots and generated robots),
@@ -34,6 +34,7 @@ hd-distill "$UNIMAL/train" "${extra[@]}" --teacher "$TEACHER/checkpoint" --out "
   --seed 0 $(resume "$STUDENT")
 
 # Returns on the UNIMAL splits (the model card's numbers come from the same command).
+if [ "$EPISODES" -eq 0 ]; then exit 0; fi
 for run in "$TEACHER" "$STUDENT"; do
   for split in train test; do
     hd-eval "$run/checkpoint" --robots "$UNIMAL/$split" --episodes "$EPISODES" --seed 0 \

@@ -139,7 +139,7 @@ def clone_teacher(
         for epoch in range(start_epoch, config.epochs):
             rnd = min(epoch // per_round, rounds - 1)
             if rnd > 0 and epoch == rnd * per_round:
-                _save(ckpt, teacher, opt, epoch, wall0 + time.time() - t0, names)
+                _save(ckpt, teacher, opt, epoch, wall0 + time.time() - t0, names, device)
                 extra = _collect(experts, robots, str(ckpt), config, rnd,
                                  teacher.config.max_limbs, show_progress)  # fmt: skip
                 data = data.merge(extra)
@@ -152,7 +152,7 @@ def clone_teacher(
                         "wall_s": wall, "loss": loss, "lr": opt.param_groups[0]["lr"]})  # fmt: skip
             bar.update(job, advance=1, status=f"loss {loss:.4g}")
             if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
-                _save(ckpt, teacher, opt, epoch + 1, wall, names)
+                _save(ckpt, teacher, opt, epoch + 1, wall, names, device)
                 plot_curve(log, run_dir / "learning_curve.png", x="epoch", ys=("loss",),
                            title="Teacher cloned from experts")  # fmt: skip
     return CloneResult(run_dir, config.epochs, loss, data.n_samples)
@@ -171,7 +171,8 @@ def _epoch(teacher: TeacherPolicy, params, opt, data: DistillData, config: Clone
     return loss
 
 
-def _save(ckpt: Path, teacher: TeacherPolicy, opt, epoch: int, wall: float, names) -> None:
+def _save(ckpt: Path, teacher: TeacherPolicy, opt, epoch: int, wall: float, names,
+          device: torch.device) -> None:  # fmt: skip
     from hd_deploy.train.ppo import _replace_dir
 
     tmp = ckpt.with_name(ckpt.name + ".tmp")
@@ -179,7 +180,12 @@ def _save(ckpt: Path, teacher: TeacherPolicy, opt, epoch: int, wall: float, name
         tmp,
         teacher,
         robots=names,
-        extra={"epoch": epoch, "wall_s": round(wall, 1), "trainer": "hd-clone"},
+        extra={
+            "epoch": epoch,
+            "wall_s": round(wall, 1),
+            "trainer": "hd-clone",
+            "device": str(device),
+        },  # fmt: skip
     )
     torch.save({"optimizer": opt.state_dict(), "epoch": epoch, "wall_s": wall,
                 "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")  # fmt: skip

@@ -133,7 +133,7 @@ def distill_student(
         for epoch in range(start_epoch, config.epochs):
             rnd = epoch // epochs_per_round
             if rnd > 0 and epoch % epochs_per_round == 0 and rnd < rounds:
-                _save(ckpt, student, opt, epoch, wall0 + time.time() - t0, names, config)
+                _save(ckpt, student, opt, epoch, wall0 + time.time() - t0, names, device)
                 extra = collect(
                     teacher_checkpoint, robots, config=config, student_checkpoint=ckpt,
                     show_progress=show_progress, seed_offset=rnd,
@@ -154,7 +154,7 @@ def distill_student(
             )
             bar.update(job, advance=1, status=f"loss {loss:.4g}")
             if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
-                _save(ckpt, student, opt, epoch + 1, wall, names, config)
+                _save(ckpt, student, opt, epoch + 1, wall, names, device)
                 plot_curve(log, run_dir / "learning_curve.png", x="epoch", ys=("loss",),
                            title="Hypernetwork distillation")  # fmt: skip
     return DistillResult(run_dir, config.epochs, loss, data.n_samples)
@@ -180,11 +180,12 @@ def _epoch(student: HyperNetPolicy, opt, data: DistillData, config: DistillConfi
     return loss
 
 
-def _save(ckpt: Path, student, opt, epoch: int, wall: float, names, config) -> None:
+def _save(ckpt: Path, student, opt, epoch: int, wall: float, names, device) -> None:
     from hd_deploy.train.ppo import _replace_dir
 
     tmp = ckpt.with_name(ckpt.name + ".tmp")
-    save_checkpoint(tmp, student, robots=names, extra={"epoch": epoch, "wall_s": round(wall, 1)})
+    extra = {"epoch": epoch, "wall_s": round(wall, 1), "device": str(device)}
+    save_checkpoint(tmp, student, robots=names, extra=extra)
     torch.save(
         {
             "optimizer": opt.state_dict(),
