@@ -130,37 +130,45 @@ def _controller(kind: str, path: str, task):
 
 
 def _collect_job(args) -> dict:
-    teacher_path, student_path, source, steps, seed, max_limbs = args
+    teacher_path, student_path, source, steps, seed, max_limbs, n_envs = args
     import torch
 
     from hd_deploy.envs.task import LocomotionTask, TaskConfig
 
-    task = LocomotionTask(source, config=TaskConfig(max_limbs=max_limbs))
+    config = TaskConfig(max_limbs=max_limbs)
+    # Envs in lockstep share one batched teacher forward; each still runs at least one
+    # full episode so that late-episode states are labelled too.
+    n_envs = max(1, min(n_envs, steps // config.episode_steps))
+    tasks = [LocomotionTask(source, config=config) for _ in range(n_envs)]
+    robot = tasks[0].robot
     teacher = _policy("teacher", teacher_path)
-    actor = _controller("student", student_path, task) if student_path else None
-    n, L = task.robot.n_limbs, max_limbs
-    ctx = torch.zeros(1, L, task.context.shape[1])
-    ctx[0, :n] = torch.as_tensor(task.context)
-    mask = torch.zeros(1, L, dtype=torch.bool)
-    mask[0, :n] = True
-    proprio = np.zeros((steps, L, 17), np.float32)
-    action = np.zeros((steps, L, 2), np.float32)
+    actor = _controller("student", student_path, tasks[0]) if student_path else None
+    n, L = robot.n_limbs, max_limbs
+    ctx = torch.zeros(n_envs, L, tasks[0].context.shape[1])
+    ctx[:, :n] = torch.as_tensor(tasks[0].context)
+    mask = torch.zeros(n_envs, L, dtype=torch.bool)
+    mask[:, :n] = True
+    per_env = -(-steps // n_envs)
+    proprio = np.zeros((per_env * n_envs, L, 17), np.float32)
+    action = np.zeros((per_env * n_envs, L, 2), np.float32)
     rng = np.random.default_rng(seed)
-    obs = task.reset(rng)
-    for t in range(steps):
-        proprio[t, :n] = obs
+    obs = [task.reset(rng) for task in tasks]
+    for t in range(per_env):
+        rows = slice(t * n_envs, (t + 1) * n_envs)
+        proprio[rows, :n] = np.stack(obs)
         with torch.no_grad():
-            mean = teacher.action_mean(torch.as_tensor(proprio[t : t + 1]), ctx, mask)[0].numpy()
-        action[t] = mean
-        ctrl = actor(obs.reshape(-1)) if actor else task.robot.actions_to_ctrl(mean)
-        res = task.step(ctrl)
-        obs = task.reset(rng) if (res.terminated or res.truncated) else task.observe()
+            mean = teacher.action_mean(torch.as_tensor(proprio[rows]), ctx, mask).numpy()
+        action[rows] = mean
+        for e, task in enumerate(tasks):
+            ctrl = actor(obs[e].reshape(-1)) if actor else robot.actions_to_ctrl(mean[e])
+            res = task.step(ctrl)
+            obs[e] = task.reset(rng) if (res.terminated or res.truncated) else task.observe()
     return {
-        "proprio": proprio,
-        "action": action,
+        "proprio": proprio[:steps],
+        "action": action[:steps],
         "context": ctx[0].numpy(),
         "limb_mask": mask[0].numpy(),
-        "action_mask": task.robot.action_mask(L),
+        "action_mask": robot.action_mask(L),
     }
 
 
@@ -222,7 +230,7 @@ def collect(
     jobs = [
         (str(teacher_checkpoint), str(student_checkpoint) if student_checkpoint else None,
          str(src), config.samples_per_robot, config.seed * 100_003 + 7919 * seed_offset + i,
-         max_limbs)
+         max_limbs, config.n_envs)
         for i, src in enumerate(robots)
     ]  # fmt: skip
     label = "DAgger data" if student_checkpoint else "teacher data"
