@@ -54,16 +54,23 @@ def _ppo_lines(run: dict, ckpt: dict, last: dict) -> list[str]:
     ]
 
 
-def _clone_lines(run: dict, last: dict) -> list[str]:
+def _device(ckpt: dict) -> str:
+    dev = ckpt["extra"].get("device", "cpu")
+    return "a 2-core CPU" if dev == "cpu" else f"a GPU ({dev}) with 16 rollout workers"
+
+
+def _clone_lines(run: dict, ckpt: dict, last: dict) -> list[str]:
     experts = Path(run["experts"])
     records = [json.loads((experts / f"{name}.json").read_text()) for name, _ in run["robots"]]
     steps = sum(r["env_steps"] for r in records)
     wall = sum(r["wall_s"] for r in records)
     det = [r["return_deterministic"] for r in records]
     c = run["clone"]
+    n_unimal = sum("unimal" in src for _, src in run["robots"])
     return [
         f"- Route: `hd-experts` then `hd-clone` (seed {c['seed']}). One MLP expert per robot "
-        f"({len(records)} UNIMAL training robots), plain PPO, "
+        f"({n_unimal} UNIMAL training robots and {len(records) - n_unimal} generated robots, "
+        f"`hd-generate training/generated --count 32 --seed 1000`), plain PPO, "
         f"{records[0]['env_steps']:,} steps each ({steps:,} in all, {wall / 3600:.2f} "
         f"core-hours, two robots at a time on a 2-core CPU). Expert deterministic return: "
         f"mean {sum(det) / len(det):.1f}, min {min(det):.1f}, max {max(det):.1f}.",
@@ -72,7 +79,8 @@ def _clone_lines(run: dict, last: dict) -> list[str]:
         f"{c['dagger_samples_per_robot']} samples per robot (teacher drives, experts label), "
         f"{c['epochs']} epochs, Adam lr {c['lr']}; final loss "
         f"{float(last.get('loss', 'nan')):.4g}; wall time "
-        f"{float(last.get('wall_s', 'nan')) / 60:.1f} min (training and DAgger collection).",
+        f"{float(last.get('wall_s', 'nan')) / 60:.1f} min (training and DAgger collection) on "
+        f"{_device(ckpt)}.",
     ]
 
 
@@ -98,6 +106,10 @@ def main() -> None:
     def ratio(split: str) -> str:
         return _ratio(runs, args.teacher, args.student, split)
 
+    if "clone" in t_run:
+        teacher_lines = _clone_lines(t_run, t_ckpt, t_last)
+    else:
+        teacher_lines = _ppo_lines(t_run, t_ckpt, t_last)
     lines = [
         "# Shipped checkpoints: model card",
         "",
@@ -106,7 +118,7 @@ def main() -> None:
         "",
         "## Teacher (`checkpoints/teacher`)",
         f"- Architecture: `TeacherConfig` {json.dumps(t_ckpt['config'])}",
-        *(_clone_lines(t_run, t_last) if "clone" in t_run else _ppo_lines(t_run, t_ckpt, t_last)),
+        *teacher_lines,
         f"- `hd-eval` return, UNIMAL train: {_eval_line(t_eval('train'))}",
         f"- `hd-eval` return, UNIMAL test (unseen): {_eval_line(t_eval('test'))}",
         "",
@@ -118,7 +130,8 @@ def main() -> None:
         f"{s_run['distill']['samples_per_robot']} teacher samples per robot, "
         f"{s_run['distill']['epochs']} epochs, DAgger rounds {s_run['distill']['dagger_rounds']}; "
         f"final loss {float(s_last.get('loss', 'nan')):.4g}; wall time "
-        f"{float(s_last.get('wall_s', 'nan')) / 60:.1f} min (training only).",
+        f"{float(s_last.get('wall_s', 'nan')) / 60:.1f} min (training and DAgger collection) "
+        f"on {_device(s_ckpt)}.",
         f"- `hd-eval` return (baked MLPs), UNIMAL train: "
         f"{_eval_line(runs / f'eval_{args.student}_train.json')}",
         f"- `hd-eval` return (baked MLPs), UNIMAL test (unseen): "

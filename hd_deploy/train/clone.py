@@ -133,7 +133,7 @@ def clone_teacher(
         opt.load_state_dict(state["optimizer"])  # after .to(): its moments follow the params
     rounds = config.dagger_rounds + 1
     per_round = config.epochs // rounds
-    t0, loss = time.time(), float("nan")
+    t0, loss = time.time(), log.last("loss")
     with progress_bar(disable=not show_progress) as bar:
         job = bar.add_task("clone", total=config.epochs, completed=start_epoch, status="")
         for epoch in range(start_epoch, config.epochs):

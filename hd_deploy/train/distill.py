@@ -127,7 +127,7 @@ def distill_student(
     epochs_per_round = max(1, config.epochs // rounds)
     names = [Path(r).stem for r in robots]
     t0 = time.time()
-    loss = float("nan")
+    loss = log.last("loss")  # a finished run reports its last loss
     with progress_bar(disable=not show_progress) as bar:
         job = bar.add_task("distil", total=config.epochs, completed=start_epoch, status="")
         for epoch in range(start_epoch, config.epochs):

@@ -41,6 +41,11 @@ class CsvLog:
         with self.path.open() as f:
             return list(csv.DictReader(f))
 
+    def last(self, column: str) -> float:
+        """The last logged value of ``column`` (NaN before the first row)."""
+        rows = self.read()
+        return float(rows[-1][column]) if rows and rows[-1].get(column) else float("nan")
+
     def truncate_after(self, column: str, value: float) -> None:
         """Drop rows logged after ``value`` (rows of an interrupted stretch past a checkpoint)."""
         rows = [r for r in self.read() if r[column] != "" and float(r[column]) <= value]
