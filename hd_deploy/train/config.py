@@ -92,7 +92,7 @@ class DistillConfig:
     n_envs: int = 16
     n_workers: int = 2
     dagger_rounds: int = 0
-    # optimisation
+    # optimisation (lr decays along a cosine over the epochs)
     epochs: int = 50
     batch_size: int = 5120
     robots_per_batch: int = 16

@@ -7,6 +7,8 @@
    0.5 x squared error over real actuators, averaged per robot (balanced over robots).
 3. Optional DAgger rounds: the *student* acts, the teacher labels, the data grows.
 
+The learning rate decays along a cosine over all epochs (Adam).
+
 The student starts from the teacher's observation statistics (frozen), so a baked MLP
 sees exactly what the teacher saw.
 """
@@ -14,6 +16,7 @@ sees exactly what the teacher saw.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -140,6 +143,8 @@ def distill_student(
                 )  # fmt: skip
                 data = data.merge(extra)
                 data.save(data_path)
+            for group in opt.param_groups:
+                group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
             loss = _epoch(student, opt, data, config, device)
             wall = wall0 + time.time() - t0
             log.append(
