@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -81,7 +82,7 @@ def bc_epoch(
 ) -> float:
     """One pass of 0.5 x squared error over real actuators, averaged per robot.
 
-    The samples are copied to ``device`` once per call (a view on the CPU); batches are
+    The samples are copied to ``device`` once per ``data`` (a view on the CPU); batches are
     gathered there.
 
     Args:
@@ -95,11 +96,7 @@ def bc_epoch(
         The mean loss over the epoch.
     """
     rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
-    proprio = torch.as_tensor(data.proprio).to(device)
-    action = torch.as_tensor(data.action).to(device)
-    context = torch.as_tensor(data.context).to(device)
-    limb_mask = torch.as_tensor(data.limb_mask).to(device)
-    action_mask = torch.as_tensor(data.action_mask).float().to(device)
+    proprio, action, context, limb_mask, action_mask = _on_device(data, device)
     total = torch.zeros((), device=device)
     n = 0
     for chosen_np, idx_np, local_np in balanced_batches(
@@ -120,3 +117,25 @@ def bc_epoch(
         total += loss.detach()
         n += 1
     return float(total.item()) / max(n, 1)
+
+
+def set_cosine_lr(opt: torch.optim.Optimizer, base_lr: float, epoch: int, epochs: int) -> None:
+    """Learning rate of ``epoch`` on a cosine from ``base_lr`` (epoch 0) towards 0."""
+    for group in opt.param_groups:
+        group["lr"] = base_lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+
+
+_DEVICE_CACHE: dict = {}
+
+
+def _on_device(data: DistillData, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """The samples as tensors on ``device``, copied once per data object (not per epoch)."""
+    key = (id(data), str(device))
+    hit = _DEVICE_CACHE.get(key)
+    if hit is None or hit[0] is not data:
+        _DEVICE_CACHE.clear()  # one data set at a time: a merged one replaces the last
+        arrays = (data.proprio, data.action, data.context, data.limb_mask,
+                  data.action_mask.astype(np.float32))  # fmt: skip
+        hit = (data, tuple(torch.as_tensor(a).to(device) for a in arrays))
+        _DEVICE_CACHE[key] = hit
+    return hit[1]

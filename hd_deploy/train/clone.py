@@ -15,7 +15,6 @@ The result is an ordinary teacher checkpoint: ``hd-eval``, ``hd-distill``, ``hd-
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 
 from hd_deploy.models import TeacherConfig, TeacherPolicy, load_teacher
 from hd_deploy.models.checkpoint import save_checkpoint
-from hd_deploy.train.bc import Batch, bc_epoch, resolve_device
+from hd_deploy.train.bc import Batch, bc_epoch, resolve_device, set_cosine_lr
 from hd_deploy.train.config import CloneConfig
 from hd_deploy.train.rollout import DistillData, _map, _policy
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
@@ -144,8 +143,7 @@ def clone_teacher(
                                  teacher.config.max_limbs, show_progress)  # fmt: skip
                 data = data.merge(extra)
                 data.save(data_path)
-            for group in opt.param_groups:
-                group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
+            set_cosine_lr(opt, config.lr, epoch, config.epochs)
             loss = _epoch(teacher, params, opt, data, config, device)
             wall = wall0 + time.time() - t0
             log.append({"epoch": epoch + 1, "round": rnd, "samples": data.n_samples,

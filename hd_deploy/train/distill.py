@@ -16,7 +16,6 @@ sees exactly what the teacher saw.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import torch
 
 from hd_deploy.models import HyperNetConfig, HyperNetPolicy, load_student, load_teacher
 from hd_deploy.models.checkpoint import save_checkpoint
-from hd_deploy.train.bc import Batch, bc_epoch, resolve_device
+from hd_deploy.train.bc import Batch, bc_epoch, resolve_device, set_cosine_lr
 from hd_deploy.train.config import DistillConfig
 from hd_deploy.train.rollout import DistillData, collect
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
@@ -143,8 +142,7 @@ def distill_student(
                 )  # fmt: skip
                 data = data.merge(extra)
                 data.save(data_path)
-            for group in opt.param_groups:
-                group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
+            set_cosine_lr(opt, config.lr, epoch, config.epochs)
             loss = _epoch(student, opt, data, config, device)
             wall = wall0 + time.time() - t0
             log.append(
