@@ -170,6 +170,10 @@ def distill(
     epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
     samples: Annotated[int | None, typer.Option(help="Teacher samples per robot.")] = None,
     dagger: Annotated[int, typer.Option(help="DAgger rounds (student acts, teacher labels).")] = 0,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (cosine decay).")] = None,
+    init: Annotated[
+        Path | None, typer.Option(help="Start from this student checkpoint (weights and size).")
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="Rollout worker processes.")] = None,
     device: Annotated[str, typer.Option(help="Training device: auto, cpu, cuda.")] = "auto",
     reference: Annotated[bool, typer.Option(help="Paper-sized hypernetwork.")] = False,
@@ -195,13 +199,13 @@ def distill(
         cfg, model = DistillConfig(), HyperNetConfig.small()
     changes: dict = {"seed": seed, "dagger_rounds": dagger, "device": device}
     for key, value in (("epochs", epochs), ("samples_per_robot", samples),
-                       ("n_workers", workers)):  # fmt: skip
+                       ("n_workers", workers), ("lr", lr)):  # fmt: skip
         if value is not None:
             changes[key] = value
     cfg = dataclasses.replace(cfg, **changes)
     result = distill_student(
         teacher or shipped("teacher"), files, out, student_config=model, config=cfg,
-        resume=resume, show_progress=sys.stderr.isatty(),
+        init=init, resume=resume, show_progress=sys.stderr.isatty(),
     )  # fmt: skip
     typer.echo(
         f"student: {result.epochs} epochs on {result.samples} samples, loss {result.loss:.4g}, "

@@ -37,6 +37,7 @@ class PPOConfig:
     threads: int = 2
 
     def __post_init__(self) -> None:
+        _check_lr(self.lr)
         for name in ("n_envs", "rollout_steps", "total_steps", "epochs", "minibatch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -105,6 +106,7 @@ class DistillConfig:
     device: str = "auto"  # "auto": CUDA when present; rollouts always run on CPU workers
 
     def __post_init__(self) -> None:
+        _check_lr(self.lr)
         for name in ("samples_per_robot", "n_envs", "epochs", "batch_size", "robots_per_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -154,6 +156,7 @@ class ExpertConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        _check_lr(self.lr)
         for name in ("n_envs", "rollout_steps", "total_steps", "hidden", "epochs",
                      "minibatch_size"):  # fmt: skip
             if getattr(self, name) < 1:
@@ -195,6 +198,7 @@ class CloneConfig:
     device: str = "auto"  # "auto": CUDA when present; rollouts always run on CPU workers
 
     def __post_init__(self) -> None:
+        _check_lr(self.lr)
         for name in ("samples_per_robot", "dagger_samples_per_robot", "epochs", "batch_size",
                      "robots_per_batch"):  # fmt: skip
             if getattr(self, name) < 1:
@@ -224,6 +228,11 @@ class CloneConfig:
     @classmethod
     def from_dict(cls, data: dict) -> CloneConfig:
         return _from_dict(cls, data)
+
+
+def _check_lr(lr: float) -> None:
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
 
 
 def _from_dict(cls, data: dict):

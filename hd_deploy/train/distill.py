@@ -50,6 +50,7 @@ def distill_student(
     *,
     student_config: HyperNetConfig | None = None,
     config: DistillConfig = DistillConfig(),
+    init: str | Path | None = None,
     resume: bool = False,
     show_progress: bool = True,
 ) -> DistillResult:
@@ -61,13 +62,16 @@ def distill_student(
         run_dir: Output folder (``checkpoint/``, ``data.npz``, ``progress.csv``, plot).
         student_config: Hypernetwork size (default ``HyperNetConfig.small()``).
         config: Distillation settings; on resume the saved settings are used.
+        init: Student checkpoint to start from (its weights and size; ``student_config`` is
+            then not used): more rounds, robots or epochs on top of a finished run.
         resume: Continue from ``run_dir/checkpoint`` (collected data is reused).
         show_progress: Show progress bars.
 
     Raises:
         FileExistsError: run_dir holds a run and resume is False.
         FileNotFoundError: resume is True and run_dir holds no checkpoint.
-        CheckpointError: The teacher checkpoint is missing, corrupt or not a teacher.
+        CheckpointError: The teacher (or ``init`` student) checkpoint is missing, corrupt or
+            of the wrong kind.
     """
     resolve_device(config.device)  # fail before a run folder is written
     run_dir = Path(run_dir)
@@ -85,13 +89,16 @@ def distill_student(
     else:
         if (run_dir / "run.json").exists():
             raise FileExistsError(f"{run_dir}: already holds a run (use --resume or a new folder)")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        student = HyperNetPolicy(student_config or HyperNetConfig.small())
+        if init:
+            student = load_student(init)
+        else:
+            student = HyperNetPolicy(student_config or HyperNetConfig.small())
         if student.config.max_limbs != teacher.config.max_limbs:
             raise ValueError(
                 f"student hosts {student.config.max_limbs} limbs, teacher "
                 f"{teacher.config.max_limbs}; they must agree"
             )
+        run_dir.mkdir(parents=True, exist_ok=True)
         student.normalizer.load_state_dict(teacher.normalizer.state_dict())
         (run_dir / "run.json").write_text(
             json.dumps(
@@ -99,6 +106,7 @@ def distill_student(
                     "distill": config.to_dict(),
                     "student": student.config.to_dict(),
                     "teacher": str(teacher_checkpoint),
+                    "init": str(init) if init else None,
                     "robots": robots,
                 },
                 indent=2,

@@ -122,3 +122,41 @@ def test_distill_dagger_round_adds_student_driven_samples(teacher_run: Path, tmp
     assert result.samples == 2 * ROBOTS * cfg.samples_per_robot
     rows = (tmp_path / "student" / "progress.csv").read_text().strip().splitlines()[1:]
     assert [r.split(",")[1] for r in rows] == ["0", "1"]
+
+
+def test_distill_init_starts_from_a_student_checkpoint(teacher_run: Path, tmp_path) -> None:
+    from hd_deploy.models import CheckpointError
+
+    robots = bundled_robots()[:1]
+    first = tmp_path / "first"
+    distill_student(
+        teacher_run / "checkpoint", robots, first, student_config=HyperNetConfig.tiny(),
+        config=DistillConfig.tiny(), show_progress=False,
+    )  # fmt: skip
+    start = load_student(first / "checkpoint")
+    # lr so small that one step barely moves the weights: the run must begin at `start`
+    cfg = dataclasses.replace(DistillConfig.tiny(), epochs=1, lr=1e-12)
+    distill_student(
+        teacher_run / "checkpoint", robots, tmp_path / "more", config=cfg,
+        student_config=HyperNetConfig.reference(), init=first / "checkpoint",
+        show_progress=False,
+    )  # fmt: skip
+    after = load_student(tmp_path / "more" / "checkpoint")
+    assert after.config == start.config  # the init's size wins over student_config
+    for (name, a), b in zip(start.state_dict().items(), after.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
+    assert json.loads((tmp_path / "more" / "run.json").read_text())["init"] == str(
+        first / "checkpoint"
+    )
+    with pytest.raises(CheckpointError):  # a teacher is no student to start from
+        distill_student(teacher_run / "checkpoint", robots, tmp_path / "bad", config=cfg,
+                        init=teacher_run / "checkpoint", show_progress=False)  # fmt: skip
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("bad", [0.0, -1e-3])
+def test_configs_refuse_a_non_positive_learning_rate(bad: float) -> None:
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        DistillConfig(lr=bad)
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        PPOConfig(lr=bad)
