@@ -133,6 +133,18 @@ class LocomotionTask:
         mujoco.mj_forward(twin.model, twin.data)
         return twin
 
+    def padded_context(self) -> tuple[np.ndarray, np.ndarray]:
+        """The context padded to ``config.max_limbs`` rows, and the mask of real limbs.
+
+        Returns:
+            ``(max_limbs, context_dim)`` float32 (zero rows past the robot's limbs) and
+            ``(max_limbs,)`` bool.
+        """
+        rows = self.config.max_limbs
+        ctx = np.zeros((rows, self.context.shape[1]), np.float32)
+        ctx[: self.robot.n_limbs] = self.context
+        return ctx, self.robot.limb_mask(rows)
+
     @property
     def torso_x(self) -> float:
         return float(self.data.xpos[self.robot.root_body, 0])

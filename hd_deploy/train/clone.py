@@ -216,10 +216,8 @@ def _collect_job(args) -> dict:
     if expert.fingerprint != robot.fingerprint:
         raise ValueError(f"expert {name} was trained on another robot than {source}")
     n, L = robot.n_limbs, max_limbs
-    ctx = torch.zeros(1, L, task.context.shape[1])
-    ctx[0, :n] = torch.as_tensor(task.context)
-    mask = torch.zeros(1, L, dtype=torch.bool)
-    mask[0, :n] = True
+    ctx_np, mask_np = task.padded_context()
+    ctx, mask = torch.as_tensor(ctx_np)[None], torch.as_tensor(mask_np)[None]
     teacher = _policy("teacher", teacher_ckpt) if teacher_ckpt else None
     proprio = np.zeros((steps, L, 17), np.float32)
     action = np.zeros((steps, L, 2), np.float32)
@@ -237,5 +235,5 @@ def _collect_job(args) -> dict:
             ctrl = robot.scale_ctrl(label + noise * rng.standard_normal(label.shape))
         res = task.step(ctrl)
         obs = task.reset(rng) if (res.terminated or res.truncated) else task.observe()
-    return {"proprio": proprio, "action": action, "context": ctx[0].numpy(),
-            "limb_mask": mask[0].numpy(), "action_mask": robot.action_mask(L)}  # fmt: skip
+    return {"proprio": proprio, "action": action, "context": ctx_np, "limb_mask": mask_np,
+            "action_mask": robot.action_mask(L)}  # fmt: skip

@@ -144,10 +144,9 @@ def _collect_job(args) -> dict:
     teacher = _policy("teacher", teacher_path)
     actor = _controller("student", student_path, tasks[0]) if student_path else None
     n, L = robot.n_limbs, max_limbs
-    ctx = torch.zeros(n_envs, L, tasks[0].context.shape[1])
-    ctx[:, :n] = torch.as_tensor(tasks[0].context)
-    mask = torch.zeros(n_envs, L, dtype=torch.bool)
-    mask[:, :n] = True
+    ctx_np, mask_np = tasks[0].padded_context()
+    ctx = torch.as_tensor(np.repeat(ctx_np[None], n_envs, axis=0))
+    mask = torch.as_tensor(np.repeat(mask_np[None], n_envs, axis=0))
     per_env = -(-steps // n_envs)
     proprio = np.zeros((per_env * n_envs, L, 17), np.float32)
     action = np.zeros((per_env * n_envs, L, 2), np.float32)
@@ -166,8 +165,8 @@ def _collect_job(args) -> dict:
     return {
         "proprio": proprio[:steps],
         "action": action[:steps],
-        "context": ctx[0].numpy(),
-        "limb_mask": mask[0].numpy(),
+        "context": ctx_np,
+        "limb_mask": mask_np,
         "action_mask": robot.action_mask(L),
     }
 

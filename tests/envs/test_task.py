@@ -103,3 +103,13 @@ def test_gymnasium_env_api(tiny_xml: str) -> None:
     assert isinstance(reward, float) and not truncated
     with pytest.raises(ValueError, match="action must have shape"):
         env.step(np.zeros(3))
+
+
+def test_padded_context_has_zero_rows_past_the_robot(tiny_xml: str) -> None:
+    task = LocomotionTask(tiny_xml, config=TaskConfig(max_limbs=12))
+    ctx, mask = task.padded_context()
+    n = task.robot.n_limbs
+    assert ctx.shape == (12, task.context.shape[1]) and ctx.dtype == np.float32
+    assert mask.tolist() == [True] * n + [False] * (12 - n)
+    np.testing.assert_allclose(ctx[:n], task.context, rtol=1e-6)
+    assert not ctx[n:].any()
