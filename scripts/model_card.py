@@ -39,6 +39,43 @@ def _ratio(runs: Path, teacher: str, student: str, split: str) -> str:
     return f"{sm / tm:.1%}" if tm > 0 else "undefined (teacher return <= 0)"
 
 
+def plot_returns(runs: Path, teacher: str, student: str, out: Path) -> bool:
+    """Per-robot student against teacher return, one panel per split; False if unmeasured."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    splits = [
+        (split, runs / f"eval_{teacher}_{split}.json", runs / f"eval_{student}_{split}.json")
+        for split in ("train", "test")
+    ]
+    splits = [(n, t, s) for n, t, s in splits if t.exists() and s.exists()]
+    if not splits:
+        return False
+    fig, axes = plt.subplots(1, len(splits), figsize=(5.2 * len(splits), 4.8), squeeze=False)
+    for ax, (split, t_path, s_path) in zip(axes[0], splits, strict=True):
+        t = {r["name"]: r["return_mean"] for r in json.loads(t_path.read_text())["robots"]}
+        s = {r["name"]: r["return_mean"] for r in json.loads(s_path.read_text())["robots"]}
+        names = sorted(set(t) & set(s))
+        x, y = [t[n] for n in names], [s[n] for n in names]
+        top = max(max(x), max(y), 1.0) * 1.05
+        low = min(min(x), min(y), 0.0)
+        ax.plot([low, top], [low, top], color="0.5", lw=1, label="student = teacher")
+        ax.plot([low, top], [0.9 * low, 0.9 * top], color="0.5", lw=1, ls=":", label="90%")
+        ax.scatter(x, y, s=14, alpha=0.7)
+        ax.set(xlim=(low, top), ylim=(low, top), xlabel="teacher return",
+               ylabel="student return (baked MLP)",
+               title=f"UNIMAL {split}: {len(names)} robots")  # fmt: skip
+        ax.legend(loc="upper left", fontsize=8)
+    fig.suptitle("hd-eval return per robot, 3 episodes, seed 0")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def _ppo_lines(run: dict, ckpt: dict, last: dict) -> list[str]:
     extra = ckpt["extra"]
     n_unimal = sum("unimal" in r for r in run["robots"])
@@ -84,12 +121,31 @@ def _clone_lines(run: dict, ckpt: dict, last: dict) -> list[str]:
     ]
 
 
+def _init_lines(run: dict) -> list[str]:
+    """Where a student run started from (``hd-distill --init``), recursively."""
+    init = run.get("init")
+    if not init:
+        return []
+    init_dir = Path(init).parent
+    init_run = json.loads((init_dir / "run.json").read_text())
+    last = _last_row(init_dir / "progress.csv")
+    d = init_run["distill"]
+    return [
+        f"- Started (`--init`) from `{init}`: {len(init_run['robots'])} robots, "
+        f"{d['samples_per_robot']} teacher samples per robot, {d['epochs']} epochs, DAgger "
+        f"rounds {d['dagger_rounds']}, final loss {float(last.get('loss', 'nan')):.4g}, "
+        f"{float(last.get('wall_s', 'nan')) / 60:.1f} min.",
+        *_init_lines(init_run),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("training"))
     parser.add_argument("--out", type=Path, default=Path("hd_deploy/assets/MODEL_CARD.md"))
     parser.add_argument("--teacher", default="teacher", help="teacher run folder in --runs")
     parser.add_argument("--student", default="student", help="student run folder in --runs")
+    parser.add_argument("--plot", type=Path, default=Path("docs/returns_student_vs_teacher.png"))
     args = parser.parse_args()
     runs = args.runs
     t_dir, s_dir = runs / args.teacher, runs / args.student
@@ -132,6 +188,7 @@ def main() -> None:
         f"final loss {float(s_last.get('loss', 'nan')):.4g}; wall time "
         f"{float(s_last.get('wall_s', 'nan')) / 60:.1f} min (training and DAgger collection) "
         f"on {_device(s_ckpt)}.",
+        *_init_lines(s_run),
         f"- `hd-eval` return (baked MLPs), UNIMAL train: "
         f"{_eval_line(runs / f'eval_{args.student}_train.json')}",
         f"- `hd-eval` return (baked MLPs), UNIMAL test (unseen): "
@@ -143,6 +200,8 @@ def main() -> None:
     ]
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
+    if plot_returns(runs, args.teacher, args.student, args.plot):
+        print(f"wrote {args.plot}")
 
 
 if __name__ == "__main__":
