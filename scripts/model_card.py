@@ -39,6 +39,46 @@ def _ratio(runs: Path, teacher: str, student: str, split: str) -> str:
     return f"{sm / tm:.1%}" if tm > 0 else "undefined (teacher return <= 0)"
 
 
+def _median_ratio(runs: Path, teacher: str, student: str, split: str, floor: float = 200.0):
+    """Median per-robot student / teacher return over robots where the teacher exceeds
+    ``floor``, and how many robots that is; None if unmeasured."""
+    t, s = runs / f"eval_{teacher}_{split}.json", runs / f"eval_{student}_{split}.json"
+    if not (t.exists() and s.exists()):
+        return None
+    tr = {r["name"]: r["return_mean"] for r in json.loads(t.read_text())["robots"]}
+    sr = {r["name"]: r["return_mean"] for r in json.loads(s.read_text())["robots"]}
+    ratios = sorted(sr[n] / tr[n] for n in tr if n in sr and tr[n] > floor)
+    if not ratios:
+        return None
+    mid = len(ratios) // 2
+    median = ratios[mid] if len(ratios) % 2 else 0.5 * (ratios[mid - 1] + ratios[mid])
+    return median, len(ratios)
+
+
+def _limits(runs: Path, teacher: str, student: str) -> list[str]:
+    lines = ["", "## Limits"]
+    t = {sp: runs / f"eval_{teacher}_{sp}.json" for sp in ("train", "test")}
+    if t["train"].exists() and t["test"].exists():
+        tm = {sp: json.loads(t[sp].read_text())["return_mean"] for sp in t}
+        lines.append(
+            f"- Unseen robots: the teacher itself hardly generalises zero-shot (return "
+            f"{tm['test']:.1f} on UNIMAL test against {tm['train']:.1f} on train; a few robots "
+            f"carry the test mean), so the test ratio compares small, noisy numbers."
+        )
+    gap = runs / f"gap_{student}.json"
+    if gap.exists():
+        sets = json.loads(gap.read_text())["sets"]
+        parts = [f"{Path(x['set']).name} {x['relative_median']:.2f}" for x in sets]
+        lines.append(
+            "- Open-loop imitation error on teacher-driven states relative to a zero action "
+            f"(median over robots; 0 = exact copy, 1 = no better than zero): {', '.join(parts)} "
+            f"(`scripts/imitation_gap.py`, {json.loads(gap.read_text())['samples']} states per "
+            "robot). Where it is near 1 the hypernetwork's context-to-weights mapping does not "
+            "carry over to those morphologies."
+        )
+    return lines
+
+
 def plot_returns(runs: Path, teacher: str, student: str, out: Path) -> bool:
     """Per-robot student against teacher return, one panel per split; False if unmeasured."""
     import matplotlib
@@ -194,6 +234,14 @@ def main() -> None:
         f"- `hd-eval` return (baked MLPs), UNIMAL test (unseen): "
         f"{_eval_line(runs / f'eval_{args.student}_test.json')}",
         f"- Student / teacher return: train {ratio('train')}, test {ratio('test')}",
+        *[
+            f"- Median per-robot student / teacher return, {split} robots where the teacher "
+            f"exceeds 200: {m[0]:.3f} ({m[1]} robots)"
+            for split in ("train", "test")
+            if (m := _median_ratio(runs, args.teacher, args.student, split))
+        ],
+        f"- Per-robot returns plotted in `{args.plot}` (repository).",
+        *_limits(runs, args.teacher, args.student),
         "",
         "Returns: sum over a 1000-step episode of the torso's forward velocity (m/s), i.e. "
         "forward displacement / 0.02 s; episodes end early when the robot falls.",
