@@ -43,25 +43,36 @@ hd-distill "$UNIMAL/train" "${extra[@]}" training/generated_d \
   --out training/student_ref2 --samples 4000 --epochs 120 --dagger 3 --lr 5e-4 \
   --workers "$WORKERS" --device cpu --seed 1 $(resume training/student_ref2)
 
+# 3c. One more DAgger round from student_ref2 (--init), starting from its collected data
+#     (copied into the new run folder: a run reuses the data.npz it finds), 20 epochs per
+#     round at peak lr 2e-4. Ran on the 2-core CPU.
+if [ ! -f training/student_ref3/run.json ]; then
+  mkdir -p training/student_ref3 && cp training/student_ref2/data.npz training/student_ref3/
+fi
+hd-distill "$UNIMAL/train" "${extra[@]}" training/generated_d \
+  --teacher training/teacher_ref/checkpoint --init training/student_ref2/checkpoint \
+  --out training/student_ref3 --samples 4000 --epochs 40 --dagger 1 --lr 2e-4 \
+  --workers "$WORKERS" --device cpu --seed 2 $(resume training/student_ref3)
+
 # 4. Evaluation (the numbers in the model card), 3 episodes per robot, seed 0.
-for run in teacher_ref student_ref student_ref2; do
+for run in teacher_ref student_ref student_ref2 student_ref3; do
   for split in train test; do
     hd-eval "training/$run/checkpoint" --robots "$UNIMAL/$split" --episodes 3 --seed 0 \
       --workers "$WORKERS" --json "training/eval_${run}_${split}.json"
   done
 done
 # Open-loop imitation error of the shipped student, train against unseen robots.
-python scripts/imitation_gap.py training/student_ref2/checkpoint \
+python scripts/imitation_gap.py training/student_ref3/checkpoint \
   --teacher training/teacher_ref/checkpoint --robots "$UNIMAL/train" --robots "$UNIMAL/test" \
-  --workers "$WORKERS" --json training/gap_student_ref2.json
+  --workers "$WORKERS" --json training/gap_student_ref3.json
 
 # 5. Ship: weights and JSON only (no optimiser state), model card, golden outputs.
 mkdir -p hd_deploy/assets/checkpoints/{teacher,student}
 cp training/teacher_ref/checkpoint/{model.safetensors,checkpoint.json} \
   hd_deploy/assets/checkpoints/teacher/
-cp training/student_ref2/checkpoint/{model.safetensors,checkpoint.json} \
+cp training/student_ref3/checkpoint/{model.safetensors,checkpoint.json} \
   hd_deploy/assets/checkpoints/student/
-python scripts/model_card.py --teacher teacher_ref --student student_ref2
+python scripts/model_card.py --teacher teacher_ref --student student_ref3
 python scripts/golden.py
 
 # Earlier runs kept in training/ for comparison (commands in this file's git history):
