@@ -55,6 +55,19 @@ def _median_ratio(runs: Path, teacher: str, student: str, split: str, floor: flo
     return median, len(ratios)
 
 
+def _seed_lines(runs: Path, teacher: str, student: str) -> list[str]:
+    """Train returns at a second evaluation seed, when both were measured (seed 1)."""
+    t, s = runs / f"eval_{teacher}_train_seed1.json", runs / f"eval_{student}_train_seed1.json"
+    if not (t.exists() and s.exists()):
+        return []
+    tm, sm = (json.loads(x.read_text())["return_mean"] for x in (t, s))
+    return [
+        f"- Second evaluation seed (train, seed 1, 3 episodes): teacher {tm:.1f}, student "
+        f"{sm:.1f}, student / teacher {sm / tm:.1%}: the train ratio moves by a few points "
+        "between seeds."
+    ]
+
+
 def _limits(runs: Path, teacher: str, student: str) -> list[str]:
     lines = ["", "## Limits"]
     t = {sp: runs / f"eval_{teacher}_{sp}.json" for sp in ("train", "test")}
@@ -241,6 +254,7 @@ def main() -> None:
             if (m := _median_ratio(runs, args.teacher, args.student, split))
         ],
         f"- Per-robot returns plotted in `{args.plot}` (repository).",
+        *_seed_lines(runs, args.teacher, args.student),
         *_limits(runs, args.teacher, args.student),
         "",
         "Returns: sum over a 1000-step episode of the torso's forward velocity (m/s), i.e. "

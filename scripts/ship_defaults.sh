@@ -61,6 +61,11 @@ for run in teacher_ref student_ref student_ref2 student_ref3; do
       --workers "$WORKERS" --json "training/eval_${run}_${split}.json"
   done
 done
+# A second evaluation seed on the training robots, teacher and shipped student.
+for run in teacher_ref student_ref3; do
+  hd-eval "training/$run/checkpoint" --robots "$UNIMAL/train" --episodes 3 --seed 1 \
+    --workers "$WORKERS" --json "training/eval_${run}_train_seed1.json"
+done
 # Open-loop imitation error of the shipped student, train against unseen robots.
 python scripts/imitation_gap.py training/student_ref3/checkpoint \
   --teacher training/teacher_ref/checkpoint --robots "$UNIMAL/train" --robots "$UNIMAL/test" \
