@@ -128,8 +128,12 @@ def distill_student(
         log.truncate_after("epoch", start_epoch)
 
     data_path = run_dir / "data.npz"
-    if data_path.exists():
+    if data_path.exists():  # resumed, or seeded with another run's data of the same robots
         data = DistillData.load(data_path)
+        if data.n_robots != len(robots):
+            raise ValueError(
+                f"{data_path}: holds data of {data.n_robots} robots, the run has {len(robots)}"
+            )
     else:
         data = collect(teacher_checkpoint, robots, config=config, show_progress=show_progress)
         data.save(data_path)

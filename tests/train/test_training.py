@@ -160,3 +160,20 @@ def test_configs_refuse_a_non_positive_learning_rate(bad: float) -> None:
         DistillConfig(lr=bad)
     with pytest.raises(ValueError, match="lr must be > 0"):
         PPOConfig(lr=bad)
+
+
+def test_distill_refuses_seed_data_of_other_robots(teacher_run: Path, tmp_path) -> None:
+    import shutil
+
+    first = tmp_path / "first"
+    distill_student(
+        teacher_run / "checkpoint", bundled_robots()[:ROBOTS], first,
+        student_config=HyperNetConfig.tiny(), config=DistillConfig.tiny(), show_progress=False,
+    )  # fmt: skip
+    (tmp_path / "second").mkdir()
+    shutil.copy(first / "data.npz", tmp_path / "second" / "data.npz")
+    with pytest.raises(ValueError, match="holds data of 2 robots, the run has 1"):
+        distill_student(
+            teacher_run / "checkpoint", bundled_robots()[:1], tmp_path / "second",
+            init=first / "checkpoint", config=DistillConfig.tiny(), show_progress=False,
+        )  # fmt: skip
