@@ -24,6 +24,7 @@ import torch
 
 from hd_deploy.models import load_student
 from hd_deploy.morphology.sources import resolve_robots
+from hd_deploy.train.bc import masked_bc_error
 from hd_deploy.train.config import DistillConfig
 from hd_deploy.train.rollout import collect
 
@@ -32,17 +33,17 @@ def robot_errors(student, data) -> list[tuple[float, float]]:
     """``(loss, relative loss)`` per robot of ``data`` (a DistillData)."""
     out = []
     for r in range(data.n_robots):
-        idx = np.nonzero(data.robot == r)[0]
+        idx = data.robot_indices(r)
         ctx = torch.as_tensor(data.context[r : r + 1])
         mask = torch.as_tensor(data.limb_mask[r : r + 1])
+        target = torch.as_tensor(data.action[idx])
+        amask = torch.as_tensor(data.action_mask[r], dtype=target.dtype).expand_as(target)
         with torch.no_grad():
             weights = student.generate(ctx, mask)
             pred = student.apply(weights, torch.as_tensor(data.proprio[idx]),
-                                 torch.zeros(len(idx), dtype=torch.long)).numpy()  # fmt: skip
-        am = data.action_mask[r][None].astype(np.float64)
-        target = data.action[idx]
-        loss = float((0.5 * ((pred - target) ** 2 * am).sum((1, 2)) / am.sum()).mean())
-        zero = float((0.5 * (target**2 * am).sum((1, 2)) / am.sum()).mean())
+                                 torch.zeros(len(idx), dtype=torch.long))  # fmt: skip
+        loss = float(masked_bc_error(pred, target, amask).mean())
+        zero = float(masked_bc_error(torch.zeros_like(target), target, amask).mean())
         out.append((loss, loss / zero if zero > 0 else float("nan")))
     return out
 

@@ -30,23 +30,33 @@ def _eval_line(path: Path) -> str:
     )
 
 
-def _ratio(runs: Path, teacher: str, student: str, split: str) -> str:
-    t, s = runs / f"eval_{teacher}_{split}.json", runs / f"eval_{student}_{split}.json"
+def _pair(runs: Path, teacher: str, student: str, name: str) -> tuple[dict, dict] | None:
+    """Teacher and student hd-eval reports ``eval_<run>_<name>.json``; None unless both exist."""
+    t, s = runs / f"eval_{teacher}_{name}.json", runs / f"eval_{student}_{name}.json"
     if not (t.exists() and s.exists()):
+        return None
+    return json.loads(t.read_text()), json.loads(s.read_text())
+
+
+def _per_robot(report: dict) -> dict[str, float]:
+    return {r["name"]: r["return_mean"] for r in report["robots"]}
+
+
+def _ratio(runs: Path, teacher: str, student: str, split: str) -> str:
+    pair = _pair(runs, teacher, student, split)
+    if pair is None:
         return "not measured"
-    tm = json.loads(t.read_text())["return_mean"]
-    sm = json.loads(s.read_text())["return_mean"]
+    tm, sm = (r["return_mean"] for r in pair)
     return f"{sm / tm:.1%}" if tm > 0 else "undefined (teacher return <= 0)"
 
 
 def _median_ratio(runs: Path, teacher: str, student: str, split: str, floor: float = 200.0):
     """Median per-robot student / teacher return over robots where the teacher exceeds
     ``floor``, and how many robots that is; None if unmeasured."""
-    t, s = runs / f"eval_{teacher}_{split}.json", runs / f"eval_{student}_{split}.json"
-    if not (t.exists() and s.exists()):
+    pair = _pair(runs, teacher, student, split)
+    if pair is None:
         return None
-    tr = {r["name"]: r["return_mean"] for r in json.loads(t.read_text())["robots"]}
-    sr = {r["name"]: r["return_mean"] for r in json.loads(s.read_text())["robots"]}
+    tr, sr = (_per_robot(r) for r in pair)
     ratios = sorted(sr[n] / tr[n] for n in tr if n in sr and tr[n] > floor)
     if not ratios:
         return None
@@ -57,10 +67,10 @@ def _median_ratio(runs: Path, teacher: str, student: str, split: str, floor: flo
 
 def _seed_lines(runs: Path, teacher: str, student: str) -> list[str]:
     """Train returns at a second evaluation seed, when both were measured (seed 1)."""
-    t, s = runs / f"eval_{teacher}_train_seed1.json", runs / f"eval_{student}_train_seed1.json"
-    if not (t.exists() and s.exists()):
+    pair = _pair(runs, teacher, student, "train_seed1")
+    if pair is None:
         return []
-    tm, sm = (json.loads(x.read_text())["return_mean"] for x in (t, s))
+    tm, sm = (r["return_mean"] for r in pair)
     return [
         f"- Second evaluation seed (train, seed 1, 3 episodes): teacher {tm:.1f}, student "
         f"{sm:.1f}, student / teacher {sm / tm:.1%}: the train ratio moves by a few points "
@@ -80,14 +90,14 @@ def _limits(runs: Path, teacher: str, student: str) -> list[str]:
         )
     gap = runs / f"gap_{student}.json"
     if gap.exists():
-        sets = json.loads(gap.read_text())["sets"]
-        parts = [f"{Path(x['set']).name} {x['relative_median']:.2f}" for x in sets]
+        report = json.loads(gap.read_text())
+        parts = [f"{Path(x['set']).name} {x['relative_median']:.2f}" for x in report["sets"]]
         lines.append(
             "- Open-loop imitation error on teacher-driven states relative to a zero action "
             f"(median over robots; 0 = exact copy, 1 = no better than zero): {', '.join(parts)} "
-            f"(`scripts/imitation_gap.py`, {json.loads(gap.read_text())['samples']} states per "
-            "robot). Where it is near 1 the hypernetwork's context-to-weights mapping does not "
-            "carry over to those morphologies."
+            f"(`scripts/imitation_gap.py`, {report['samples']} states per robot). Where it is "
+            "near 1 the hypernetwork's context-to-weights mapping does not carry over to those "
+            "morphologies."
         )
     return lines
 
@@ -99,17 +109,13 @@ def plot_returns(runs: Path, teacher: str, student: str, out: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    splits = [
-        (split, runs / f"eval_{teacher}_{split}.json", runs / f"eval_{student}_{split}.json")
-        for split in ("train", "test")
-    ]
-    splits = [(n, t, s) for n, t, s in splits if t.exists() and s.exists()]
+    pairs = [(split, _pair(runs, teacher, student, split)) for split in ("train", "test")]
+    splits = [(split, pair) for split, pair in pairs if pair is not None]
     if not splits:
         return False
     fig, axes = plt.subplots(1, len(splits), figsize=(5.2 * len(splits), 4.8), squeeze=False)
-    for ax, (split, t_path, s_path) in zip(axes[0], splits, strict=True):
-        t = {r["name"]: r["return_mean"] for r in json.loads(t_path.read_text())["robots"]}
-        s = {r["name"]: r["return_mean"] for r in json.loads(s_path.read_text())["robots"]}
+    for ax, (split, (t_report, s_report)) in zip(axes[0], splits, strict=True):
+        t, s = _per_robot(t_report), _per_robot(s_report)
         names = sorted(set(t) & set(s))
         x, y = [t[n] for n in names], [s[n] for n in names]
         top = max(max(x), max(y), 1.0) * 1.05

@@ -107,8 +107,7 @@ def bc_epoch(
         local = torch.as_tensor(local_np).to(device)
         batch = Batch(chosen, proprio[idx], local, context[chosen], limb_mask[chosen])
         pred = predict(batch)
-        amask = action_mask[chosen][local]
-        err = 0.5 * ((pred - action[idx]) ** 2 * amask).sum(dim=(1, 2)) / amask.sum(dim=(1, 2))
+        err = masked_bc_error(pred, action[idx], action_mask[chosen][local])
         loss = err.view(len(chosen_np), -1).mean(dim=1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -117,6 +116,21 @@ def bc_epoch(
         total += loss.detach()
         n += 1
     return float(total.item()) / max(n, 1)
+
+
+def masked_bc_error(
+    pred: torch.Tensor, target: torch.Tensor, action_mask: torch.Tensor
+) -> torch.Tensor:
+    """The training loss per sample: 0.5 x squared error averaged over real actuators.
+
+    Args:
+        pred, target: ``(N, L, 2)`` actions.
+        action_mask: ``(N, L, 2)`` float, 1 where a (limb, slot) drives an actuator.
+
+    Returns:
+        ``(N,)``.
+    """
+    return 0.5 * ((pred - target) ** 2 * action_mask).sum(dim=(1, 2)) / action_mask.sum(dim=(1, 2))
 
 
 def set_cosine_lr(opt: torch.optim.Optimizer, base_lr: float, epoch: int, epochs: int) -> None:

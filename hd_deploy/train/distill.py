@@ -75,7 +75,7 @@ def distill_student(
     """
     resolve_device(config.device)  # fail before a run folder is written
     run_dir = Path(run_dir)
-    ckpt = run_dir / "checkpoint"
+    ckpt, data_path = run_dir / "checkpoint", run_dir / "data.npz"
     teacher = load_teacher(teacher_checkpoint)
     robots = [str(r) for r in robots]
     if resume:
@@ -86,6 +86,7 @@ def distill_student(
         robots = meta["robots"]
         student = load_student(ckpt)
         state = torch.load(ckpt / "trainer_state.pt", weights_only=True, map_location="cpu")
+        data = _load_data(data_path, len(robots))
     else:
         if (run_dir / "run.json").exists():
             raise FileExistsError(f"{run_dir}: already holds a run (use --resume or a new folder)")
@@ -98,6 +99,7 @@ def distill_student(
                 f"student hosts {student.config.max_limbs} limbs, teacher "
                 f"{teacher.config.max_limbs}; they must agree"
             )
+        data = _load_data(data_path, len(robots))  # a new run may be seeded with another's data
         run_dir.mkdir(parents=True, exist_ok=True)
         student.normalizer.load_state_dict(teacher.normalizer.state_dict())
         (run_dir / "run.json").write_text(
@@ -127,14 +129,7 @@ def distill_student(
     if resume:
         log.truncate_after("epoch", start_epoch)
 
-    data_path = run_dir / "data.npz"
-    if data_path.exists():  # resumed, or seeded with another run's data of the same robots
-        data = DistillData.load(data_path)
-        if data.n_robots != len(robots):
-            raise ValueError(
-                f"{data_path}: holds data of {data.n_robots} robots, the run has {len(robots)}"
-            )
-    else:
+    if data is None:
         data = collect(teacher_checkpoint, robots, config=config, show_progress=show_progress)
         data.save(data_path)
     rounds = config.dagger_rounds + 1
@@ -173,6 +168,16 @@ def distill_student(
                 plot_curve(log, run_dir / "learning_curve.png", x="epoch", ys=("loss",),
                            title="Hypernetwork distillation")  # fmt: skip
     return DistillResult(run_dir, config.epochs, loss, data.n_samples)
+
+
+def _load_data(path: Path, n_robots: int) -> DistillData | None:
+    """The samples already collected in ``path`` (None if absent), of ``n_robots`` robots."""
+    if not path.exists():
+        return None
+    data = DistillData.load(path)
+    if data.n_robots != n_robots:
+        raise ValueError(f"{path}: holds data of {data.n_robots} robots, the run has {n_robots}")
+    return data
 
 
 def _trainable(student: HyperNetPolicy):

@@ -56,6 +56,10 @@ class DistillData:
         m = self.action_mask[self.robot]
         return float(np.sqrt((self.action**2 * m).sum() / max(1, m.sum())))
 
+    def robot_indices(self, robot: int) -> np.ndarray:
+        """Indices of ``robot``'s samples."""
+        return self._by_robot[robot]
+
     def sample_indices(self, robot: int, n: int, rng: np.random.Generator) -> np.ndarray:
         return rng.choice(self._by_robot[robot], size=n, replace=True)
 
