@@ -24,28 +24,9 @@ import torch
 
 from hd_deploy.models import load_student
 from hd_deploy.morphology.sources import resolve_robots
-from hd_deploy.train.bc import masked_bc_error
 from hd_deploy.train.config import DistillConfig
+from hd_deploy.train.distill import imitation_errors
 from hd_deploy.train.rollout import collect
-
-
-def robot_errors(student, data) -> list[tuple[float, float]]:
-    """``(loss, relative loss)`` per robot of ``data`` (a DistillData)."""
-    out = []
-    for r in range(data.n_robots):
-        idx = data.robot_indices(r)
-        ctx = torch.as_tensor(data.context[r : r + 1])
-        mask = torch.as_tensor(data.limb_mask[r : r + 1])
-        target = torch.as_tensor(data.action[idx])
-        amask = torch.as_tensor(data.action_mask[r], dtype=target.dtype).expand_as(target)
-        with torch.no_grad():
-            weights = student.generate(ctx, mask)
-            pred = student.apply(weights, torch.as_tensor(data.proprio[idx]),
-                                 torch.zeros(len(idx), dtype=torch.long))  # fmt: skip
-        loss = float(masked_bc_error(pred, target, amask).mean())
-        zero = float(masked_bc_error(torch.zeros_like(target), target, amask).mean())
-        out.append((loss, loss / zero if zero > 0 else float("nan")))
-    return out
 
 
 def main() -> None:
@@ -67,7 +48,7 @@ def main() -> None:
     for folder in args.robots:
         files = resolve_robots([folder])
         data = collect(args.teacher, files, config=config, show_progress=False)
-        errs = robot_errors(student, data)
+        errs = imitation_errors(student, data)
         rows = [{"name": f.stem, "loss": e, "relative": rel}
                 for f, (e, rel) in zip(files, errs, strict=True)]  # fmt: skip
         summary = {

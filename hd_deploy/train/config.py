@@ -98,7 +98,11 @@ class DistillConfig:
     batch_size: int = 5120
     robots_per_batch: int = 16
     lr: float = 1e-3
+    warmup_epochs: int = 3  # linear ramp to lr (a fresh hypernetwork's hidden layer can die)
     max_grad_norm: float = 0.5
+    # regularisation of the context -> weights mapping (generalisation to unseen robots)
+    weight_decay: float = 0.0  # decoupled (AdamW-style)
+    context_noise: float = 0.0  # Gaussian noise on the context, in units of each feature's std
     # bookkeeping
     seed: int = 0
     checkpoint_every: int = 5
@@ -107,6 +111,9 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         _check_lr(self.lr)
+        for name in ("weight_decay", "context_noise", "warmup_epochs"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("samples_per_robot", "n_envs", "epochs", "batch_size", "robots_per_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -121,8 +128,8 @@ class DistillConfig:
     @classmethod
     def tiny(cls) -> DistillConfig:
         return cls(
-            samples_per_robot=64, n_envs=2, n_workers=0, epochs=2, batch_size=64,
-            robots_per_batch=2, checkpoint_every=1, threads=1,
+            samples_per_robot=64, n_envs=2, n_workers=0, epochs=2, warmup_epochs=0,
+            batch_size=64, robots_per_batch=2, checkpoint_every=1, threads=1,
         )  # fmt: skip
 
     def to_dict(self) -> dict:

@@ -25,7 +25,7 @@ import torch
 
 from hd_deploy.models import HyperNetConfig, HyperNetPolicy, load_student, load_teacher
 from hd_deploy.models.checkpoint import save_checkpoint
-from hd_deploy.train.bc import Batch, bc_epoch, resolve_device, set_cosine_lr
+from hd_deploy.train.bc import Batch, bc_epoch, masked_bc_error, resolve_device, set_cosine_lr
 from hd_deploy.train.config import DistillConfig
 from hd_deploy.train.rollout import DistillData, collect
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
@@ -119,7 +119,7 @@ def distill_student(
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     student.to(device)
-    opt = torch.optim.Adam(_trainable(student), lr=config.lr)
+    opt = make_optimizer(student, config)
     start_epoch, wall0 = 0, 0.0
     if state is not None:
         opt.load_state_dict(state["optimizer"])
@@ -149,8 +149,8 @@ def distill_student(
                 )  # fmt: skip
                 data = data.merge(extra)
                 data.save(data_path)
-            set_cosine_lr(opt, config.lr, epoch, config.epochs)
-            loss = _epoch(student, opt, data, config, device)
+            set_cosine_lr(opt, config.lr, epoch, config.epochs, config.warmup_epochs)
+            loss = train_epoch(student, opt, data, config, device)
             wall = wall0 + time.time() - t0
             log.append(
                 {
@@ -184,12 +184,31 @@ def _trainable(student: HyperNetPolicy):
     return [p for name, p in student.named_parameters() if not name.startswith("normalizer.")]
 
 
-def _epoch(student: HyperNetPolicy, opt, data: DistillData, config: DistillConfig,
-           device: torch.device) -> float:  # fmt: skip
-    """One pass over the data in robot-balanced batches; returns the mean loss."""
+def make_optimizer(student: HyperNetPolicy, config: DistillConfig) -> torch.optim.Optimizer:
+    """Adam over the trainable parameters, with ``config.weight_decay`` decoupled (AdamW)."""
+    return torch.optim.Adam(_trainable(student), lr=config.lr, weight_decay=config.weight_decay,
+                            decoupled_weight_decay=True)  # fmt: skip
+
+
+def context_scale(data: DistillData) -> torch.Tensor:
+    """Per-feature std of the context over the real limbs of ``data``'s robots, ``(53,)``."""
+    return torch.as_tensor(data.context[data.limb_mask].std(axis=0))
+
+
+def train_epoch(student: HyperNetPolicy, opt, data: DistillData, config: DistillConfig,
+                device: torch.device) -> float:  # fmt: skip
+    """One pass over the data in robot-balanced batches; returns the mean loss.
+
+    With ``config.context_noise`` each batch's robots see their context plus Gaussian noise of
+    that many feature standard deviations (a fresh draw per batch).
+    """
+    noise = config.context_noise * context_scale(data).to(device)
 
     def predict(batch: Batch) -> torch.Tensor:
-        weights = student.generate(batch.context, batch.limb_mask)
+        context = batch.context
+        if config.context_noise > 0:
+            context = context + torch.randn_like(context) * noise
+        weights = student.generate(context, batch.limb_mask)
         return student.apply(weights, batch.proprio, batch.local)
 
     student.train()
@@ -216,3 +235,28 @@ def _save(ckpt: Path, student, opt, epoch: int, wall: float, names, device) -> N
         tmp / "trainer_state.pt",
     )
     _replace_dir(tmp, ckpt)
+
+
+def imitation_errors(student: HyperNetPolicy, data: DistillData) -> list[tuple[float, float]]:
+    """Open-loop ``(loss, relative loss)`` of ``student`` per robot of ``data``.
+
+    The loss is the training loss (0.5 x squared error over real actuators); the relative
+    loss divides it by that of a zero action: 0 is a perfect copy of the labels, 1 no better
+    than standing still.
+    """
+    out = []
+    student.eval()
+    for r in range(data.n_robots):
+        idx = data.robot_indices(r)
+        ctx = torch.as_tensor(data.context[r : r + 1])
+        mask = torch.as_tensor(data.limb_mask[r : r + 1])
+        target = torch.as_tensor(data.action[idx])
+        amask = torch.as_tensor(data.action_mask[r], dtype=target.dtype).expand_as(target)
+        with torch.no_grad():
+            weights = student.generate(ctx, mask)
+            pred = student.apply(weights, torch.as_tensor(data.proprio[idx]),
+                                 torch.zeros(len(idx), dtype=torch.long))  # fmt: skip
+        loss = float(masked_bc_error(pred, target, amask).mean())
+        zero = float(masked_bc_error(torch.zeros_like(target), target, amask).mean())
+        out.append((loss, loss / zero if zero > 0 else float("nan")))
+    return out

@@ -63,6 +63,31 @@ class DistillData:
     def sample_indices(self, robot: int, n: int, rng: np.random.Generator) -> np.ndarray:
         return rng.choice(self._by_robot[robot], size=n, replace=True)
 
+    def select(
+        self,
+        robots: Sequence[int],
+        per_robot: int | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> DistillData:
+        """The samples of ``robots`` only (renumbered in that order), at most ``per_robot`` each.
+
+        With ``per_robot`` a robot with more samples keeps a random subset drawn by ``rng``.
+        """
+        rng = rng or np.random.default_rng(0)
+        keep = []
+        for r in robots:
+            idx = self._by_robot[r]
+            if per_robot is not None and len(idx) > per_robot:
+                idx = np.sort(rng.choice(idx, size=per_robot, replace=False))
+            keep.append(idx)
+        robots = list(robots)
+        return DistillData(
+            self.proprio[np.concatenate(keep)],
+            self.action[np.concatenate(keep)],
+            np.concatenate([np.full(len(k), i) for i, k in enumerate(keep)]),
+            self.context[robots], self.limb_mask[robots], self.action_mask[robots],
+        )  # fmt: skip
+
     def merge(self, other: DistillData) -> DistillData:
         return DistillData(
             np.concatenate([self.proprio, other.proprio]),

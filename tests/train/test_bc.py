@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hd_deploy.train.bc import Batch, balanced_batches, bc_epoch, resolve_device
+from hd_deploy.train.bc import Batch, balanced_batches, bc_epoch, resolve_device, set_cosine_lr
 from hd_deploy.train.rollout import DistillData
 
 L = 4
@@ -76,3 +76,27 @@ def test_bc_epoch_fits_a_linear_policy(device: str) -> None:
     assert seen[0].proprio.device.type == device
     ctx, mask = seen[0].sample_context()
     assert ctx.shape == (24, L, 53) and mask.shape == (24, L)
+
+
+def test_select_keeps_only_the_chosen_robots_renumbered() -> None:
+    data = _data(n_robots=4, per_robot=10)
+    sub = data.select([3, 1], per_robot=6, rng=np.random.default_rng(0))
+    assert sub.n_robots == 2 and np.array_equal(np.bincount(sub.robot), [6, 6])
+    assert np.array_equal(sub.limb_mask, data.limb_mask[[3, 1]])
+    for new, old in ((0, 3), (1, 1)):  # every kept sample is one of the old robot's samples
+        own = data.proprio[data.robot_indices(old)]
+        for row in sub.proprio[sub.robot_indices(new)]:
+            assert (own == row).all(axis=(1, 2)).any()
+    assert data.select([2]).n_samples == 10  # no cap: all samples
+
+
+def test_cosine_lr_warms_up_linearly_then_follows_the_cosine() -> None:
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+
+    def lr(epoch: int, warmup: int) -> float:
+        set_cosine_lr(opt, 1e-3, epoch, 10, warmup)
+        return opt.param_groups[0]["lr"]
+
+    assert [round(lr(e, 3), 8) for e in range(3)] == [2.5e-4, 5e-4, 7.5e-4]
+    assert lr(3, 3) == lr(3, 0) and lr(0, 0) == 1e-3  # after (or without) warm-up: cosine
+    assert lr(9, 3) < lr(4, 3) < 1e-3

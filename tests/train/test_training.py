@@ -10,12 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from hd_deploy.models import HyperNetConfig, TeacherConfig, load_student, load_teacher
+from hd_deploy.models import (
+    HyperNetConfig,
+    HyperNetPolicy,
+    TeacherConfig,
+    load_student,
+    load_teacher,
+)
 from hd_deploy.morphology.sources import bundled_robots
 from hd_deploy.train.config import DistillConfig, PPOConfig
-from hd_deploy.train.distill import distill_student
+from hd_deploy.train.distill import distill_student, make_optimizer, train_epoch
 from hd_deploy.train.ppo import _gae, train_teacher
-from hd_deploy.train.rollout import evaluate
+from hd_deploy.train.rollout import DistillData, evaluate
 
 ROBOTS = 2
 
@@ -177,3 +183,51 @@ def test_distill_refuses_seed_data_of_other_robots(teacher_run: Path, tmp_path) 
             teacher_run / "checkpoint", bundled_robots()[:1], tmp_path / "second",
             init=first / "checkpoint", config=DistillConfig.tiny(), show_progress=False,
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["weight_decay", "context_noise"])
+def test_distill_config_refuses_negative_regularisation(name: str) -> None:
+    with pytest.raises(ValueError, match=f"{name} must be >= 0"):
+        DistillConfig(**{name: -0.1})
+
+
+def test_weight_decay_is_decoupled_from_the_gradient() -> None:
+    student = HyperNetPolicy(HyperNetConfig.tiny())
+    opt = make_optimizer(student, DistillConfig(lr=0.1, weight_decay=0.5))
+    before = [p.detach().clone() for p in opt.param_groups[0]["params"]]
+    for p in opt.param_groups[0]["params"]:
+        p.grad = torch.zeros_like(p)
+    opt.step()  # a zero gradient moves nothing but the decay: p <- p * (1 - lr * wd)
+    for b, p in zip(before, opt.param_groups[0]["params"], strict=True):
+        torch.testing.assert_close(p.detach(), b * 0.95)
+    assert not any(n.startswith("normalizer.") for n, p in student.named_parameters()
+                   if any(p is q for q in opt.param_groups[0]["params"]))  # fmt: skip
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.5])
+def test_context_noise_perturbs_only_what_the_hypernetwork_sees(noise: float, monkeypatch) -> None:
+    student = HyperNetPolicy(HyperNetConfig.tiny())
+    rng = np.random.default_rng(0)
+    L = student.config.max_limbs
+    parts = [{"proprio": rng.standard_normal((32, L, 17)).astype(np.float32),
+              "action": np.zeros((32, L, 2), np.float32),
+              "context": rng.standard_normal((L, 53)).astype(np.float32),
+              "limb_mask": np.arange(L) < 2 + r, "action_mask": np.ones((L, 2), bool)}
+             for r in range(2)]  # fmt: skip
+    data = DistillData.from_parts(parts)
+    original = data.context.copy()
+    seen = []
+    generate = student.generate
+
+    def spy(context, limb_mask):
+        seen.append((context.detach().clone(), limb_mask.numpy()))
+        return generate(context, limb_mask)
+
+    monkeypatch.setattr(student, "generate", spy)
+    cfg = dataclasses.replace(DistillConfig.tiny(), context_noise=noise, device="cpu")
+    train_epoch(student, make_optimizer(student, cfg), data, cfg, torch.device("cpu"))
+    assert seen
+    for context, masks in seen:  # robots told apart by their limb counts (2 and 3)
+        clean = torch.as_tensor(original[masks.sum(axis=1) - 2])
+        assert torch.equal(context, clean) == (noise == 0.0)
+    assert np.array_equal(data.context, original)  # the data itself is untouched
