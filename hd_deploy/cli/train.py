@@ -171,13 +171,25 @@ def distill(
     samples: Annotated[int | None, typer.Option(help="Teacher samples per robot.")] = None,
     dagger: Annotated[int, typer.Option(help="DAgger rounds (student acts, teacher labels).")] = 0,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (cosine decay).")] = None,
+    warmup: Annotated[
+        int | None, typer.Option(help="Epochs of linear learning-rate warm-up (default 3).")
+    ] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option(help="Decoupled weight decay (AdamW-style); default 0.")
+    ] = None,
+    context_noise: Annotated[
+        float | None,
+        typer.Option(help="Gaussian noise on the context while training, in feature stds."),
+    ] = None,
     init: Annotated[
         Path | None, typer.Option(help="Start from this student checkpoint (weights and size).")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Rollout worker processes.")] = None,
     device: Annotated[str, typer.Option(help="Training device: auto, cpu, cuda.")] = "auto",
     reference: Annotated[bool, typer.Option(help="Paper-sized hypernetwork.")] = False,
-    tiny: Annotated[bool, typer.Option(help="Tiny model and run, for smoke tests.")] = False,
+    tiny: Annotated[
+        bool, typer.Option(help="Tiny model and run, for smoke tests (with --init: the run).")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
 ) -> None:
@@ -190,6 +202,8 @@ def distill(
     from hd_deploy.train.distill import distill_student
     from hd_deploy.train.shipped import shipped
 
+    if init is not None and reference:
+        raise ValueError("--init takes the size of its checkpoint; --reference sets another")
     files = resolve_robots(robots) if robots else bundled_robots()
     if reference:
         cfg, model = DistillConfig(), HyperNetConfig.reference()
@@ -199,7 +213,9 @@ def distill(
         cfg, model = DistillConfig(), HyperNetConfig.small()
     changes: dict = {"seed": seed, "dagger_rounds": dagger, "device": device}
     for key, value in (("epochs", epochs), ("samples_per_robot", samples),
-                       ("n_workers", workers), ("lr", lr)):  # fmt: skip
+                       ("n_workers", workers), ("lr", lr), ("warmup_epochs", warmup),
+                       ("weight_decay", weight_decay),
+                       ("context_noise", context_noise)):  # fmt: skip
         if value is not None:
             changes[key] = value
     cfg = dataclasses.replace(cfg, **changes)

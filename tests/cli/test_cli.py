@@ -98,6 +98,13 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
         runner.invoke(train_app, [str(big), "--tiny", "--out", str(tmp_path / "x")])
     )
     assert "13 limbs, more than the maximum of 12" in line
+    # options that contradict each other or a config's bounds
+    out = ["--out", str(tmp_path / "d")]
+    line = _one_error_line(runner.invoke(distill_app, ["--init", str(empty), "--reference", *out]))
+    assert "--init takes the size of its checkpoint" in line
+    line = _one_error_line(runner.invoke(distill_app, ["--tiny", "--weight-decay", "-1", *out]))
+    assert "weight_decay must be >= 0" in line
+    assert not (tmp_path / "d").exists()
 
 
 def _chain_robot(n_limbs: int) -> str:
