@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from hd_deploy.models import HyperNetConfig, HyperNetPolicy
+from hd_deploy.train.config import DistillConfig
+from hd_deploy.train.distill import imitation_errors
 from hd_deploy.train.rollout import DistillData
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
@@ -43,14 +47,13 @@ def _data(student: HyperNetPolicy, n_limbs=(3, 5), samples: int = 7) -> DistillD
     return DistillData.from_parts(parts)
 
 
-def test_imitation_gap_is_zero_on_own_actions_and_grows_with_noise() -> None:
-    gap = _load("imitation_gap")
+def test_imitation_errors_are_zero_on_own_actions_and_grow_with_noise() -> None:
     student = HyperNetPolicy(HyperNetConfig.tiny()).eval()
     data = _data(student)
-    for loss, rel in gap.robot_errors(student, data):
+    for loss, rel in imitation_errors(student, data):
         assert loss < 1e-10 and rel < 1e-8
     data.action = data.action + 0.1  # every real actuator off by 0.1: loss 0.5 * 0.01
-    for loss, _ in gap.robot_errors(student, data):
+    for loss, _ in imitation_errors(student, data):
         assert abs(loss - 0.005) < 1e-6
 
 
@@ -63,3 +66,49 @@ def test_return_plot_needs_both_evaluations(tmp_path: Path) -> None:
         (tmp_path / f"eval_{run}_train.json").write_text(json.dumps({"robots": robots}))
     assert card.plot_returns(tmp_path, "t", "s", out)
     assert out.stat().st_size > 1000
+
+
+def test_sweep_settings_and_held_out_robots() -> None:
+    sweep = _load("generalisation_sweep")
+    name, distill, model = sweep.parse_setting("reg:context_noise=0.2,context_dropout=0.3,lr=5e-4")
+    assert name == "reg" and distill.context_noise == 0.2 and distill.lr == 5e-4
+    assert model.context_dropout == 0.3 and model.hidden == HyperNetConfig.small().hidden
+    assert sweep.parse_setting("base:")[0] == "base"
+    with pytest.raises(SystemExit, match="unknown option 'dropout'"):
+        sweep.parse_setting("x:dropout=0.3")
+    train, held = sweep.split_robots(12, holdout_every=5, among=10)
+    assert held == [4, 9] and train == [0, 1, 2, 3, 5, 6, 7, 8, 10, 11]
+
+
+def test_sweep_trains_a_fresh_student_per_setting_and_reports_every_set() -> None:
+    sweep = _load("generalisation_sweep")
+    teacher = HyperNetPolicy(HyperNetConfig.tiny())  # only its normaliser is read
+    data = _data(teacher, n_limbs=(2, 3, 4), samples=40)
+    cfg = dataclasses.replace(DistillConfig.tiny(), device="cpu")
+    train, held = data.select([0, 1]), data.select([2])
+    res = sweep.run_setting("t", cfg, HyperNetConfig.tiny(), train, {"held_out": held}, teacher,
+                            epochs=3, eval_every=2, seed=0)  # fmt: skip
+    assert [row["epoch"] for row in res["curve"]] == [2, 3]
+    assert res["final"]["held_out"]["relative_median"] > 0
+
+
+def test_model_card_reports_the_generalisation_sweep(tmp_path: Path) -> None:
+    card = _load("model_card")
+    assert not any("Regularising" in line for line in card._limits(tmp_path, "t", "s"))
+    (tmp_path / "sweep").mkdir()
+    final = {"held_out": {"relative_median": 0.84}, "unseen": {"relative_median": 1.16}}
+    report = {"epochs": 40, "held_out": [4, 9], "results": [{"name": "drop", "final": final}]}
+    (tmp_path / "sweep" / "sweep.json").write_text(json.dumps(report))
+    (line,) = [x for x in card._limits(tmp_path, "t", "s") if "Regularising" in x]
+    assert "drop 0.84 / 1.16" in line and "2 UNIMAL training robots held out" in line
+
+
+def test_model_card_pools_the_evaluation_seeds(tmp_path: Path) -> None:
+    card = _load("model_card")
+    for run, returns in (("t", (100.0, 120.0)), ("s", (95.0, 90.0))):
+        for name, (seed, value) in zip(("train", "train_seed1"), enumerate(returns), strict=True):
+            report = {"seed": seed, "episodes": 3, "return_mean": value, "robots": []}
+            (tmp_path / f"eval_{run}_{name}.json").write_text(json.dumps(report))
+    (line,) = card._seed_lines(tmp_path, "t", "s")  # test measured at one seed only: no line
+    assert "seeds 0, 1" in line and "95.0%" in line and "75.0%" in line
+    assert "pooled over the seeds 84.1%" in line  # (95 + 90) / (100 + 120)
