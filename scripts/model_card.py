@@ -66,16 +66,27 @@ def _median_ratio(runs: Path, teacher: str, student: str, split: str, floor: flo
 
 
 def _seed_lines(runs: Path, teacher: str, student: str) -> list[str]:
-    """Train returns at a second evaluation seed, when both were measured (seed 1)."""
-    pair = _pair(runs, teacher, student, "train_seed1")
-    if pair is None:
-        return []
-    tm, sm = (r["return_mean"] for r in pair)
-    return [
-        f"- Second evaluation seed (train, seed 1, 3 episodes): teacher {tm:.1f}, student "
-        f"{sm:.1f}, student / teacher {sm / tm:.1%}: the train ratio moves by a few points "
-        "between seeds."
-    ]
+    """Returns per evaluation seed and pooled, per split measured at more than one seed.
+
+    Seed 0 is ``eval_<run>_<split>.json``, seed k ``eval_<run>_<split>_seed<k>.json``.
+    """
+    lines = []
+    for split in ("train", "test"):
+        names = [split] + [f"{split}_seed{k}" for k in range(1, 10)]
+        pairs = [p for name in names if (p := _pair(runs, teacher, student, name))]
+        if len(pairs) < 2:
+            continue
+        tm = [t["return_mean"] for t, _ in pairs]
+        sm = [s["return_mean"] for _, s in pairs]
+        seeds = ", ".join(str(t["seed"]) for t, _ in pairs)
+        lines.append(
+            f"- UNIMAL {split} at evaluation seeds {seeds} ({pairs[0][0]['episodes']} episodes "
+            f"each): teacher {' / '.join(f'{x:.1f}' for x in tm)}, student "
+            f"{' / '.join(f'{x:.1f}' for x in sm)}, student / teacher "
+            f"{' / '.join(f'{b / a:.1%}' for a, b in zip(tm, sm, strict=True))}; "
+            f"pooled over the seeds {sum(sm) / sum(tm):.1%}."
+        )
+    return lines
 
 
 def _limits(runs: Path, teacher: str, student: str) -> list[str]:
@@ -98,6 +109,24 @@ def _limits(runs: Path, teacher: str, student: str) -> list[str]:
             f"(`scripts/imitation_gap.py`, {report['samples']} states per robot). Where it is "
             "near 1 the hypernetwork's context-to-weights mapping does not carry over to those "
             "morphologies."
+        )
+    sweep = runs / "sweep" / "sweep.json"
+    if sweep.exists():
+        report = json.loads(sweep.read_text())
+        parts = [
+            f"{r['name']} {r['final']['held_out']['relative_median']:.2f} / "
+            f"{r['final'].get('unseen', {}).get('relative_median', float('nan')):.2f}"
+            for r in report["results"]
+        ]
+        lines.append(
+            "- Regularising the hypernetwork did not fix it: fresh students trained "
+            f"{report['epochs']} epochs on the distillation data with {len(report['held_out'])} "
+            "UNIMAL training robots held out reach, held-out / unseen (median relative error), "
+            f"{'; '.join(parts)} (`scripts/generalisation_sweep.py`, plot "
+            f"`{(runs / 'sweep' / 'sweep.png').as_posix()}`). Robots the student never saw stay "
+            "near or above a zero action whatever the regulariser. A likely reason (untested): the "
+            "teacher is a clone of independently trained per-robot experts, so its behaviour "
+            "need not vary smoothly with morphology."
         )
     return lines
 
