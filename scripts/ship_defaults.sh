@@ -21,7 +21,8 @@ hd-experts training/generated --out training/experts --seed 0 --workers "$WORKER
 hd-clone training/experts --out training/teacher_ref --reference --epochs 60 --dagger 2 \
   --workers "$WORKERS" --lr 5e-4 --seed 0 $(resume training/teacher_ref)
 
-# 3. Student: HyperNetConfig.small() on the robots the teacher was taught (UNIMAL train and
+# 3. Student (steps 3-3c ran before hd-distill had a learning-rate warm-up: --warmup 0 keeps
+#    them as they ran). HyperNetConfig.small() on the robots the teacher was taught (UNIMAL train and
 #    the generated robots with an expert), three DAgger rounds (student drives, teacher
 #    labels), 40 epochs per round. Ran on the 2-core CPU. (The shipped run started with
 #    --epochs 60 and a constant learning rate, was stopped at epoch 15 and resumed with 160
@@ -32,7 +33,7 @@ for f in training/generated/*.xml; do
 done
 hd-distill "$UNIMAL/train" "${extra[@]}" --teacher training/teacher_ref/checkpoint \
   --out training/student_ref --samples 4000 --epochs 160 --dagger 3 --workers "$WORKERS" \
-  --device cpu --seed 0 $(resume training/student_ref)
+  --warmup 0 --device cpu --seed 0 $(resume training/student_ref)
 
 # 3b. Student, continued (--init: student_ref's weights): 96 more generated robots that only
 #     the teacher labels (no experts) join the 132, then three DAgger rounds, 30 epochs per
@@ -41,43 +42,66 @@ hd-generate training/generated_d --count 96 --seed 2000
 hd-distill "$UNIMAL/train" "${extra[@]}" training/generated_d \
   --teacher training/teacher_ref/checkpoint --init training/student_ref/checkpoint \
   --out training/student_ref2 --samples 4000 --epochs 120 --dagger 3 --lr 5e-4 \
-  --workers "$WORKERS" --device cpu --seed 1 $(resume training/student_ref2)
+  --warmup 0 --workers "$WORKERS" --device cpu --seed 1 $(resume training/student_ref2)
 
-# 3c. One more DAgger round from student_ref2 (--init), starting from its collected data
-#     (copied into the new run folder: a run reuses the data.npz it finds), 20 epochs per
-#     round at peak lr 2e-4. Ran on the 2-core CPU.
-if [ ! -f training/student_ref3/run.json ]; then
-  mkdir -p training/student_ref3 && cp training/student_ref2/data.npz training/student_ref3/
-fi
-hd-distill "$UNIMAL/train" "${extra[@]}" training/generated_d \
-  --teacher training/teacher_ref/checkpoint --init training/student_ref2/checkpoint \
-  --out training/student_ref3 --samples 4000 --epochs 40 --dagger 1 --lr 2e-4 \
-  --workers "$WORKERS" --device cpu --seed 2 $(resume training/student_ref3)
+# 3c/3d. One more DAgger round on top of a finished run (--init), starting from its collected
+#     data (copied into the new run folder: a run reuses the data.npz it finds), 20 epochs per
+#     round at peak lr 2e-4. Each ran on the 2-core CPU in about 35 min. 3c ran before
+#     hd-distill had its learning-rate warm-up (--warmup 0); 3d has the default 3 epochs.
+next_round() {  # FROM NEW SEED [more hd-distill options]
+  local from=$1 new=$2 seed=$3
+  shift 3
+  if [ ! -f "training/$new/run.json" ]; then
+    mkdir -p "training/$new" && cp "training/$from/data.npz" "training/$new/"
+  fi
+  hd-distill "$UNIMAL/train" "${extra[@]}" training/generated_d \
+    --teacher training/teacher_ref/checkpoint --init "training/$from/checkpoint" \
+    --out "training/$new" --samples 4000 --epochs 40 --dagger 1 --lr 2e-4 \
+    --workers "$WORKERS" --device cpu --seed "$seed" "$@" $(resume "training/$new")
+}
+next_round student_ref2 student_ref3 2 --warmup 0
+next_round student_ref3 student_ref4 3
 
 # 4. Evaluation (the numbers in the model card), 3 episodes per robot, seed 0.
-for run in teacher_ref student_ref student_ref2 student_ref3; do
+for run in teacher_ref student_ref student_ref2 student_ref3 student_ref4; do
   for split in train test; do
     hd-eval "training/$run/checkpoint" --robots "$UNIMAL/$split" --episodes 3 --seed 0 \
       --workers "$WORKERS" --json "training/eval_${run}_${split}.json"
   done
 done
-# A second evaluation seed on the training robots, teacher and shipped student.
-for run in teacher_ref student_ref3; do
-  hd-eval "training/$run/checkpoint" --robots "$UNIMAL/train" --episodes 3 --seed 1 \
-    --workers "$WORKERS" --json "training/eval_${run}_train_seed1.json"
+# Evaluation seeds 1 and 2, teacher and shipped student (student_ref3 was measured at seed 1
+# on the training robots too).
+for run in teacher_ref student_ref4; do
+  for split in train test; do
+    for seed in 1 2; do
+      hd-eval "training/$run/checkpoint" --robots "$UNIMAL/$split" --episodes 3 --seed $seed \
+        --workers "$WORKERS" --json "training/eval_${run}_${split}_seed${seed}.json"
+    done
+  done
 done
-# Open-loop imitation error of the shipped student, train against unseen robots.
-python scripts/imitation_gap.py training/student_ref3/checkpoint \
-  --teacher training/teacher_ref/checkpoint --robots "$UNIMAL/train" --robots "$UNIMAL/test" \
-  --workers "$WORKERS" --json training/gap_student_ref3.json
+hd-eval training/student_ref3/checkpoint --robots "$UNIMAL/train" --episodes 3 --seed 1 \
+  --workers "$WORKERS" --json training/eval_student_ref3_train_seed1.json
+# Open-loop imitation error of the students, train against unseen robots.
+for run in student_ref3 student_ref4; do
+  python scripts/imitation_gap.py "training/$run/checkpoint" \
+    --teacher training/teacher_ref/checkpoint --robots "$UNIMAL/train" --robots "$UNIMAL/test" \
+    --workers "$WORKERS" --json "training/gap_${run}.json"
+done
+# Does regularising the hypernetwork help on robots it never saw? Fresh students on
+# student_ref3's data, 20 UNIMAL training robots held out (about 15 min on 2 cores).
+python scripts/generalisation_sweep.py training/student_ref3 \
+  --teacher training/teacher_ref/checkpoint --unseen "$UNIMAL/test" \
+  --setting base: --setting dropout0.5:context_dropout=0.5 \
+  --setting noise0.3:context_noise=0.3 --setting wd0.1:weight_decay=0.1 \
+  --epochs 40 --eval-every 5 --out training/sweep
 
 # 5. Ship: weights and JSON only (no optimiser state), model card, golden outputs.
 mkdir -p hd_deploy/assets/checkpoints/{teacher,student}
 cp training/teacher_ref/checkpoint/{model.safetensors,checkpoint.json} \
   hd_deploy/assets/checkpoints/teacher/
-cp training/student_ref3/checkpoint/{model.safetensors,checkpoint.json} \
+cp training/student_ref4/checkpoint/{model.safetensors,checkpoint.json} \
   hd_deploy/assets/checkpoints/student/
-python scripts/model_card.py --teacher teacher_ref --student student_ref3
+python scripts/model_card.py --teacher teacher_ref --student student_ref4
 python scripts/golden.py
 
 # Earlier runs kept in training/ for comparison (commands in this file's git history):
