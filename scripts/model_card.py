@@ -89,8 +89,31 @@ def _seed_lines(runs: Path, teacher: str, student: str) -> list[str]:
     return lines
 
 
+def _deficit_line(runs: Path, teacher: str, student: str) -> list[str]:
+    """Which training robots carry the student's shortfall, pooled over evaluation seeds."""
+    names = ["train"] + [f"train_seed{k}" for k in range(1, 10)]
+    pairs = [p for name in names if (p := _pair(runs, teacher, student, name))]
+    if not pairs:
+        return []
+    gap: dict[str, float] = {}
+    for t_report, s_report in pairs:
+        t, s = _per_robot(t_report), _per_robot(s_report)
+        for n in t.keys() & s.keys():
+            gap[n] = gap.get(n, 0.0) + (t[n] - s[n]) / len(pairs)
+    total = sum(gap.values())
+    if total <= 0:
+        return []
+    worst = sorted(gap, key=gap.get, reverse=True)  # type: ignore[arg-type]
+    top = worst[0]
+    return [
+        f"- Train shortfall: robot `{top}` alone carries {gap[top] / total:.0%} of the "
+        f"student's return deficit against the teacher (mean over {len(pairs)} evaluation "
+        f"seed{'s' if len(pairs) > 1 else ''}), the ten worst robots {sum(gap[n] for n in worst[:10]) / total:.0%}."
+    ]
+
+
 def _limits(runs: Path, teacher: str, student: str) -> list[str]:
-    lines = ["", "## Limits"]
+    lines = ["", "## Limits", *_deficit_line(runs, teacher, student)]
     t = {sp: runs / f"eval_{teacher}_{sp}.json" for sp in ("train", "test")}
     if t["train"].exists() and t["test"].exists():
         tm = {sp: json.loads(t[sp].read_text())["return_mean"] for sp in t}

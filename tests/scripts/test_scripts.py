@@ -112,3 +112,13 @@ def test_model_card_pools_the_evaluation_seeds(tmp_path: Path) -> None:
     (line,) = card._seed_lines(tmp_path, "t", "s")  # test measured at one seed only: no line
     assert "seeds 0, 1" in line and "95.0%" in line and "75.0%" in line
     assert "pooled over the seeds 84.1%" in line  # (95 + 90) / (100 + 120)
+
+
+def test_model_card_names_the_robot_that_carries_the_train_shortfall(tmp_path: Path) -> None:
+    card = _load("model_card")
+    assert card._deficit_line(tmp_path, "t", "s") == []
+    for run, values in (("t", (100.0, 50.0, 10.0)), ("s", (40.0, 40.0, 10.0))):
+        robots = [{"name": f"r{i}", "return_mean": v} for i, v in enumerate(values)]
+        (tmp_path / f"eval_{run}_train.json").write_text(json.dumps({"robots": robots}))
+    (line,) = card._deficit_line(tmp_path, "t", "s")
+    assert "`r0` alone carries 86%" in line and "1 evaluation seed)" in line  # 60 of 70
