@@ -7,7 +7,8 @@
    0.5 x squared error over real actuators, averaged per robot (balanced over robots).
 3. Optional DAgger rounds: the *student* acts, the teacher labels, the data grows.
 
-The learning rate decays along a cosine over all epochs (Adam).
+The learning rate ramps up over the first epochs (warm-up), then decays along a cosine
+over all epochs (Adam; optional decoupled weight decay and noise on the context).
 
 The student starts from the teacher's observation statistics (frozen), so a baked MLP
 sees exactly what the teacher saw.
