@@ -104,11 +104,12 @@ def _deficit_line(runs: Path, teacher: str, student: str) -> list[str]:
     if total <= 0:
         return []
     worst = sorted(gap, key=gap.get, reverse=True)  # type: ignore[arg-type]
-    top = worst[0]
+    top, ten = worst[0], sum(gap[n] for n in worst[:10])
+    seeds = f"{len(pairs)} evaluation seed{'s' if len(pairs) > 1 else ''}"
     return [
         f"- Train shortfall: robot `{top}` alone carries {gap[top] / total:.0%} of the "
-        f"student's return deficit against the teacher (mean over {len(pairs)} evaluation "
-        f"seed{'s' if len(pairs) > 1 else ''}), the ten worst robots {sum(gap[n] for n in worst[:10]) / total:.0%}."
+        f"student's return deficit against the teacher (mean over {seeds}), the ten worst "
+        f"robots {ten / total:.0%}."
     ]
 
 
