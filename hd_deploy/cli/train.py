@@ -169,6 +169,13 @@ def distill(
     out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/student"),
     epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
     samples: Annotated[int | None, typer.Option(help="Teacher samples per robot.")] = None,
+    start_samples: Annotated[
+        int | None,
+        typer.Option(help="More samples per robot from episode openings, each collection."),
+    ] = None,
+    start_steps: Annotated[
+        int | None, typer.Option(help="Length of those openings in control steps (100).")
+    ] = None,
     dagger: Annotated[int, typer.Option(help="DAgger rounds (student acts, teacher labels).")] = 0,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (cosine decay).")] = None,
     warmup: Annotated[
@@ -214,8 +221,9 @@ def distill(
     changes: dict = {"seed": seed, "dagger_rounds": dagger, "device": device}
     for key, value in (("epochs", epochs), ("samples_per_robot", samples),
                        ("n_workers", workers), ("lr", lr), ("warmup_epochs", warmup),
-                       ("weight_decay", weight_decay),
-                       ("context_noise", context_noise)):  # fmt: skip
+                       ("weight_decay", weight_decay), ("context_noise", context_noise),
+                       ("start_samples_per_robot", start_samples),
+                       ("start_steps", start_steps)):  # fmt: skip
         if value is not None:
             changes[key] = value
     cfg = dataclasses.replace(cfg, **changes)

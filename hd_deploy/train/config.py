@@ -93,6 +93,9 @@ class DistillConfig:
     n_envs: int = 16
     n_workers: int = 2
     dagger_rounds: int = 0
+    # more samples per robot from episode openings (each collection, DAgger too)
+    start_samples_per_robot: int = 0
+    start_steps: int = 100
     # optimisation (lr decays along a cosine over the epochs)
     epochs: int = 50
     batch_size: int = 5120
@@ -111,10 +114,12 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         _check_lr(self.lr)
-        for name in ("weight_decay", "context_noise", "warmup_epochs"):
+        for name in ("weight_decay", "context_noise", "warmup_epochs",
+                     "start_samples_per_robot"):  # fmt: skip
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("samples_per_robot", "n_envs", "epochs", "batch_size", "robots_per_batch"):
+        for name in ("samples_per_robot", "n_envs", "epochs", "batch_size", "robots_per_batch",
+                     "start_steps"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.dagger_rounds < 0:

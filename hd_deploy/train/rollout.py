@@ -159,15 +159,16 @@ def _controller(kind: str, path: str, task):
 
 
 def _collect_job(args) -> dict:
-    teacher_path, student_path, source, steps, seed, max_limbs, n_envs = args
+    teacher_path, student_path, source, steps, seed, max_limbs, n_envs, horizon = args
     import torch
 
     from hd_deploy.envs.task import LocomotionTask, TaskConfig
 
     config = TaskConfig(max_limbs=max_limbs)
+    horizon = min(horizon or config.episode_steps, config.episode_steps)
     # Envs in lockstep share one batched teacher forward; each still runs at least one
-    # full episode so that late-episode states are labelled too.
-    n_envs = max(1, min(n_envs, steps // config.episode_steps))
+    # full episode (or opening of ``horizon`` steps) so that late states are labelled too.
+    n_envs = max(1, min(n_envs, steps // horizon))
     tasks = [LocomotionTask(source, config=config) for _ in range(n_envs)]
     robot = tasks[0].robot
     teacher = _policy("teacher", teacher_path)
@@ -190,7 +191,8 @@ def _collect_job(args) -> dict:
         for e, task in enumerate(tasks):
             ctrl = actor(obs[e].reshape(-1)) if actor else robot.actions_to_ctrl(mean[e])
             res = task.step(ctrl)
-            obs[e] = task.reset(rng) if (res.terminated or res.truncated) else task.observe()
+            done = res.terminated or res.truncated or task.steps >= horizon
+            obs[e] = task.reset(rng) if done else task.observe()
     return {
         "proprio": proprio[:steps],
         "action": action[:steps],
@@ -251,20 +253,43 @@ def collect(
     show_progress: bool = True,
     max_limbs: int = 12,
 ) -> DistillData:
-    """Label ``config.samples_per_robot`` states per robot with the teacher's action mean.
+    """Label states of every robot with the teacher's action mean.
 
     The teacher acts (deterministically) unless ``student_checkpoint`` is given (DAgger).
+    Each robot gets ``config.samples_per_robot`` states from full episodes, then
+    ``config.start_samples_per_robot`` more from episode openings of ``config.start_steps``
+    steps (a gait's take-off is a few dozen of a 1000-step episode's states, but a policy
+    that misses it can settle into a standstill the teacher would keep too).
     """
-    jobs = [
-        (str(teacher_checkpoint), str(student_checkpoint) if student_checkpoint else None,
-         str(src), config.samples_per_robot, config.seed * 100_003 + 7919 * seed_offset + i,
-         max_limbs, config.n_envs)
-        for i, src in enumerate(robots)
-    ]  # fmt: skip
+    seed0 = config.seed * 100_003 + 7919 * seed_offset
+    runs = [(config.samples_per_robot, 0, 0)]
+    if config.start_samples_per_robot > 0:
+        runs.append((config.start_samples_per_robot, config.start_steps, 1_000_003))
     label = "DAgger data" if student_checkpoint else "teacher data"
-    parts = _map(_collect_job, jobs, workers=config.n_workers, label=label,
-                 show_progress=show_progress)  # fmt: skip
-    return DistillData.from_parts(parts)
+    student = str(student_checkpoint) if student_checkpoint else None
+    parts: list[dict] = []
+    for steps, horizon, offset in runs:
+        jobs = [
+            (str(teacher_checkpoint), student, str(src), steps, seed0 + offset + i, max_limbs,
+             config.n_envs, horizon)
+            for i, src in enumerate(robots)
+        ]  # fmt: skip
+        name = label if not horizon else f"{label} (openings)"
+        parts.extend(_map(_collect_job, jobs, workers=config.n_workers, label=name,
+                          show_progress=show_progress))  # fmt: skip
+    return DistillData.from_parts(_join_robot_parts(parts, len(robots)))
+
+
+def _join_robot_parts(parts: list[dict], n_robots: int) -> list[dict]:
+    """One part per robot from ``k * n_robots`` parts (k collections in robot order)."""
+    if len(parts) == n_robots:
+        return parts
+    out = []
+    for r in range(n_robots):
+        same = parts[r::n_robots]
+        out.append({**same[0], **{k: np.concatenate([p[k] for p in same])
+                                  for k in ("proprio", "action")}})  # fmt: skip
+    return out
 
 
 def evaluate(

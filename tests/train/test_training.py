@@ -231,3 +231,27 @@ def test_context_noise_perturbs_only_what_the_hypernetwork_sees(noise: float, mo
         clean = torch.as_tensor(original[masks.sum(axis=1) - 2])
         assert torch.equal(context, clean) == (noise == 0.0)
     assert np.array_equal(data.context, original)  # the data itself is untouched
+
+
+def test_collect_adds_episode_openings_per_robot(teacher_run: Path) -> None:
+    from hd_deploy.train.rollout import collect
+
+    robots = bundled_robots()[:ROBOTS]
+    # One-step openings: every extra sample is a freshly reset state, nearly at rest.
+    cfg = dataclasses.replace(DistillConfig.tiny(), start_samples_per_robot=16, start_steps=1)
+    data = collect(teacher_run / "checkpoint", robots, config=cfg, show_progress=False)
+    assert data.n_samples == ROBOTS * (cfg.samples_per_robot + 16)
+    for r in range(ROBOTS):
+        idx = data.robot_indices(r)
+        assert len(idx) == cfg.samples_per_robot + 16
+        real = data.limb_mask[r]
+        speed = np.abs(data.proprio[idx][:, real, 3:9]).max(axis=(1, 2))
+        assert speed[-16:].max() < 0.1
+        assert speed[: cfg.samples_per_robot].max() > 0.1  # the full episodes move
+
+
+def test_distill_config_refuses_empty_openings() -> None:
+    with pytest.raises(ValueError, match="start_steps must be >= 1"):
+        DistillConfig(start_steps=0)
+    with pytest.raises(ValueError, match="start_samples_per_robot must be >= 0"):
+        DistillConfig(start_samples_per_robot=-1)
