@@ -233,6 +233,17 @@ def _clone_lines(run: dict, ckpt: dict, last: dict) -> list[str]:
     ]
 
 
+def _samples(d: dict) -> str:
+    """How many teacher samples per robot each collection of a distillation run labelled."""
+    text = f"{d['samples_per_robot']} teacher samples per robot"
+    if d.get("start_samples_per_robot"):
+        text += (
+            f" (and {d['start_samples_per_robot']} more from {d['start_steps']}-step episode "
+            "openings, `--start-samples`)"
+        )
+    return text
+
+
 def _init_lines(run: dict) -> list[str]:
     """Where a student run started from (``hd-distill --init``), recursively."""
     init = run.get("init")
@@ -244,7 +255,7 @@ def _init_lines(run: dict) -> list[str]:
     d = init_run["distill"]
     return [
         f"- Started (`--init`) from `{init}`: {len(init_run['robots'])} robots, "
-        f"{d['samples_per_robot']} teacher samples per robot, {d['epochs']} epochs, DAgger "
+        f"{_samples(d)}, {d['epochs']} epochs, DAgger "
         f"rounds {d['dagger_rounds']}, final loss {float(last.get('loss', 'nan')):.4g}, "
         f"{float(last.get('wall_s', 'nan')) / 60:.1f} min.",
         *_init_lines(init_run),
@@ -295,7 +306,7 @@ def main() -> None:
         f"- Distilled with `hd-distill` (seed {s_run['distill']['seed']}) from the teacher above "
         f"on {len(s_run['robots'])} robots "
         f"({sum('unimal' in r for r in s_run['robots'])} of them UNIMAL training robots): "
-        f"{s_run['distill']['samples_per_robot']} teacher samples per robot, "
+        f"{_samples(s_run['distill'])}, "
         f"{s_run['distill']['epochs']} epochs, DAgger rounds {s_run['distill']['dagger_rounds']}; "
         f"final loss {float(s_last.get('loss', 'nan')):.4g}; wall time "
         f"{float(s_last.get('wall_s', 'nan')) / 60:.1f} min (training and DAgger collection) "

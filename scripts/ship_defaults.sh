@@ -62,6 +62,15 @@ next_round() {  # FROM NEW SEED [more hd-distill options]
 next_round student_ref2 student_ref3 2 --warmup 0
 next_round student_ref3 student_ref4 3
 
+# 3e. One more DAgger round on top of student_ref4 with fresh data (no data.npz carried over)
+#     and, in every collection, 2000 more samples per robot from 150-step episode openings
+#     (--start-samples): the student missed the take-off of some gaits and stood still.
+hd-distill "$UNIMAL/train" "${extra[@]}" training/generated_d \
+  --teacher training/teacher_ref/checkpoint --init training/student_ref4/checkpoint \
+  --out training/student_ref5 --samples 4000 --start-samples 2000 --start-steps 150 \
+  --epochs 50 --dagger 1 --lr 2e-4 --workers "$WORKERS" --device cpu --seed 4 \
+  $(resume training/student_ref5)
+
 # 4. Evaluation (the numbers in the model card), 3 episodes per robot, seed 0.
 for run in teacher_ref student_ref student_ref2 student_ref3 student_ref4; do
   for split in train test; do

@@ -259,7 +259,7 @@ def collect(
     Each robot gets ``config.samples_per_robot`` states from full episodes, then
     ``config.start_samples_per_robot`` more from episode openings of ``config.start_steps``
     steps (a gait's take-off is a few dozen of a 1000-step episode's states, but a policy
-    that misses it can settle into a standstill the teacher would keep too).
+    that misses it can settle into a standstill the teacher often keeps too).
     """
     seed0 = config.seed * 100_003 + 7919 * seed_offset
     runs = [(config.samples_per_robot, 0, 0)]
