@@ -18,6 +18,7 @@ from hd_deploy.train.config import DistillConfig
 from hd_deploy.train.runlog import progress_bar
 
 _CACHE: dict = {}
+_OPENINGS_SEED = 1_000_003  # seeds of the episode-opening segment, apart from the full episodes
 
 
 @dataclass
@@ -159,7 +160,16 @@ def _controller(kind: str, path: str, task):
 
 
 def _collect_job(args) -> dict:
-    teacher_path, student_path, source, steps, seed, max_limbs, n_envs, horizon = args
+    """One robot's samples: one rollout per ``(steps, seed, horizon)`` segment, joined."""
+    teacher_path, student_path, source, segments, max_limbs, n_envs = args
+    parts = [_label(teacher_path, student_path, source, steps, seed, max_limbs, n_envs, horizon)
+             for steps, seed, horizon in segments]  # fmt: skip
+    joined = {k: np.concatenate([p[k] for p in parts]) for k in ("proprio", "action")}
+    return {**parts[0], **joined}
+
+
+def _label(teacher_path, student_path, source, steps, seed, max_limbs, n_envs, horizon) -> dict:
+    """``steps`` teacher-labelled states of one robot; episodes cut at ``horizon`` (0: none)."""
     import torch
 
     from hd_deploy.envs.task import LocomotionTask, TaskConfig
@@ -262,34 +272,21 @@ def collect(
     that misses it can settle into a standstill the teacher often keeps too).
     """
     seed0 = config.seed * 100_003 + 7919 * seed_offset
-    runs = [(config.samples_per_robot, 0, 0)]
+    segments = [(config.samples_per_robot, seed0, 0)]
     if config.start_samples_per_robot > 0:
-        runs.append((config.start_samples_per_robot, config.start_steps, 1_000_003))
+        segments.append(
+            (config.start_samples_per_robot, seed0 + _OPENINGS_SEED, config.start_steps)
+        )
+    jobs = [
+        (str(teacher_checkpoint), str(student_checkpoint) if student_checkpoint else None,
+         str(src), [(steps, seed + i, horizon) for steps, seed, horizon in segments],
+         max_limbs, config.n_envs)
+        for i, src in enumerate(robots)
+    ]  # fmt: skip
     label = "DAgger data" if student_checkpoint else "teacher data"
-    student = str(student_checkpoint) if student_checkpoint else None
-    parts: list[dict] = []
-    for steps, horizon, offset in runs:
-        jobs = [
-            (str(teacher_checkpoint), student, str(src), steps, seed0 + offset + i, max_limbs,
-             config.n_envs, horizon)
-            for i, src in enumerate(robots)
-        ]  # fmt: skip
-        name = label if not horizon else f"{label} (openings)"
-        parts.extend(_map(_collect_job, jobs, workers=config.n_workers, label=name,
-                          show_progress=show_progress))  # fmt: skip
-    return DistillData.from_parts(_join_robot_parts(parts, len(robots)))
-
-
-def _join_robot_parts(parts: list[dict], n_robots: int) -> list[dict]:
-    """One part per robot from ``k * n_robots`` parts (k collections in robot order)."""
-    if len(parts) == n_robots:
-        return parts
-    out = []
-    for r in range(n_robots):
-        same = parts[r::n_robots]
-        out.append({**same[0], **{k: np.concatenate([p[k] for p in same])
-                                  for k in ("proprio", "action")}})  # fmt: skip
-    return out
+    parts = _map(_collect_job, jobs, workers=config.n_workers, label=label,
+                 show_progress=show_progress)  # fmt: skip
+    return DistillData.from_parts(parts)
 
 
 def evaluate(
