@@ -32,6 +32,16 @@ def train(
     tiny: Annotated[bool, typer.Option(help="Tiny model and run, for smoke tests.")] = False,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    eval_robots: Annotated[
+        list[Path] | None,
+        typer.Option(help="Robots (files or folders) to evaluate zero-shot while training."),
+    ] = None,
+    eval_every: Annotated[
+        int | None, typer.Option(help="Iterations between zero-shot evaluations. [default: 50]")
+    ] = None,
+    overlap: Annotated[
+        bool, typer.Option(help="Collect the next rollout while updating on this one.")
+    ] = True,
 ) -> None:
     """Train a teacher; checkpoints, progress.csv and learning_curve.png go to --out."""
     import dataclasses
@@ -48,14 +58,16 @@ def train(
         ppo, model = PPOConfig.tiny(), TeacherConfig.tiny()
     else:
         ppo, model = PPOConfig(), TeacherConfig.small()
-    changes: dict[str, int] = {"seed": seed}
-    for key, value in (("total_steps", steps), ("n_envs", n_envs), ("n_workers", workers)):
+    changes: dict[str, int | bool] = {"seed": seed, "overlap": overlap}
+    for key, value in (("total_steps", steps), ("n_envs", n_envs), ("n_workers", workers),
+                       ("eval_every", eval_every)):  # fmt: skip
         if value is not None:
             changes[key] = value
     ppo = dataclasses.replace(ppo, **changes)  # type: ignore[arg-type]
     result = train_teacher(
         files, out, teacher_config=model, ppo=ppo, resume=resume,
         total_steps=steps if resume else None, show_progress=sys.stderr.isatty(),
+        eval_robots=resolve_robots(eval_robots) if eval_robots else (),
     )  # fmt: skip
     typer.echo(
         f"teacher: {result.env_steps} env steps, recent return {result.return_recent:.1f}, "

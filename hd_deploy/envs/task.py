@@ -8,14 +8,17 @@ the simulation becomes unstable.
 
 from __future__ import annotations
 
+import copy
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import mujoco
 import numpy as np
 
-from hd_deploy.morphology.features import context, proprio
+from hd_deploy.morphology.features import Proprioception, context
 from hd_deploy.morphology.robot import (
+    JOINT_SLOTS,
     MAX_LIMBS,
     Robot,
     load_spec,
@@ -23,10 +26,13 @@ from hd_deploy.morphology.robot import (
     robot_name,
 )
 
-_DIVERGENCE_WARNINGS = (
-    mujoco.mjtWarning.mjWARN_BADQPOS,
-    mujoco.mjtWarning.mjWARN_BADQVEL,
-    mujoco.mjtWarning.mjWARN_BADQACC,
+_DIVERGENCE_WARNINGS = np.array(
+    [
+        mujoco.mjtWarning.mjWARN_BADQPOS,
+        mujoco.mjtWarning.mjWARN_BADQVEL,
+        mujoco.mjtWarning.mjWARN_BADQACC,
+    ],
+    dtype=np.int64,
 )
 
 
@@ -120,15 +126,20 @@ class LocomotionTask:
         self.model, self.robot = build_model(source, config=config, name=name)
         self.data = mujoco.MjData(self.model)
         self.context = context(self.robot, self.model)
+        self._observe = Proprioception(self.robot, self.model)
+        r = self.robot
+        self._act_at = r.actuator_limb * JOINT_SLOTS + r.actuator_slot  # into (limbs * 2)
+        self._ctrl_low = r.ctrl_range[:, 0].copy()
+        self._ctrl_half = 0.5 * (r.ctrl_range[:, 1] - r.ctrl_range[:, 0])
+        self._root = int(r.root_body)
         self.fall_height = config.fall_fraction * (self.robot.root_height - config.drop_clearance)
         self.steps = 0
         mujoco.mj_forward(self.model, self.data)
 
     def fork(self) -> LocomotionTask:
         """A task on the same compiled robot with its own simulation state."""
-        twin = object.__new__(LocomotionTask)
-        twin.config, twin.model, twin.robot = self.config, self.model, self.robot
-        twin.context, twin.fall_height, twin.steps = self.context, self.fall_height, 0
+        twin = copy.copy(self)  # shares the model and everything derived from it
+        twin.steps = 0
         twin.data = mujoco.MjData(self.model)
         mujoco.mj_forward(twin.model, twin.data)
         return twin
@@ -165,23 +176,34 @@ class LocomotionTask:
 
     def observe(self) -> np.ndarray:
         """Proprioceptive observation, shape ``(n_limbs, 17)``."""
-        return proprio(self.robot, self.model, self.data)
+        return self._observe(self.data)
+
+    def actions_to_ctrl(self, actions: np.ndarray) -> np.ndarray:
+        """Per-slot actions ``(>= n_limbs, 2)`` in [-1, 1] to controls in actuator order.
+
+        The same map as :meth:`Robot.actions_to_ctrl`, with its indices computed once.
+        """
+        a = actions.reshape(-1)[self._act_at]
+        return self._ctrl_low + (np.minimum(np.maximum(a, -1.0), 1.0) + 1.0) * self._ctrl_half
 
     def step(self, ctrl: np.ndarray) -> StepResult:
         """Apply controls (actuator order, already in ctrlrange) for one control step."""
         m, d = self.model, self.data
-        x_before = self.torso_x
-        if not np.all(np.isfinite(ctrl)):
+        x_before = d.xpos[self._root, 0]
+        if not np.isfinite(ctrl).all():
             ctrl = np.zeros(m.nu)
         d.ctrl[:] = ctrl
         mujoco.mj_step(m, d, nstep=self.config.frame_skip)
         self.steps += 1
-        unstable = not (np.all(np.isfinite(d.qpos)) and np.all(np.isfinite(d.qvel)))
-        # MuJoCo resets a diverged simulation itself and records a warning.
-        unstable = unstable or any(d.warning[w].number > 0 for w in _DIVERGENCE_WARNINGS)
-        if unstable:
+        # A sum is NaN or inf when any term is; MuJoCo also resets a diverged simulation
+        # by itself and records a warning.
+        if (
+            not math.isfinite(d.qpos.sum() + d.qvel.sum())
+            or d.warning.number[_DIVERGENCE_WARNINGS].any()
+        ):
             return StepResult(0.0, True, False, True)
-        reward = (self.torso_x - x_before) / self.config.control_dt
-        fallen = self.torso_height < self.fall_height
+        xpos = d.xpos[self._root]
+        reward = (xpos[0] - x_before) / self.config.control_dt
+        fallen = xpos[2] < self.fall_height
         truncated = self.steps >= self.config.episode_steps
         return StepResult(float(reward), bool(fallen), bool(truncated and not fallen), False)

@@ -3,20 +3,37 @@
 Each environment slot runs one robot at a time and samples a new robot (uniformly from
 the set) at every reset, as MetaMorph does. Observations come back padded to
 ``max_limbs`` with limb and action masks, ready for a universal policy.
+
+Workers and the trainer share every per-slot array (observations, context, masks,
+actions, rewards, flags) through ``multiprocessing`` shared memory: a step sends each
+worker one short message and gets back only the episodes that ended, so nothing is
+pickled per step but those few dicts. Each worker steps a contiguous block of slots.
+
+The worker layer is :class:`SlotWorker`: ``start(command)`` / ``wait()`` over a block of
+slots. :class:`LocalWorker` runs the block in this process, :class:`ProcessWorker` in a
+spawned process; another transport (Ray actors on several machines) implements the same
+two methods and :class:`VecLocomotionEnv` and the trainers stay as they are.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from hd_deploy.envs.task import LocomotionTask, TaskConfig
 from hd_deploy.morphology.features import CONTEXT_DIM, PROPRIO_DIM
 from hd_deploy.morphology.robot import JOINT_SLOTS
+
+WORKER_TIMEOUT_S = 600.0
+
+
+class WorkerError(RuntimeError):
+    """An environment worker crashed, raised or stopped answering (one-line message)."""
 
 
 @dataclass
@@ -66,55 +83,125 @@ class VecStep:
     episodes: list[dict] = field(default_factory=list)
 
 
-class _Slots:
-    """A group of env slots; lives in a worker process (or in-process)."""
+# --- shared arrays ------------------------------------------------------------------
 
-    def __init__(self, sources: list[str], config: TaskConfig, n_slots: int, seed: int):
+
+def _layout(max_limbs: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """Per-slot shape and dtype of every shared array."""
+    L = max_limbs
+    return {
+        "proprio": ((L, PROPRIO_DIM), np.float32),
+        "context": ((L, CONTEXT_DIM), np.float32),
+        "limb_mask": ((L,), np.bool_),
+        "action_mask": ((L, JOINT_SLOTS), np.bool_),
+        "robot_index": ((), np.int64),
+        "action": ((L, JOINT_SLOTS), np.float32),
+        "reward": ((), np.float32),
+        "terminated": ((), np.bool_),
+        "truncated": ((), np.bool_),
+        "final_proprio": ((L, PROPRIO_DIM), np.float32),
+    }
+
+
+@dataclass
+class SlotArrays:
+    """Every per-slot array of a block of slots (views into one buffer)."""
+
+    proprio: np.ndarray
+    context: np.ndarray
+    limb_mask: np.ndarray
+    action_mask: np.ndarray
+    robot_index: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    final_proprio: np.ndarray
+
+    @staticmethod
+    def nbytes(n_slots: int, max_limbs: int) -> int:
+        return sum(
+            n_slots * int(np.prod(shape, dtype=np.int64)) * np.dtype(dt).itemsize
+            for shape, dt in _layout(max_limbs).values()
+        )
+
+    @staticmethod
+    def view(buffer: Any, n_slots: int, max_limbs: int) -> SlotArrays:
+        """Arrays over ``buffer`` (anything with the buffer protocol, zero-filled)."""
+        arrays, offset = {}, 0
+        for name, (shape, dt) in _layout(max_limbs).items():
+            count = n_slots * int(np.prod(shape, dtype=np.int64))
+            arr = np.frombuffer(buffer, dtype=dt, count=count, offset=offset)
+            arrays[name] = arr.reshape(n_slots, *shape)
+            offset += count * np.dtype(dt).itemsize
+            offset += -offset % 8  # keep every array 8-byte aligned
+        return SlotArrays(**arrays)
+
+    def block(self, start: int, stop: int) -> SlotArrays:
+        return SlotArrays(**{f.name: getattr(self, f.name)[start:stop] for f in fields(self)})
+
+
+def _buffer_size(n_slots: int, max_limbs: int) -> int:
+    return SlotArrays.nbytes(n_slots, max_limbs) + 8 * len(_layout(max_limbs))
+
+
+# --- the slots of one worker ---------------------------------------------------------
+
+
+class _Slots:
+    """A block of env slots writing into its :class:`SlotArrays`."""
+
+    def __init__(self, sources: Sequence[str], config: TaskConfig, arrays: SlotArrays, seed: int):
         self.config = config
+        self.arrays = arrays
         self.tasks = [LocomotionTask(s, config=config) for s in sources]
+        self.action_masks = [t.robot.action_mask(config.max_limbs) for t in self.tasks]
         self.rng = np.random.default_rng(seed)
-        self.current = np.zeros(n_slots, dtype=np.int64)
-        self.running: list[LocomotionTask] = [self.tasks[0]] * n_slots
-        self.returns = np.zeros(n_slots)
-        self.lengths = np.zeros(n_slots, dtype=np.int64)
-        self.proprio = np.zeros((n_slots, config.max_limbs, PROPRIO_DIM), dtype=np.float32)
+        n = len(arrays.reward)
+        self.running: list[LocomotionTask] = [self.tasks[0]] * n
+        self.returns = np.zeros(n)
+        self.lengths = np.zeros(n, dtype=np.int64)
 
     def _start(self, slot: int) -> None:
+        a = self.arrays
         k = int(self.rng.integers(len(self.tasks)))
-        self.current[slot] = k
-        self.returns[slot] = 0.0
-        self.lengths[slot] = 0
         task = self.running[slot] = self.tasks[k].fork()
-        self.proprio[slot] = 0.0
-        self.proprio[slot, : task.robot.n_limbs] = task.reset(self.rng)
+        n = task.robot.n_limbs
+        self.returns[slot], self.lengths[slot] = 0.0, 0
+        a.robot_index[slot] = k
+        a.proprio[slot] = 0.0
+        a.proprio[slot, :n] = task.reset(self.rng)
+        a.context[slot] = 0.0
+        a.context[slot, :n] = task.context
+        a.limb_mask[slot] = False
+        a.limb_mask[slot, :n] = True
+        a.action_mask[slot] = self.action_masks[k]
 
-    def reset(self) -> VecObs:
-        for slot in range(len(self.current)):
+    def reset(self) -> list[dict]:
+        for slot in range(len(self.running)):
             self._start(slot)
-        return self._obs()
+        return []
 
-    def step(self, actions: np.ndarray) -> VecStep:
-        n = len(self.current)
-        reward = np.zeros(n, dtype=np.float32)
-        term = np.zeros(n, dtype=bool)
-        trunc = np.zeros(n, dtype=bool)
-        final = np.zeros_like(self.proprio)
+    def step(self) -> list[dict]:
+        """Step every slot with the actions in the shared array; returns ended episodes."""
+        a = self.arrays
         episodes = []
-        for slot in range(n):
-            task = self.running[slot]
-            res = task.step(task.robot.actions_to_ctrl(actions[slot]))
-            reward[slot] = res.reward
+        a.final_proprio[:] = 0.0
+        for slot, task in enumerate(self.running):
+            res = task.step(task.actions_to_ctrl(a.action[slot]))
+            a.reward[slot] = res.reward
+            a.terminated[slot], a.truncated[slot] = res.terminated, res.truncated
             self.returns[slot] += res.reward
             self.lengths[slot] += 1
+            n = task.robot.n_limbs
             obs = task.observe() if not res.unstable else None
             if res.terminated or res.truncated:
-                term[slot], trunc[slot] = res.terminated, res.truncated
                 if res.truncated and obs is not None:
-                    final[slot, : task.robot.n_limbs] = obs
+                    a.final_proprio[slot, :n] = obs
                 episodes.append(
                     {
                         "robot": task.robot.name,
-                        "robot_index": int(self.current[slot]),
+                        "robot_index": int(a.robot_index[slot]),
                         "return": float(self.returns[slot]),
                         "length": int(self.lengths[slot]),
                         "unstable": res.unstable,
@@ -122,34 +209,143 @@ class _Slots:
                 )
                 self._start(slot)
             else:
-                self.proprio[slot, : task.robot.n_limbs] = obs
-        return VecStep(self._obs(), reward, term, trunc, final, episodes)
+                a.proprio[slot, :n] = obs
+        return episodes
 
-    def _obs(self) -> VecObs:
-        n, L = len(self.current), self.config.max_limbs
-        ctx = np.zeros((n, L, CONTEXT_DIM), dtype=np.float32)
-        lmask = np.zeros((n, L), dtype=bool)
-        amask = np.zeros((n, L, JOINT_SLOTS), dtype=bool)
-        for slot, k in enumerate(self.current):
-            task = self.tasks[k]
-            nl = task.robot.n_limbs
-            ctx[slot, :nl] = task.context
-            lmask[slot, :nl] = True
-            amask[slot] = task.robot.action_mask(L)
-        return VecObs(self.proprio.copy(), ctx, lmask, amask, self.current.copy())
+    def run(self, command: str) -> list[dict]:
+        if command == "step":
+            return self.step()
+        if command == "reset":
+            return self.reset()
+        raise ValueError(f"unknown worker command {command!r}")
 
 
-def _worker(conn, sources, config, n_slots, seed) -> None:  # pragma: no cover - subprocess
-    slots = _Slots(sources, config, n_slots, seed)
-    while True:
-        cmd, arg = conn.recv()
-        if cmd == "reset":
-            conn.send(slots.reset())
-        elif cmd == "step":
-            conn.send(slots.step(arg))
-        elif cmd == "close":
-            conn.close()
-            return
+# --- workers -------------------------------------------------------------------------
+
+
+class SlotWorker(Protocol):
+    """Runs commands (``"reset"``, ``"step"``) on a block of slots.
+
+    ``start`` returns at once; ``wait`` returns the episodes that ended, after the block's
+    slice of the shared arrays holds the new observations.
+    """
+
+    def start(self, command: str) -> None: ...
+
+    def wait(self) -> list[dict]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalWorker:
+    """A block of slots stepped in this process (no parallelism; for tests and debugging)."""
+
+    def __init__(self, sources: Sequence[str], config: TaskConfig, arrays: SlotArrays, seed: int):
+        self._slots = _Slots(sources, config, arrays, seed)
+        self._pending: list[dict] = []
+
+    def start(self, command: str) -> None:
+        self._pending = self._slots.run(command)
+
+    def wait(self) -> list[dict]:
+        return self._pending
+
+    def close(self) -> None:
+        pass
+
+
+def _worker_main(conn, sources, config, buffer, n_total, start, stop, seed) -> None:
+    # pragma: no cover - runs in a subprocess
+    try:
+        arrays = SlotArrays.view(buffer, n_total, config.max_limbs).block(start, stop)
+        slots = _Slots(sources, config, arrays, seed)
+        conn.send(("ok", []))
+        while True:
+            command = conn.recv()
+            if command == "close":
+                return
+            conn.send(("ok", slots.run(command)))
+    except (EOFError, KeyboardInterrupt, BrokenPipeError):
+        return
+    except Exception as exc:  # report, in one line, whatever stopped the worker
+        lines = str(exc).strip().splitlines()
+        conn.send(("error", f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")))
+
+
+class ProcessWorker:
+    """A block of slots stepped in a spawned process over the shared arrays.
+
+    Args:
+        index: Worker number (for messages).
+        sources: Robot sources.
+        config: Task settings.
+        buffer: The shared buffer of all slots.
+        n_total: Number of slots in the buffer.
+        start: First slot of this worker's block.
+        stop: One past its last slot.
+        seed: Seed of its robot sampling and reset noise.
+        timeout_s: Longest wait for one answer before the worker counts as hung.
+    """
+
+    def __init__(
+        self,
+        index: int,
+        sources: Sequence[str],
+        config: TaskConfig,
+        buffer: Any,
+        n_total: int,
+        start: int,
+        stop: int,
+        seed: int,
+        *,
+        timeout_s: float = WORKER_TIMEOUT_S,
+    ) -> None:
+        self.index, self.timeout_s = index, timeout_s
+        self.slots = (start, stop)
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(
+            target=_worker_main,
+            args=(child, list(sources), config, buffer, n_total, start, stop, seed),
+            daemon=True,
+        )
+        self._proc.start()
+        child.close()
+        self._busy = True  # until the worker has built its robots
+
+    def start(self, command: str) -> None:
+        self._conn.send(command)
+        self._busy = True
+
+    def wait(self) -> list[dict]:
+        where = f"environment worker {self.index} (slots {self.slots[0]}-{self.slots[1] - 1})"
+        try:
+            if not self._conn.poll(self.timeout_s):
+                raise WorkerError(f"{where} did not answer within {self.timeout_s:.0f} s")
+            kind, payload = self._conn.recv()
+        except (EOFError, ConnectionResetError, BrokenPipeError):
+            self._proc.join(timeout=5)
+            raise WorkerError(f"{where} died (exit code {self._proc.exitcode})") from None
+        self._busy = False
+        if kind == "error":
+            raise WorkerError(f"{where} failed: {payload}")
+        return payload
+
+    def close(self) -> None:
+        try:
+            if self._busy and self._proc.is_alive():
+                self._conn.poll(5)
+            self._conn.send("close")
+        except (BrokenPipeError, OSError):
+            pass
+        self._proc.join(timeout=5)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(timeout=5)
+        self._conn.close()
+
+
+# --- the vectorised environment ------------------------------------------------------
 
 
 class VecLocomotionEnv:
@@ -161,6 +357,10 @@ class VecLocomotionEnv:
         n_workers: Worker processes (0 steps everything in this process).
         config: Task settings.
         seed: Base seed; worker ``i`` uses ``seed + i``.
+
+    Raises:
+        MorphologyError: A robot cannot be read (raised here, not in a worker).
+        WorkerError: A worker crashed or raised (on the step that found out).
     """
 
     def __init__(
@@ -184,65 +384,69 @@ class VecLocomotionEnv:
         self.robot_names = [t.robot.name for t in probe]
         del probe
         n_workers = min(n_workers, n_envs)
-        self._local: _Slots | None = None
-        self._conns = []
-        self._procs = []
-        if n_workers == 0:
-            self._local = _Slots(self.sources, config, n_envs, seed)
-            self._splits = [n_envs]
-            return
-        sizes = [n_envs // n_workers + (i < n_envs % n_workers) for i in range(n_workers)]
-        self._splits = sizes
-        ctx = mp.get_context("spawn")
-        for i, size in enumerate(sizes):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(
-                target=_worker, args=(child, self.sources, config, size, seed + i), daemon=True
-            )
-            proc.start()
-            child.close()
-            self._conns.append(parent)
-            self._procs.append(proc)
+        size = _buffer_size(n_envs, config.max_limbs)
+        self._buffer: Any = (
+            mp.get_context("spawn").RawArray("b", size) if n_workers else bytearray(size)
+        )
+        self._arrays = SlotArrays.view(self._buffer, n_envs, config.max_limbs)
+        self._workers: list[SlotWorker] = []
+        try:
+            if n_workers == 0:
+                self._workers.append(LocalWorker(self.sources, config, self._arrays, seed))
+                return
+            bounds = np.linspace(0, n_envs, n_workers + 1).round().astype(int)
+            for i in range(n_workers):
+                self._workers.append(
+                    ProcessWorker(
+                        i,
+                        self.sources,
+                        config,
+                        self._buffer,
+                        n_envs,
+                        int(bounds[i]),
+                        int(bounds[i + 1]),
+                        seed + i,
+                    )  # fmt: skip
+                )
+            for w in self._workers:
+                w.wait()  # built its robots
+        except BaseException:
+            self.close()
+            raise
+
+    def _run(self, command: str) -> list[dict]:
+        for w in self._workers:
+            w.start(command)
+        return [e for w in self._workers for e in w.wait()]
+
+    def _obs(self) -> VecObs:
+        a = self._arrays
+        return VecObs(
+            a.proprio.copy(), a.context.copy(), a.limb_mask.copy(), a.action_mask.copy(),
+            a.robot_index.copy(),
+        )  # fmt: skip
 
     def reset(self) -> VecObs:
-        if self._local is not None:
-            return self._local.reset()
-        for c in self._conns:
-            c.send(("reset", None))
-        return VecObs.concat([c.recv() for c in self._conns])
+        self._run("reset")
+        return self._obs()
 
     def step(self, actions: np.ndarray) -> VecStep:
         """Step every slot with padded per-slot actions ``(n_envs, max_limbs, 2)``."""
         expected = (self.n_envs, self.config.max_limbs, JOINT_SLOTS)
         if actions.shape != expected:
             raise ValueError(f"actions must have shape {expected}, got {actions.shape}")
-        if self._local is not None:
-            return self._local.step(actions)
-        start = 0
-        for c, size in zip(self._conns, self._splits, strict=True):
-            c.send(("step", actions[start : start + size]))
-            start += size
-        parts = [c.recv() for c in self._conns]
+        a = self._arrays
+        a.action[:] = actions
+        episodes = self._run("step")
         return VecStep(
-            obs=VecObs.concat([p.obs for p in parts]),
-            reward=np.concatenate([p.reward for p in parts]),
-            terminated=np.concatenate([p.terminated for p in parts]),
-            truncated=np.concatenate([p.truncated for p in parts]),
-            final_proprio=np.concatenate([p.final_proprio for p in parts]),
-            episodes=[e for p in parts for e in p.episodes],
-        )
+            self._obs(), a.reward.copy(), a.terminated.copy(), a.truncated.copy(),
+            a.final_proprio.copy(), episodes,
+        )  # fmt: skip
 
     def close(self) -> None:
-        for c in self._conns:
-            try:
-                c.send(("close", None))
-            except (BrokenPipeError, OSError):
-                pass
-        for p in self._procs:
-            p.join(timeout=5)
-            if p.is_alive():
-                p.terminate()
-        self._conns, self._procs = [], []
+        for w in self._workers:
+            w.close()
+        self._workers = []
 
     def __enter__(self) -> VecLocomotionEnv:
         return self

@@ -1,16 +1,83 @@
 """Small transformer building blocks over a robot's limbs.
 
-Attention is written out with plain ``Linear`` and ``matmul`` ops (no fused kernels) so
-that ONNX export is straightforward and FLOP counters see every projection and product.
+Two paths compute the same function:
+
+- ``forward``: padded ``(B, L, ...)`` tokens with a limb mask. Attention is written out
+  with plain ``Linear`` and ``matmul`` ops (no fused kernels) so that ONNX export is
+  straightforward and FLOP counters see every projection and product.
+- ``forward_packed``: only the real limb tokens, ``(N, ...)`` with ``N = sum of limbs``,
+  grouped by limb count (:class:`LimbPacking`) so that attention needs no mask and runs
+  fused. Training uses it: UNIMAL robots have 8 of 12 limb slots on average, so a third
+  of the padded work was spent on padding.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+@dataclass(frozen=True)
+class LimbPacking:
+    """Where the real limb tokens of a padded batch go when packed.
+
+    Samples are ordered by limb count; the packed tokens of the samples with ``k`` limbs
+    form one contiguous block that views as ``(n_samples, k, ...)`` without a copy.
+
+    Attributes:
+        gather: Flat index into ``B * L`` of every real token, in packed order, ``(N,)``.
+        positions: Limb slot of every packed token, ``(N,)``.
+        sample: Batch row of every packed token, ``(N,)``.
+        counts: Real limbs per batch row, ``(B,)`` float.
+        groups: ``(n_samples, n_limbs)`` per block, in packed order.
+    """
+
+    gather: torch.Tensor
+    positions: torch.Tensor
+    sample: torch.Tensor
+    counts: torch.Tensor
+    groups: tuple[tuple[int, int], ...]
+
+    @staticmethod
+    def from_mask(limb_mask: torch.Tensor) -> LimbPacking:
+        """Packing of a ``(B, L)`` bool mask (True on real limbs)."""
+        b, n = limb_mask.shape
+        counts = limb_mask.sum(dim=1)
+        order = torch.argsort(counts, stable=True)
+        rows, cols = torch.nonzero(limb_mask[order], as_tuple=True)
+        sample = order[rows]
+        sizes, n_samples = torch.unique_consecutive(counts[order], return_counts=True)
+        groups = tuple(
+            (int(s), int(k)) for k, s in zip(sizes.tolist(), n_samples.tolist(), strict=True)
+            if k > 0
+        )  # fmt: skip
+        return LimbPacking(sample * n + cols, cols, sample, counts.to(torch.float32), groups)
+
+    @property
+    def batch(self) -> int:
+        return int(self.counts.shape[0])
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, L, ...)`` -> ``(N, ...)``: the real tokens in packed order."""
+        return x.reshape(-1, *x.shape[2:])[self.gather]
+
+    def unpack(self, y: torch.Tensor, n_limbs: int) -> torch.Tensor:
+        """``(N, ...)`` -> ``(B, n_limbs, ...)`` with zeros at padding."""
+        out = y.new_zeros(self.batch * n_limbs, *y.shape[1:])
+        out[self.gather] = y
+        return out.reshape(self.batch, n_limbs, *y.shape[1:])
+
+    def sum(self, y: torch.Tensor) -> torch.Tensor:
+        """Per-sample sum of per-token values: ``(N,)`` -> ``(B,)`` in batch order."""
+        return y.new_zeros(self.batch).index_add(0, self.sample, y)
+
+    def mean(self, y: torch.Tensor) -> torch.Tensor:
+        """Per-sample mean over real limbs: ``(N,)`` -> ``(B,)`` (0 for a sample with none)."""
+        return self.sum(y) / self.counts.to(y.dtype).clamp(min=1.0)
 
 
 class LimbAttention(nn.Module):
@@ -53,6 +120,22 @@ class LimbAttention(nn.Module):
         y = torch.matmul(weights, v)  # (B, H, L, dh)
         return self.out(y.transpose(1, 2).reshape(b, n, d))
 
+    def forward_packed(self, x: torch.Tensor, packing: LimbPacking) -> torch.Tensor:
+        """Attend within each sample over packed tokens ``(N, d)`` -> ``(N, d)``."""
+        d = x.shape[-1]
+        qkv = self.qkv(x)
+        p = self.dropout.p if self.training else 0.0
+        parts = []
+        # split (not slicing): its backward is one concatenation, not a zero fill per group
+        blocks = torch.split(qkv, [n * k for n, k in packing.groups])
+        for (n_samples, k), block in zip(packing.groups, blocks, strict=True):
+            q, key, v = block.view(n_samples, k, 3, self.n_heads, self.head_dim).permute(
+                2, 0, 3, 1, 4
+            )
+            y = F.scaled_dot_product_attention(q, key, v, dropout_p=p)  # (b, H, k, dh)
+            parts.append(y.transpose(1, 2).reshape(n_samples * k, d))
+        return self.out(torch.cat(parts) if len(parts) > 1 else parts[0])
+
 
 class PreLNEncoderLayer(nn.Module):
     """Pre-LayerNorm transformer encoder layer: ``x + attn(ln(x))``, ``x + ff(ln(x))``.
@@ -76,7 +159,15 @@ class PreLNEncoderLayer(nn.Module):
     def forward(self, x: torch.Tensor, limb_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Shape ``(B, L, d)`` -> ``(B, L, d)``; ``limb_mask`` ``(B, L)`` bool or None."""
         x = x + self.dropout(self.attn(self.norm1(x), limb_mask))
-        return x + self.dropout(self.ff2(self.dropout(F.relu(self.ff1(self.norm2(x))))))
+        return x + self._ff(x)
+
+    def forward_packed(self, x: torch.Tensor, packing: LimbPacking) -> torch.Tensor:
+        """Packed tokens ``(N, d)`` -> ``(N, d)``; see :class:`LimbPacking`."""
+        x = x + self.dropout(self.attn.forward_packed(self.norm1(x), packing))
+        return x + self._ff(x)
+
+    def _ff(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.ff2(self.dropout(F.relu(self.ff1(self.norm2(x))))))
 
 
 class LimbTransformer(nn.Module):
@@ -136,4 +227,13 @@ class LimbTransformer(nn.Module):
             x = x + self.pos[: tokens.shape[1]]
         for layer in self.layers:
             x = layer(x, limb_mask)
+        return self.head(self.norm(x))
+
+    def forward_packed(self, tokens: torch.Tensor, packing: LimbPacking) -> torch.Tensor:
+        """Per-limb outputs of packed tokens: ``(N, in_dim)`` -> ``(N, out_dim)``."""
+        x = self.embed(tokens) * self._scale
+        if self.pos is not None:
+            x = x + self.pos[packing.positions]
+        for layer in self.layers:
+            x = layer.forward_packed(x, packing)  # type: ignore[operator]
         return self.head(self.norm(x))

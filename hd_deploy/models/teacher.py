@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from hd_deploy.models.config import TeacherConfig
-from hd_deploy.models.layers import LimbTransformer
+from hd_deploy.models.layers import LimbPacking, LimbTransformer
 from hd_deploy.models.normalizer import ObsNormalizer
 from hd_deploy.morphology.robot import JOINT_SLOTS
 
@@ -78,6 +78,12 @@ class TeacherPolicy(nn.Module):
     def _tokens(
         self, proprio: torch.Tensor, context: torch.Tensor, limb_mask: torch.Tensor
     ) -> torch.Tensor:
+        self._check_shapes(proprio, context, limb_mask)
+        return torch.cat([self.normalizer(proprio), context], dim=-1)
+
+    def _check_shapes(
+        self, proprio: torch.Tensor, context: torch.Tensor, limb_mask: torch.Tensor
+    ) -> None:
         c = self.config
         if (
             proprio.ndim != 3
@@ -92,7 +98,6 @@ class TeacherPolicy(nn.Module):
             )
         if proprio.shape[1] > c.max_limbs:
             raise ValueError(f"L = {proprio.shape[1]} exceeds max_limbs = {c.max_limbs}")
-        return torch.cat([self.normalizer(proprio), context], dim=-1)
 
     def action_mean(
         self, proprio: torch.Tensor, context: torch.Tensor, limb_mask: torch.Tensor
@@ -128,6 +133,37 @@ class TeacherPolicy(nn.Module):
         per_limb = self.critic(self._tokens(proprio, context, mask), mask)[..., 0]
         m = mask.to(per_limb.dtype)
         return (per_limb * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+
+    def packed(
+        self,
+        proprio: torch.Tensor,
+        context: torch.Tensor,
+        limb_mask: torch.Tensor,
+        *,
+        value: bool = True,
+    ) -> tuple[LimbPacking, torch.Tensor, torch.Tensor | None]:
+        """Action means and values computed on the real limbs only (the training path).
+
+        Equal to :meth:`action_mean` and :meth:`value` up to float rounding, without the
+        padded tokens' work (see :class:`~hd_deploy.models.layers.LimbPacking`).
+
+        Args:
+            proprio: Raw proprioception, shape ``(B, L, 17)``.
+            context: Morphology context, shape ``(B, L, 53)``.
+            limb_mask: True for real limbs, shape ``(B, L)`` bool.
+            value: Also run the value network.
+
+        Returns:
+            The packing, action means of the real limbs ``(N, 2)`` in packed order, and
+            values ``(B,)`` (None when ``value`` is False).
+        """
+        self._check_shapes(proprio, context, limb_mask)
+        packing = LimbPacking.from_mask(limb_mask.bool())
+        tokens = torch.cat([self.normalizer(packing.pack(proprio)), packing.pack(context)], dim=-1)
+        mean = self.actor.forward_packed(tokens, packing)
+        if not value:
+            return packing, mean, None
+        return packing, mean, packing.mean(self.critic.forward_packed(tokens, packing)[:, 0])
 
     def forward(
         self, proprio: torch.Tensor, context: torch.Tensor, limb_mask: torch.Tensor

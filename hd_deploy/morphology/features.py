@@ -50,8 +50,72 @@ _LIMB_DIM = 13
 assert _LIMB_DIM + JOINT_SLOTS * _SLOT_DIM == CONTEXT_DIM
 
 
+class Proprioception:
+    """The proprioceptive observation of one robot, with its index work done once.
+
+    The velocities are what ``mj_objectVelocity(model, data, mjOBJ_BODY, body, vel, 0)``
+    returns (mujoco-py's ``body_xvelp`` / ``body_xvelr``): the spatial velocity of the body's
+    inertial frame, world orientation. They are read from ``cvel`` (stored at the subtree
+    centre of mass of the body's root) and shifted to ``xipos``, for all limbs at once;
+    ``tests/morphology/test_features.py`` holds the per-body definition and checks that
+    both agree on every UNIMAL robot.
+
+    Args:
+        robot: The parsed robot.
+        model: Its compiled model.
+    """
+
+    def __init__(self, robot: Robot, model: mujoco.MjModel) -> None:
+        b = np.asarray(robot.body_ids, dtype=np.int64)
+        self.n_limbs = robot.n_limbs
+        # A contiguous run of bodies (every UNIMAL robot) reads as a view, not a gather.
+        run = np.arange(b[0], b[0] + len(b))
+        self._bodies: slice | np.ndarray = (
+            slice(int(b[0]), int(b[0]) + len(b)) if np.array_equal(b, run) else b
+        )
+        roots = model.body_rootid[b]
+        self._roots: int | np.ndarray = int(roots[0]) if np.all(roots == roots[0]) else roots
+        self._torso = int(robot.root_body)
+        limb, slot = np.nonzero(robot.slot_qpos >= 0)
+        lo, hi = robot.slot_range[limb, slot, 0], robot.slot_range[limb, slot, 1]
+        self._qpos = robot.slot_qpos[limb, slot]
+        self._dof = robot.slot_dof[limb, slot]
+        self._lo = lo
+        self._inv_span = 1.0 / np.where(hi > lo, hi - lo, 1.0)
+        self._q_at = limb * PROPRIO_DIM + 13 + 2 * slot  # flat index of slot's qpos01
+        self._v_at = self._q_at + 1
+
+    def __call__(self, data: mujoco.MjData) -> np.ndarray:
+        """Observation of every limb, shape ``(n_limbs, 17)`` float32.
+
+        Args:
+            data: Current simulation state (``mj_forward`` or ``mj_step`` already run).
+        """
+        b = self._bodies
+        out = np.zeros((self.n_limbs, PROPRIO_DIM), dtype=np.float32)
+        out[:, 0:3] = data.xpos[b]
+        out[:, 0] -= data.xpos[self._torso, 0]
+        cvel = data.cvel[b]
+        ang = cvel[:, :3]
+        r = data.xipos[b] - data.subtree_com[self._roots]
+        # lin + ang x r (np.cross costs more than this whole function)
+        out[:, 3:6] = cvel[:, 3:] + ang[:, _YZX] * r[:, _ZXY] - ang[:, _ZXY] * r[:, _YZX]
+        out[:, 6:9] = ang
+        out[:, 9:13] = data.xquat[b]
+        flat = out.reshape(-1)
+        flat[self._q_at] = (data.qpos[self._qpos] - self._lo) * self._inv_span
+        flat[self._v_at] = data.qvel[self._dof]
+        return out
+
+
+_YZX = np.array([1, 2, 0])
+_ZXY = np.array([2, 0, 1])
+
+
 def proprio(robot: Robot, model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
-    """Proprioceptive observation of every limb.
+    """Proprioceptive observation of every limb (see :class:`Proprioception`).
+
+    Loops that observe the same robot many times keep a :class:`Proprioception`.
 
     Args:
         robot: The parsed robot.
@@ -61,29 +125,7 @@ def proprio(robot: Robot, model: mujoco.MjModel, data: mujoco.MjData) -> np.ndar
     Returns:
         Array of shape ``(n_limbs, 17)``, float32.
     """
-    b = robot.body_ids
-    out = np.zeros((robot.n_limbs, PROPRIO_DIM), dtype=np.float64)
-    pos = data.xpos[b]
-    out[:, 0] = pos[:, 0] - data.xpos[robot.root_body, 0]
-    out[:, 1:3] = pos[:, 1:3]
-    # Body-origin velocity in world frame (what mujoco-py called body_xvelp / xvelr).
-    vel = np.empty(6)
-    for i, body in enumerate(b):
-        mujoco.mj_objectVelocity(model, data, mujoco.mjtObj.mjOBJ_BODY, int(body), vel, 0)
-        out[i, 3:6] = vel[3:]
-        out[i, 6:9] = vel[:3]
-    out[:, 9:13] = data.xquat[b]
-    has = robot.slot_qpos >= 0
-    qpos = np.where(has, data.qpos[np.maximum(robot.slot_qpos, 0)], 0.0)
-    qvel = np.where(has, data.qvel[np.maximum(robot.slot_dof, 0)], 0.0)
-    lo, hi = robot.slot_range[..., 0], robot.slot_range[..., 1]
-    span = np.where(hi > lo, hi - lo, 1.0)
-    q01 = np.where(has, (qpos - lo) / span, 0.0)
-    out[:, 13] = q01[:, 0]
-    out[:, 14] = qvel[:, 0]
-    out[:, 15] = q01[:, 1]
-    out[:, 16] = qvel[:, 1]
-    return out.astype(np.float32)
+    return Proprioception(robot, model)(data)
 
 
 def context(robot: Robot, model: mujoco.MjModel) -> np.ndarray:

@@ -22,7 +22,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from hd_deploy.morphology.features import PROPRIO_DIM, proprio
+from hd_deploy.morphology.features import PROPRIO_DIM, Proprioception
 from hd_deploy.morphology.robot import Robot, parse_robot
 from hd_deploy.runtime.controllers import Controller
 from hd_deploy.runtime.metadata import ControllerError
@@ -42,10 +42,11 @@ class ObservationBuilder:
     def __init__(self, robot: Robot, model: mujoco.MjModel, data: mujoco.MjData) -> None:
         self.robot, self.model, self.data = robot, model, data
         self.obs_dim = robot.n_limbs * PROPRIO_DIM
+        self._observe = Proprioception(robot, model)
 
     def __call__(self) -> np.ndarray:
         """Current observation, shape ``(n_limbs * 17,)`` float32, limb-major."""
-        return proprio(self.robot, self.model, self.data).reshape(self.obs_dim)
+        return self._observe(self.data).reshape(self.obs_dim)
 
 
 class ControlLoop:

@@ -19,6 +19,7 @@ class PPOConfig:
     rollout_steps: int = 128
     total_steps: int = 6_000_000
     n_workers: int = 2
+    overlap: bool = True  # collect the next rollout while updating on this one
     # optimisation
     lr: float = 3e-4
     lr_schedule: str = "cosine"
@@ -34,11 +35,13 @@ class PPOConfig:
     # bookkeeping
     seed: int = 0
     checkpoint_every: int = 10
+    eval_every: int = 50  # iterations between zero-shot evaluations (when robots are given)
     threads: int = 2
 
     def __post_init__(self) -> None:
         _check_lr(self.lr)
-        for name in ("n_envs", "rollout_steps", "total_steps", "epochs", "minibatch_size"):
+        for name in ("n_envs", "rollout_steps", "total_steps", "epochs", "minibatch_size",
+                     "eval_every"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.n_workers < 0:

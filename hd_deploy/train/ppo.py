@@ -22,42 +22,20 @@ import numpy as np
 import torch
 
 from hd_deploy.envs.task import TaskConfig
-from hd_deploy.envs.vec_env import VecLocomotionEnv, VecObs
+from hd_deploy.envs.vec_env import VecLocomotionEnv
 from hd_deploy.models import TeacherConfig, TeacherPolicy
 from hd_deploy.models.checkpoint import load_teacher, save_checkpoint
+from hd_deploy.train.collect import Collector, obs_tensors
 from hd_deploy.train.config import PPOConfig
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
+from hd_deploy.train.scaling import RunningScale
 
 LOG_COLUMNS = (
     "iteration", "env_steps", "wall_s", "steps_per_s", "return_mean", "return_recent",
-    "episode_length", "episodes", "policy_loss", "value_loss", "approx_kl", "clip_frac", "lr",
+    "episode_length", "episodes", "unstable", "policy_loss", "value_loss", "approx_kl",
+    "clip_frac", "lr", "eval_return", "eval_length",
 )  # fmt: skip
 _LOG_2PI = math.log(2 * math.pi)
-
-
-class RunningScale:
-    """Running variance of discounted returns, used to scale rewards (VecNormalize style)."""
-
-    def __init__(self, n_envs: int, gamma: float) -> None:
-        self.gamma = gamma
-        self.ret = np.zeros(n_envs)
-        self.mean, self.var, self.count = 0.0, 1.0, 1e-4
-
-    def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
-        self.ret = self.ret * self.gamma + reward
-        b_mean, b_var, b_n = self.ret.mean(), self.ret.var(), len(self.ret)
-        delta, total = b_mean - self.mean, self.count + b_n
-        self.mean += delta * b_n / total
-        m2 = self.var * self.count + b_var * b_n + delta**2 * self.count * b_n / total
-        self.var, self.count = m2 / total, total
-        self.ret[done] = 0.0
-        return reward / math.sqrt(self.var + 1e-8)
-
-    def state(self) -> dict:
-        return {"mean": float(self.mean), "var": float(self.var), "count": float(self.count)}
-
-    def load(self, state: dict) -> None:
-        self.mean, self.var, self.count = state["mean"], state["var"], state["count"]
 
 
 @dataclass
@@ -81,6 +59,7 @@ def train_teacher(
     total_steps: int | None = None,
     show_progress: bool = True,
     device: str | None = None,
+    eval_robots: Sequence[str | Path] = (),
 ) -> TrainResult:
     """Train a universal teacher with PPO; writes checkpoints, CSV log and plot to run_dir.
 
@@ -94,6 +73,9 @@ def train_teacher(
         total_steps: On resume, a new total (to extend a finished run); else ignored.
         show_progress: Show a progress bar.
         device: Torch device (default: cuda when available, else cpu).
+        eval_robots: Robots (usually unseen ones) on which every ``ppo.eval_every``
+            iterations the checkpoint is evaluated, one deterministic episode each; the
+            mean return is logged as ``eval_return`` (zero-shot return while training).
 
     Raises:
         FileExistsError: run_dir already holds a run and resume is False.
@@ -107,7 +89,8 @@ def train_teacher(
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
         meta = json.loads((run_dir / "run.json").read_text())
         ppo = PPOConfig.from_dict(meta["ppo"])
-        robots = meta["robots"]  # a resumed run keeps its robot set
+        robots = meta["robots"]  # a resumed run keeps its robot set (and eval robots)
+        eval_robots = eval_robots or meta.get("eval_robots", [])
         if total_steps is not None and total_steps != ppo.total_steps:
             ppo = dataclasses.replace(ppo, total_steps=total_steps)
             meta["ppo"] = ppo.to_dict()
@@ -124,6 +107,7 @@ def train_teacher(
                     "ppo": ppo.to_dict(),
                     "teacher": teacher.config.to_dict(),
                     "robots": [str(r) for r in robots],
+                    "eval_robots": [str(r) for r in eval_robots],
                 },
                 indent=2,
             )
@@ -151,16 +135,22 @@ def train_teacher(
         robots, n_envs=ppo.n_envs, n_workers=ppo.n_workers, config=task,
         seed=ppo.seed + 1000 * start_iter,
     )  # fmt: skip
+    collector = Collector(env, ppo, scaler, dev, seed=ppo.seed + 1000 * start_iter)
     t_start = time.time()
     try:
-        obs = env.reset()
+        pending = collector.collect(teacher)
         with progress_bar(disable=not show_progress) as bar:
             job = bar.add_task("PPO", total=ppo.iterations, completed=start_iter, status="")
             for it in range(start_iter, ppo.iterations):
                 _set_lr(opt, ppo, it)
                 t_iter = time.time()
-                batch, obs, episodes = _collect(teacher, env, obs, ppo, scaler, dev)
+                batch, episodes = pending
+                last = it + 1 == ppo.iterations
+                if ppo.overlap and not last:
+                    collector.start(teacher)  # the next batch, while this one trains
                 stats = _update(teacher, opt, batch, ppo, dev)
+                if not last:
+                    pending = collector.wait() if ppo.overlap else collector.collect(teacher)
                 env_steps += ppo.batch_size
                 recent.extend(e["return"] for e in episodes)
                 wall = wall0 + time.time() - t_start
@@ -173,88 +163,47 @@ def train_teacher(
                     "return_recent": _mean(list(recent)),
                     "episode_length": _mean([e["length"] for e in episodes]),
                     "episodes": len(episodes),
+                    "unstable": sum(bool(e["unstable"]) for e in episodes),
                     "lr": opt.param_groups[0]["lr"],
                     **stats,
                 }
+                evaluate_now = bool(eval_robots) and ((it + 1) % ppo.eval_every == 0 or last)
+                if (it + 1) % ppo.checkpoint_every == 0 or last or evaluate_now:
+                    _checkpoint(ckpt_dir, teacher, opt, scaler, it + 1, env_steps, wall, names)
+                if evaluate_now:
+                    row.update(_zero_shot(ckpt_dir, eval_robots, seed=ppo.seed))
                 log.append(row)
                 bar.update(
                     job,
                     advance=1,
                     status=f"{row['steps_per_s']:.0f} steps/s  return {row['return_recent']:.0f}",
                 )
-                last = it + 1 == ppo.iterations
-                if (it + 1) % ppo.checkpoint_every == 0 or last:
-                    _checkpoint(ckpt_dir, teacher, opt, scaler, it + 1, env_steps, wall, names)
+                if (it + 1) % ppo.checkpoint_every == 0 or last or evaluate_now:
                     plot_curve(
                         log, run_dir / "learning_curve.png", x="env_steps",
-                        ys=("return_recent", "episode_length"), title="Teacher PPO",
+                        ys=(("return_recent", "eval_return"), "episode_length"),
+                        title="Teacher PPO (eval: zero-shot on the eval robots)",
                     )  # fmt: skip
     finally:
-        env.close()
+        collector.close()
     return TrainResult(run_dir, env_steps, ppo.iterations, _mean(list(recent)))
 
 
-# --- rollout ------------------------------------------------------------------------
-
-
-def _tensors(obs: VecObs, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return (
-        torch.as_tensor(obs.proprio, device=dev),
-        torch.as_tensor(obs.context, device=dev),
-        torch.as_tensor(obs.limb_mask, device=dev),
-    )
+# --- update -------------------------------------------------------------------------
 
 
 def _log_prob(mean: torch.Tensor, action: torch.Tensor, std: float, mask: torch.Tensor):
+    """Gaussian log-density per token: ``(N, 2)`` arrays -> ``(N,)``, masked slots left out."""
     z = (action - mean) / std
     per = -0.5 * z * z - math.log(std) - 0.5 * _LOG_2PI
-    return (per * mask).sum(dim=(-1, -2))
+    return (per * mask).sum(dim=-1)
 
 
-@torch.no_grad()
-def _collect(teacher, env, obs, ppo: PPOConfig, scaler: RunningScale, dev):
-    T, N = ppo.rollout_steps, ppo.n_envs
-    L = obs.proprio.shape[1]
-    buf = {
-        "proprio": np.zeros((T, N, L, obs.proprio.shape[2]), np.float32),
-        "context": np.zeros((T, N, L, obs.context.shape[2]), np.float32),
-        "limb_mask": np.zeros((T, N, L), bool),
-        "action_mask": np.zeros((T, N, L, 2), bool),
-        "action": np.zeros((T, N, L, 2), np.float32),
-        "reward": np.zeros((T, N), np.float32),
-        "done": np.zeros((T, N), bool),
-    }
-    episodes: list[dict] = []
-    std = teacher.action_std
-    teacher.eval()
-    for t in range(T):
-        p, c, m = _tensors(obs, dev)
-        mean = teacher.action_mean(p, c, m)
-        action = (mean + std * torch.randn_like(mean)).cpu().numpy()
-        step = env.step(action)
-        reward = step.reward.astype(np.float64)
-        done = step.terminated | step.truncated
-        if ppo.normalize_rewards:
-            reward = scaler(reward, done)
-        if step.truncated.any():
-            # Timeouts are not failures: bootstrap from the value of the last state.
-            idx = np.nonzero(step.truncated)[0]
-            fp = torch.as_tensor(step.final_proprio[idx], device=dev)
-            v = teacher.value(fp, c[idx], m[idx]).cpu().numpy()
-            reward[idx] += ppo.gamma * v
-        for key, val in (
-            ("proprio", obs.proprio), ("context", obs.context), ("limb_mask", obs.limb_mask),
-            ("action_mask", obs.action_mask), ("action", action), ("reward", reward),
-            ("done", done),
-        ):  # fmt: skip
-            buf[key][t] = val
-        episodes.extend(step.episodes)
-        obs = step.obs
-    buf["last"] = obs
-    return buf, obs, episodes
-
-
-# --- update -------------------------------------------------------------------------
+def _policy(teacher: TeacherPolicy, p, c, m, action, amask, *, value: bool = True):
+    """Log-probability ``(B,)`` of padded actions and values ``(B,)`` on the packed path."""
+    packing, mean, v = teacher.packed(p, c, m, value=value)
+    per_token = _log_prob(mean, packing.pack(action), teacher.action_std, packing.pack(amask))
+    return packing.sum(per_token), v
 
 
 def _update(teacher, opt, buf, ppo: PPOConfig, dev) -> dict:
@@ -262,20 +211,18 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev) -> dict:
     flat = {k: torch.as_tensor(v.reshape(T * N, *v.shape[2:]), device=dev)
             for k, v in buf.items() if k not in ("last", "reward", "done")}  # fmt: skip
     teacher.normalizer.update(flat["proprio"], flat["limb_mask"])
-    std = teacher.action_std
     amask = flat["action_mask"].float()
     with torch.no_grad():
         teacher.eval()
         old_logp, values = [], []
         for sl in _chunks(T * N, 4096):
-            p, c, m = flat["proprio"][sl], flat["context"][sl], flat["limb_mask"][sl]
-            old_logp.append(_log_prob(teacher.action_mean(p, c, m), flat["action"][sl], std,
-                                      amask[sl]))  # fmt: skip
-            values.append(teacher.value(p, c, m))
+            lp, v = _policy(teacher, flat["proprio"][sl], flat["context"][sl],
+                            flat["limb_mask"][sl], flat["action"][sl], amask[sl])  # fmt: skip
+            old_logp.append(lp)
+            values.append(v)
         old_logp_t = torch.cat(old_logp)
         values_t = torch.cat(values)
-        last = buf["last"]
-        last_v = teacher.value(*_tensors(last, dev)).cpu().numpy()
+        last_v = teacher.packed(*obs_tensors(buf["last"], dev))[2].cpu().numpy()  # type: ignore[union-attr]
     adv, ret = _gae(buf["reward"], buf["done"], values_t.cpu().numpy().reshape(T, N), last_v, ppo)
     adv_t = torch.as_tensor(adv.reshape(-1), device=dev, dtype=torch.float32)
     ret_t = torch.as_tensor(ret.reshape(-1), device=dev, dtype=torch.float32)
@@ -288,12 +235,12 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev) -> dict:
         perm = torch.randperm(T * N, device=dev)
         for start in range(0, T * N - ppo.minibatch_size + 1, ppo.minibatch_size):
             idx = perm[start : start + ppo.minibatch_size]
-            p, c, m = flat["proprio"][idx], flat["context"][idx], flat["limb_mask"][idx]
-            logp = _log_prob(teacher.action_mean(p, c, m), flat["action"][idx], std, amask[idx])
+            logp, v = _policy(teacher, flat["proprio"][idx], flat["context"][idx],
+                              flat["limb_mask"][idx], flat["action"][idx], amask[idx])  # fmt: skip
             ratio = torch.exp(logp - old_logp_t[idx])
             a = adv_t[idx]
             pl = -torch.min(ratio * a, ratio.clamp(1 - ppo.clip, 1 + ppo.clip) * a).mean()
-            vl = 0.5 * (teacher.value(p, c, m) - ret_t[idx]).pow(2).mean()
+            vl = 0.5 * (v - ret_t[idx]).pow(2).mean()
             loss = pl + ppo.value_coef * vl
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -320,6 +267,14 @@ def _gae(reward, done, values, last_value, ppo: PPOConfig):
         gae = delta + ppo.gamma * ppo.gae_lambda * nonterminal * gae
         adv[t] = gae
     return adv, adv + values
+
+
+def _zero_shot(ckpt_dir: Path, robots: Sequence[str | Path], *, seed: int) -> dict:
+    from hd_deploy.train.rollout import evaluate
+
+    res = evaluate("teacher", ckpt_dir, robots, episodes=1, seed=seed, show_progress=False)
+    lengths = [r["episode_length_mean"] for r in res["robots"]]
+    return {"eval_return": res["return_mean"], "eval_length": float(np.mean(lengths))}
 
 
 def _set_lr(opt, ppo: PPOConfig, it: int) -> None:

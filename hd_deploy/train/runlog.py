@@ -56,8 +56,13 @@ class CsvLog:
                 w.writerow([r.get(c, "") for c in self.columns])
 
 
-def plot_curve(log: CsvLog, out: Path, *, x: str, ys: Sequence[str], title: str) -> None:
-    """Write a PNG of the logged columns ``ys`` against ``x`` (atomic replace)."""
+def plot_curve(
+    log: CsvLog, out: Path, *, x: str, ys: Sequence[str | Sequence[str]], title: str
+) -> None:
+    """Write a PNG of the logged columns ``ys`` against ``x`` (atomic replace).
+
+    Each entry of ``ys`` is one panel: a column, or a tuple of columns drawn together.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,12 +70,18 @@ def plot_curve(log: CsvLog, out: Path, *, x: str, ys: Sequence[str], title: str)
 
     rows = log.read()
     fig, axes = plt.subplots(1, len(ys), figsize=(5 * len(ys), 3.6), squeeze=False)
-    for ax, y in zip(axes[0], ys, strict=True):
-        pts = [(float(r[x]), float(r[y])) for r in rows if r.get(y) not in ("", None, "nan")]
-        if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1.5)
+    for ax, panel in zip(axes[0], ys, strict=True):
+        columns = [panel] if isinstance(panel, str) else list(panel)
+        for y in columns:
+            pts = [(float(r[x]), float(r[y])) for r in rows if r.get(y) not in ("", None, "nan")]
+            if pts:
+                marker = "o" if len(pts) < 30 else None  # a few points still show
+                xs, vs = [p[0] for p in pts], [p[1] for p in pts]
+                ax.plot(xs, vs, lw=1.5, marker=marker, label=y.replace("_", " "))
         ax.set_xlabel(x.replace("_", " "))
-        ax.set_ylabel(y.replace("_", " "))
+        ax.set_ylabel(" / ".join(c.replace("_", " ") for c in columns))
+        if len(columns) > 1:
+            ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()

@@ -135,3 +135,43 @@ def test_for_robot_checks_context_shape(random_cases: list[RobotCase]) -> None:
     case = random_cases[0]
     with pytest.raises(ValueError, match=r"context must have shape \(2, 53\)"):
         TeacherPolicy(TINY).for_robot(case.robot, np.zeros((3, 53), dtype=np.float32))
+
+
+# --- the packed training path --------------------------------------------------------
+
+
+@pytest.mark.parametrize("pos_embedding", [True, False])
+def test_packed_path_equals_the_padded_one(pos_embedding: bool) -> None:
+    config = TeacherConfig.tiny().__class__(**{**TINY.to_dict(), "pos_embedding": pos_embedding})
+    teacher = make_teacher(config=config)
+    g = torch.Generator().manual_seed(0)
+    b = 9
+    p = torch.randn(b, MAX_LIMBS, 17, generator=g)
+    c = torch.rand(b, MAX_LIMBS, 53, generator=g)
+    counts = torch.tensor([1, 3, 3, 12, 5, 3, 7, 12, 2])
+    m = torch.arange(MAX_LIMBS)[None] < counts[:, None]
+    m[4, 1] = False  # a hole: packing must not assume real limbs come first
+    packing, mean, value = teacher.packed(p, c, m)
+    assert [k for _, k in packing.groups] == sorted({1, 2, 3, 4, 7, 12})
+    torch.testing.assert_close(packing.unpack(mean, MAX_LIMBS), teacher.action_mean(p, c, m),
+                               atol=ATOL, rtol=0)  # fmt: skip
+    torch.testing.assert_close(value, teacher.value(p, c, m), atol=ATOL, rtol=0)
+
+
+def test_packed_path_has_the_padded_gradients() -> None:
+    grads = []
+    for packed in (False, True):
+        teacher = make_teacher().train()
+        g = torch.Generator().manual_seed(1)
+        p = torch.randn(6, MAX_LIMBS, 17, generator=g)
+        c = torch.rand(6, MAX_LIMBS, 53, generator=g)
+        m = torch.arange(MAX_LIMBS)[None] < torch.tensor([2, 5, 5, 9, 12, 3])[:, None]
+        if packed:
+            packing, mean, value = teacher.packed(p, c, m)
+            loss = packing.sum(mean.pow(2).sum(-1)).sum() + value.pow(2).sum()  # type: ignore[union-attr]
+        else:
+            loss = teacher.action_mean(p, c, m).pow(2).sum() + teacher.value(p, c, m).pow(2).sum()
+        loss.backward()
+        grads.append(torch.cat([q.grad.flatten() for q in teacher.parameters()
+                                if q.grad is not None]))  # fmt: skip
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-4, rtol=1e-4)

@@ -6,13 +6,18 @@ import mujoco
 import numpy as np
 import pytest
 
+from hd_deploy.envs.task import LocomotionTask
 from hd_deploy.morphology import CONTEXT_DIM, PROPRIO_DIM, context, load_model, parse_robot
 from hd_deploy.morphology.features import (
     CONTEXT_SCALE,
     JOINT_RANGE_CLASSES,
     gear_class,
     joint_range_class,
+    proprio,
 )
+from hd_deploy.morphology.generator import generate_robot
+from hd_deploy.morphology.robot import Robot
+from tests.conftest import unimal_robots
 
 
 def _scaled(value: float, key: str) -> float:
@@ -48,7 +53,7 @@ def test_proprio_by_hand(tiny) -> None:
     np.testing.assert_allclose(obs[1, 13:17], [0.75, 0.1, 0.5, -0.2], atol=1e-6)
     np.testing.assert_allclose(obs[2, 13:17], [0.5, 0.3, 0.0, 0.0], atol=1e-6)
     np.testing.assert_allclose(obs[0, 13:17], 0.0)  # torso has no joint slots
-    # velocities match MuJoCo's own object velocity (world frame, body origin)
+    # velocities match MuJoCo's own object velocity (world orientation, inertial frame)
     vel = np.zeros(6)
     mujoco.mj_objectVelocity(model, data, mujoco.mjtObj.mjOBJ_BODY, robot.limbs[2].body_id, vel, 0)
     np.testing.assert_allclose(obs[2, 3:6], vel[3:], atol=1e-5)
@@ -87,3 +92,60 @@ def test_nearest_classes_for_robots_outside_unimal() -> None:
     assert joint_range_class(np.radians([-31, 29])) == JOINT_RANGE_CLASSES.index((-30, 30))
     assert joint_range_class(np.radians([-170, 170])) == JOINT_RANGE_CLASSES.index((-60, 60))
     assert gear_class(120) == 0 and gear_class(1000) == 3 and gear_class(226) == 2
+
+
+# --- the vectorised observation against the per-body definition ---------------------
+
+
+def _proprio_per_body(robot: Robot, model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
+    """The observation as first written: one ``mj_objectVelocity`` call per body."""
+    b = robot.body_ids
+    out = np.zeros((robot.n_limbs, PROPRIO_DIM))
+    out[:, 0] = data.xpos[b, 0] - data.xpos[robot.root_body, 0]
+    out[:, 1:3] = data.xpos[b, 1:3]
+    vel = np.empty(6)
+    for i, body in enumerate(b):
+        mujoco.mj_objectVelocity(model, data, mujoco.mjtObj.mjOBJ_BODY, int(body), vel, 0)
+        out[i, 3:6], out[i, 6:9] = vel[3:], vel[:3]
+    out[:, 9:13] = data.xquat[b]
+    for li in range(robot.n_limbs):
+        for si in range(2):
+            if robot.slot_qpos[li, si] >= 0:
+                lo, hi = robot.slot_range[li, si]
+                q = data.qpos[robot.slot_qpos[li, si]]
+                out[li, 13 + 2 * si] = (q - lo) / (hi - lo if hi > lo else 1.0)
+                out[li, 14 + 2 * si] = data.qvel[robot.slot_dof[li, si]]
+    return out.astype(np.float32)
+
+
+def _check_same_observation(sources: list, *, steps: int = 30) -> None:
+    """Both definitions agree to float32 rounding along a random-action rollout."""
+    rng = np.random.default_rng(0)
+    for source in sources:
+        task = LocomotionTask(source)
+        task.reset(rng)
+        for _ in range(steps):
+            result = task.step(rng.uniform(-1, 1, task.model.nu))
+            if result.unstable:
+                break
+            got = proprio(task.robot, task.model, task.data)
+            want = _proprio_per_body(task.robot, task.model, task.data)
+            scale = np.maximum(1.0, np.abs(want))
+            err = float(np.max(np.abs(got - want) / scale))
+            assert err <= 4 * np.finfo(np.float32).eps, (task.robot.name, err)
+            if result.terminated or result.truncated:
+                task.reset(rng)
+
+
+def test_vectorised_observation_on_generated_robots() -> None:
+    _check_same_observation([generate_robot(seed) for seed in range(12)])
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_vectorised_observation_on_unimal_robots(split: str) -> None:
+    _check_same_observation(unimal_robots(split), steps=10)
+
+
+@pytest.mark.slow
+def test_vectorised_observation_on_mutated_unimal_robots() -> None:
+    _check_same_observation(unimal_robots("train_mutate"), steps=10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 from pathlib import Path
@@ -65,6 +66,34 @@ def test_ppo_resume_continues_where_it_stopped(teacher_run: Path, tmp_path: Path
         for a, b in zip(before.state_dict().values(), after.state_dict().values(), strict=True)
     )
     assert changed
+
+
+def test_ppo_logs_zero_shot_returns_on_eval_robots(tmp_path: Path) -> None:
+    ppo = dataclasses.replace(PPOConfig.tiny(), eval_every=2)
+    train_teacher(
+        bundled_robots()[:1], tmp_path / "run", teacher_config=TeacherConfig.tiny(), ppo=ppo,
+        show_progress=False, eval_robots=bundled_robots()[1:2],
+    )  # fmt: skip
+    rows = list(csv.DictReader((tmp_path / "run" / "progress.csv").open()))
+    evaluated = [r["iteration"] for r in rows if r["eval_return"] != ""]
+    assert evaluated == [str(i) for i in range(2, ppo.iterations + 1, 2)]
+    assert all(np.isfinite(float(r["eval_return"])) for r in rows if r["eval_return"])
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["eval_robots"] == [str(bundled_robots()[1])]
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_ppo_with_and_without_overlap_learns_from_every_batch(tmp_path: Path, overlap) -> None:
+    ppo = dataclasses.replace(PPOConfig.tiny(), overlap=overlap)
+    result = train_teacher(
+        bundled_robots()[:1], tmp_path / "run", teacher_config=TeacherConfig.tiny(), ppo=ppo,
+        show_progress=False,
+    )  # fmt: skip
+    assert result.env_steps == ppo.iterations * ppo.batch_size
+    rows = list(csv.DictReader((tmp_path / "run" / "progress.csv").open()))
+    assert [int(r["env_steps"]) for r in rows] == [
+        ppo.batch_size * (i + 1) for i in range(ppo.iterations)
+    ]
 
 
 def test_ppo_refuses_to_overwrite_or_resume_nothing(teacher_run: Path, tmp_path: Path) -> None:

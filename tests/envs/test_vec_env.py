@@ -1,0 +1,63 @@
+"""The vectorised environment: shared-memory workers agree with in-process stepping and
+report a crashed or failing worker in one line instead of hanging."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from hd_deploy.envs.task import TaskConfig
+from hd_deploy.envs.vec_env import VecLocomotionEnv, WorkerError
+
+CONFIG = TaskConfig(episode_steps=5, max_limbs=5)
+N_ENVS = 4
+
+
+def _rollout(env: VecLocomotionEnv, steps: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(1)
+    out = [env.reset().proprio]
+    for _ in range(steps):
+        step = env.step(rng.uniform(-1, 1, (N_ENVS, 5, 2)).astype(np.float32))
+        out += [step.obs.proprio, step.reward, step.final_proprio]
+    return out
+
+
+def test_a_process_worker_steps_like_this_process(tiny_file) -> None:
+    with VecLocomotionEnv([tiny_file], n_envs=N_ENVS, n_workers=0, config=CONFIG) as local:
+        want = _rollout(local, 12)
+    with VecLocomotionEnv([tiny_file], n_envs=N_ENVS, n_workers=1, config=CONFIG) as shared:
+        got = _rollout(shared, 12)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_a_killed_worker_is_one_error_line(tiny_file) -> None:
+    with VecLocomotionEnv([tiny_file], n_envs=N_ENVS, n_workers=2, config=CONFIG) as env:
+        env.reset()
+        os.kill(env._workers[1]._proc.pid, signal.SIGKILL)  # type: ignore[attr-defined]
+        with pytest.raises(WorkerError) as info:
+            env.step(np.zeros((N_ENVS, 5, 2), np.float32))
+    msg = str(info.value)
+    assert "environment worker 1 (slots 2-3) died" in msg and "\n" not in msg
+
+
+def test_an_exception_in_a_worker_is_one_error_line(tiny_file) -> None:
+    with VecLocomotionEnv([tiny_file], n_envs=N_ENVS, n_workers=2, config=CONFIG) as env:
+        env.reset()
+        with pytest.raises(WorkerError, match=r"worker 0 .* failed: ValueError: unknown worker"):
+            env._run("explode")
+
+
+def test_a_diverged_simulation_ends_its_episode_flagged(tiny_xml: str) -> None:
+    # A robot whose joints are driven hard at a huge timestep blows up within a few steps.
+    unstable = tiny_xml.replace('gear="150"', 'gear="1e9"')
+    config = TaskConfig(timestep=0.05, episode_steps=50, max_limbs=5)
+    with VecLocomotionEnv([unstable], n_envs=2, n_workers=1, config=config) as env:
+        env.reset()
+        episodes = []
+        for _ in range(50):
+            episodes += env.step(np.ones((2, 5, 2), np.float32)).episodes
+    assert episodes and all(e["unstable"] for e in episodes)
