@@ -1,15 +1,20 @@
-"""Environment throughput: env steps per second of VecLocomotionEnv, random actions.
+"""Environment throughput: env steps per second of VecLocomotionEnv, random actions,
+against the physics-only bound of the same robots measured in the same run.
 
 Runs the bundled robots (and the UNIMAL training robots when ``../shared/unimal/train``
-exists) with 0 workers (everything in this process) and with 2 worker processes, and
-prints a table. Start-up and the first reset are not timed.
+exists) with 0 workers (everything in this process) and with 2 worker processes. The
+bound is bare ``mj_step`` on the same robots on one core, times the cores the
+configuration can use (``min(workers, cores)``, 1 for 0 workers); the last column is the
+environment's share of it. Start-up and the first reset are not timed.
 
-    python scripts/bench_env.py --steps 500 --envs 8
+    python scripts/bench_env.py --steps 300 --envs 32
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hd_deploy.bench.physics import physics_steps_per_s
 from hd_deploy.envs.task import TaskConfig
 from hd_deploy.envs.vec_env import VecLocomotionEnv
 from hd_deploy.morphology.robot import JOINT_SLOTS
@@ -36,10 +42,23 @@ class Throughput:
     steps: int
     seconds: float
     episodes: int
+    physics_per_core: float = float("nan")  # bare mj_step, same robots, one core
 
     @property
     def env_steps_per_s(self) -> float:
         return self.steps * self.n_envs / self.seconds
+
+    @property
+    def cores(self) -> int:
+        return max(1, min(self.workers, os.cpu_count() or 1))
+
+    @property
+    def bound(self) -> float:
+        return self.physics_per_core * self.cores
+
+    @property
+    def ratio(self) -> float:
+        return self.env_steps_per_s / self.bound
 
 
 def measure(
@@ -88,12 +107,13 @@ def print_table(rows: Sequence[Throughput]) -> None:
 
     table = Table(title="VecLocomotionEnv throughput (random actions)", title_justify="left")
     for col in ("robot set", "robots", "workers", "envs", "steps", "episodes ended",
-                "seconds", "env steps/s"):  # fmt: skip
+                "seconds", "env steps/s", "physics bound/s", "share of bound"):  # fmt: skip
         table.add_column(col, justify="left" if col == "robot set" else "right")
     for r in rows:
         table.add_row(r.robot_set, str(r.n_robots), str(r.workers), str(r.n_envs),
                       str(r.steps), str(r.episodes), f"{r.seconds:.2f}",
-                      f"{r.env_steps_per_s:,.0f}")  # fmt: skip
+                      f"{r.env_steps_per_s:,.0f}", f"{r.bound:,.0f} ({r.cores} core)",
+                      f"{r.ratio:.2f}")  # fmt: skip
     Console().print(table)
 
 
@@ -105,17 +125,19 @@ def main(argv: Sequence[str] | None = None) -> list[Throughput]:
                         help="worker counts to compare")  # fmt: skip
     parser.add_argument("--unimal", type=Path, default=UNIMAL_TRAIN,
                         help="UNIMAL robot folder (skipped when absent)")  # fmt: skip
+    parser.add_argument("--physics-steps", type=int, default=200,
+                        help="control steps per robot timed for the physics bound")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.steps < 1 or args.envs < 1 or min(args.workers) < 0:
         parser.error("--steps and --envs must be >= 1 and --workers >= 0")
-    rows = [
-        measure(
-            files, label=label, workers=w, n_envs=args.envs, steps=args.steps, seed=args.seed
-        )  # fmt: skip
-        for label, files in robot_sets(args.unimal)
-        for w in args.workers
-    ]
+    rows = []
+    for label, files in robot_sets(args.unimal):
+        physics = physics_steps_per_s(files, steps_per_robot=args.physics_steps, seed=args.seed)
+        for w in args.workers:
+            r = measure(files, label=label, workers=w, n_envs=args.envs, steps=args.steps,
+                        seed=args.seed)  # fmt: skip
+            rows.append(dataclasses.replace(r, physics_per_core=physics))
     print_table(rows)
     return rows
 

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import typer
 
+from hd_deploy.envs.errors import WorkerError
 from hd_deploy.morphology.errors import MorphologyError
 
 F = TypeVar("F", bound=Callable)
@@ -33,6 +34,9 @@ def user_errors(fn: F) -> F:
         except USER_ERRORS as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
+        except WorkerError as exc:  # not the user's mistake, but one line says it all
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -42,6 +42,13 @@ def train(
     overlap: Annotated[
         bool, typer.Option(help="Collect the next rollout while updating on this one.")
     ] = True,
+    device: Annotated[
+        str | None, typer.Option(help="Learner device: cpu or cuda [default: cuda if present]")
+    ] = None,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option(help="Stop (checkpoint written) after this many minutes; --resume goes on."),
+    ] = None,
 ) -> None:
     """Train a teacher; checkpoints, progress.csv and learning_curve.png go to --out."""
     import dataclasses
@@ -67,7 +74,8 @@ def train(
     result = train_teacher(
         files, out, teacher_config=model, ppo=ppo, resume=resume,
         total_steps=steps if resume else None, show_progress=sys.stderr.isatty(),
-        eval_robots=resolve_robots(eval_robots) if eval_robots else (),
+        eval_robots=resolve_robots(eval_robots) if eval_robots else (), device=device,
+        max_wall_s=None if max_minutes is None else 60.0 * max_minutes,
     )  # fmt: skip
     typer.echo(
         f"teacher: {result.env_steps} env steps, recent return {result.return_recent:.1f}, "

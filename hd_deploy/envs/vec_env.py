@@ -25,15 +25,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from hd_deploy.envs.errors import WorkerError
 from hd_deploy.envs.task import LocomotionTask, TaskConfig
 from hd_deploy.morphology.features import CONTEXT_DIM, PROPRIO_DIM
 from hd_deploy.morphology.robot import JOINT_SLOTS
 
 WORKER_TIMEOUT_S = 600.0
-
-
-class WorkerError(RuntimeError):
-    """An environment worker crashed, raised or stopped answering (one-line message)."""
+__all__ = ["VecLocomotionEnv", "VecObs", "VecStep", "WorkerError", "SlotWorker"]
 
 
 @dataclass

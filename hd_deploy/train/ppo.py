@@ -60,6 +60,7 @@ def train_teacher(
     show_progress: bool = True,
     device: str | None = None,
     eval_robots: Sequence[str | Path] = (),
+    max_wall_s: float | None = None,
 ) -> TrainResult:
     """Train a universal teacher with PPO; writes checkpoints, CSV log and plot to run_dir.
 
@@ -76,6 +77,8 @@ def train_teacher(
         eval_robots: Robots (usually unseen ones) on which every ``ppo.eval_every``
             iterations the checkpoint is evaluated, one deterministic episode each; the
             mean return is logged as ``eval_return`` (zero-shot return while training).
+        max_wall_s: Stop after this many seconds of this call (checkpoint written), e.g.
+            to end inside a machine's time limit; ``--resume`` continues.
 
     Raises:
         FileExistsError: run_dir already holds a run and resume is False.
@@ -146,6 +149,8 @@ def train_teacher(
                 t_iter = time.time()
                 batch, episodes = pending
                 last = it + 1 == ppo.iterations
+                out_of_time = max_wall_s is not None and time.time() - t_start >= max_wall_s
+                last = last or out_of_time
                 if ppo.overlap and not last:
                     collector.start(teacher)  # the next batch, while this one trains
                 stats = _update(teacher, opt, batch, ppo, dev)
@@ -184,9 +189,11 @@ def train_teacher(
                         ys=(("return_recent", "eval_return"), "episode_length"),
                         title="Teacher PPO (eval: zero-shot on the eval robots)",
                     )  # fmt: skip
+                if out_of_time:
+                    break
     finally:
         collector.close()
-    return TrainResult(run_dir, env_steps, ppo.iterations, _mean(list(recent)))
+    return TrainResult(run_dir, env_steps, env_steps // ppo.batch_size, _mean(list(recent)))
 
 
 # --- update -------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ def _load(name: str):
     spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -122,3 +124,20 @@ def test_model_card_names_the_robot_that_carries_the_train_shortfall(tmp_path: P
         (tmp_path / f"eval_{run}_train.json").write_text(json.dumps({"robots": robots}))
     (line,) = card._deficit_line(tmp_path, "t", "s")
     assert "`r0` alone carries 86%" in line and "1 evaluation seed)" in line  # 60 of 70
+
+
+def test_physics_bound_is_positive_and_refuses_no_steps() -> None:
+    from hd_deploy.bench.physics import physics_steps_per_s
+    from hd_deploy.morphology.sources import bundled_robots
+
+    assert physics_steps_per_s(bundled_robots()[:1], steps_per_robot=5) > 0
+    with pytest.raises(ValueError, match="steps_per_robot must be >= 1"):
+        physics_steps_per_s(bundled_robots()[:1], steps_per_robot=0)
+
+
+def test_env_benchmark_reports_its_share_of_the_physics_bound(tmp_path: Path) -> None:
+    bench = _load("bench_env")
+    rows = bench.main(["--steps", "3", "--envs", "2", "--workers", "0", "--physics-steps", "3",
+                       "--unimal", str(tmp_path / "absent")])  # fmt: skip
+    assert len(rows) == 1 and rows[0].robot_set == "bundled"
+    assert rows[0].cores == 1 and 0 < rows[0].ratio < 10
