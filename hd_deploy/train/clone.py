@@ -88,7 +88,9 @@ def clone_teacher(
     robots = expert_robots(experts_dir)
     state = None
     if resume:
-        if not (ckpt / "trainer_state.pt").exists():
+        from hd_deploy.train.rundir import recover
+
+        if not recover(ckpt) or not (ckpt / "trainer_state.pt").exists():
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
         meta = json.loads((run_dir / "run.json").read_text())
         config = CloneConfig.from_dict(meta["clone"])
@@ -171,9 +173,9 @@ def _epoch(teacher: TeacherPolicy, params, opt, data: DistillData, config: Clone
 
 def _save(ckpt: Path, teacher: TeacherPolicy, opt, epoch: int, wall: float, names,
           device: torch.device) -> None:  # fmt: skip
-    from hd_deploy.train.ppo import _replace_dir
+    from hd_deploy.train.rundir import staging, swap_in
 
-    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    tmp = staging(ckpt)
     save_checkpoint(
         tmp,
         teacher,
@@ -187,7 +189,7 @@ def _save(ckpt: Path, teacher: TeacherPolicy, opt, epoch: int, wall: float, name
     )
     torch.save({"optimizer": opt.state_dict(), "epoch": epoch, "wall_s": wall,
                 "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")  # fmt: skip
-    _replace_dir(tmp, ckpt)
+    swap_in(tmp, ckpt)
 
 
 # --- data ---------------------------------------------------------------------------

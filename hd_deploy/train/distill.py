@@ -80,7 +80,9 @@ def distill_student(
     teacher = load_teacher(teacher_checkpoint)
     robots = [str(r) for r in robots]
     if resume:
-        if not (ckpt / "trainer_state.pt").exists():
+        from hd_deploy.train.rundir import recover
+
+        if not recover(ckpt) or not (ckpt / "trainer_state.pt").exists():
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
         meta = json.loads((run_dir / "run.json").read_text())
         config = DistillConfig.from_dict(meta["distill"])
@@ -221,9 +223,9 @@ def train_epoch(student: HyperNetPolicy, opt, data: DistillData, config: Distill
 
 
 def _save(ckpt: Path, student, opt, epoch: int, wall: float, names, device) -> None:
-    from hd_deploy.train.ppo import _replace_dir
+    from hd_deploy.train.rundir import staging, swap_in
 
-    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    tmp = staging(ckpt)
     extra = {"epoch": epoch, "wall_s": round(wall, 1), "device": str(device)}
     save_checkpoint(tmp, student, robots=names, extra=extra)
     torch.save(
@@ -235,7 +237,7 @@ def _save(ckpt: Path, student, opt, epoch: int, wall: float, names, device) -> N
         },
         tmp / "trainer_state.pt",
     )
-    _replace_dir(tmp, ckpt)
+    swap_in(tmp, ckpt)
 
 
 def imitation_errors(student: HyperNetPolicy, data: DistillData) -> list[tuple[float, float]]:

@@ -27,6 +27,7 @@ from hd_deploy.models import TeacherConfig, TeacherPolicy
 from hd_deploy.models.checkpoint import load_teacher, save_checkpoint
 from hd_deploy.train.collect import Collector, obs_tensors
 from hd_deploy.train.config import PPOConfig
+from hd_deploy.train.rundir import recover, staging, swap_in
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
 from hd_deploy.train.scaling import RunningScale
 
@@ -88,7 +89,7 @@ def train_teacher(
     ckpt_dir = run_dir / "checkpoint"
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if resume:
-        if not (ckpt_dir / "trainer_state.pt").exists():
+        if not recover(ckpt_dir) or not (ckpt_dir / "trainer_state.pt").exists():
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
         meta = json.loads((run_dir / "run.json").read_text())
         ppo = PPOConfig.from_dict(meta["ppo"])
@@ -292,7 +293,7 @@ def _set_lr(opt, ppo: PPOConfig, it: int) -> None:
 
 
 def _checkpoint(ckpt_dir, teacher, opt, scaler, iteration, env_steps, wall, names) -> None:
-    tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
+    tmp = staging(ckpt_dir)
     save_checkpoint(
         tmp, teacher, robots=names,
         extra={"iteration": iteration, "env_steps": env_steps, "wall_s": round(wall, 1)},
@@ -308,21 +309,7 @@ def _checkpoint(ckpt_dir, teacher, opt, scaler, iteration, env_steps, wall, name
         },
         tmp / "trainer_state.pt",
     )
-    _replace_dir(tmp, ckpt_dir)
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Swap a finished checkpoint folder into place, so an interruption never leaves half."""
-    import shutil
-
-    old = dst.with_name(dst.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if dst.exists():
-        dst.rename(old)
-    src.rename(dst)
-    if old.exists():
-        shutil.rmtree(old)
+    swap_in(tmp, ckpt_dir)
 
 
 def _chunks(n: int, size: int):

@@ -1,0 +1,51 @@
+"""Crash-safe replacement of a run's checkpoint folder.
+
+A checkpoint is written into ``<name>.tmp``, marked complete (a ``.complete`` file written
+last), then swapped in: ``<name>`` -> ``<name>.old``, ``<name>.tmp`` -> ``<name>``, then
+``<name>.old`` removed. A kill can land between any two of those steps; :func:`recover`
+(called before a run resumes) finishes or undoes the swap, so that ``<name>`` holds the
+newest complete checkpoint wherever the kill landed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+COMPLETE = ".complete"
+
+
+def staging(dst: Path) -> Path:
+    """An empty ``<dst>.tmp`` folder to write the next checkpoint into."""
+    tmp = dst.with_name(dst.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def swap_in(tmp: Path, dst: Path) -> None:
+    """Mark the fully written ``tmp`` complete and make it ``dst`` (see the module doc)."""
+    (tmp / COMPLETE).write_text("")
+    old = dst.with_name(dst.name + ".old")
+    if dst.exists():
+        if old.exists():
+            shutil.rmtree(old)  # dst is complete, so a leftover .old is not needed
+        dst.rename(old)
+    tmp.rename(dst)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def recover(dst: Path) -> bool:
+    """Repair an interrupted :func:`swap_in`; True when ``dst`` then holds a checkpoint."""
+    tmp = dst.with_name(dst.name + ".tmp")
+    old = dst.with_name(dst.name + ".old")
+    if tmp.is_dir() and (tmp / COMPLETE).exists():
+        swap_in(tmp, dst)  # the newest checkpoint was complete: finish its swap
+    elif not dst.exists() and old.is_dir():
+        old.rename(dst)  # a swap that never marked .tmp complete: keep the previous
+    for leftover in (tmp, old):
+        if leftover.exists() and dst.exists():
+            shutil.rmtree(leftover)
+    return dst.is_dir()
