@@ -66,6 +66,14 @@ def export(
             "--teacher", help="Export the transformer teacher (<robot>.teacher.onnx) instead."
         ),
     ] = False,
+    format: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format",
+            help="onnx (<robot>.onnx) and/or c (<robot>.h + <robot>.c, C99, no runtime); "
+            "repeat for both. [default: onnx]",
+        ),
+    ] = None,
 ) -> None:
     """Bake, export to OUT/<robot>.onnx and verify a controller for every ROBOT."""
     from hd_deploy.exporters import export_robots
@@ -76,6 +84,7 @@ def export(
         out_dir=out,
         dynamic_batch=dynamic_batch,
         teacher=teacher,
+        formats=tuple(format or ("onnx",)),
         progress=len(robots) > 1 or any(Path(r).is_dir() for r in robots),
         on_result=lambda result: typer.echo(result.summary()),
     )

@@ -152,7 +152,9 @@ class _Slots:
     def __init__(self, sources: Sequence[str], config: TaskConfig, arrays: SlotArrays, seed: int):
         self.config = config
         self.arrays = arrays
-        self.tasks = [LocomotionTask(s, config=config) for s in sources]
+        self.tasks = [LocomotionTask(s, config=config, headless=True) for s in sources]
+        for task in self.tasks:
+            task.data = None  # type: ignore[assignment]  # templates: each slot forks its own
         self.action_masks = [t.robot.action_mask(config.max_limbs) for t in self.tasks]
         self.rng = np.random.default_rng(seed)
         n = len(arrays.reward)
@@ -378,9 +380,9 @@ class VecLocomotionEnv:
         self.n_envs = n_envs
         self.config = config
         # Parse once here so bad robots fail in the caller, not in a worker.
-        probe = [LocomotionTask(s, config=config) for s in self.sources]
-        self.robot_names = [t.robot.name for t in probe]
-        del probe
+        self.robot_names = [
+            LocomotionTask(s, config=config, headless=True).robot.name for s in self.sources
+        ]
         n_workers = min(n_workers, n_envs)
         size = _buffer_size(n_envs, config.max_limbs)
         self._buffer: Any = (

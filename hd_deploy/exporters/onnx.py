@@ -278,11 +278,7 @@ def _check_parity(
     seed: int,
 ) -> tuple[float, int]:
     """onnxruntime vs torch on random and on rollout observations; returns (max diff, n)."""
-    rng = np.random.default_rng(seed)
-    obs_dim = robot.n_limbs * 17
-    random = rng.normal(scale=2.0, size=(RANDOM_SAMPLES, obs_dim)).astype(np.float32)
-    random[: RANDOM_SAMPLES // 4] *= 50.0  # far outside the normaliser's range: clipping
-    obs = np.concatenate([random, _rollout(module, task, rng)])
+    obs = verification_obs(module, task, seed=seed)
     with torch.inference_mode():
         want = module(torch.from_numpy(obs)).numpy()
     runtime = OnnxController(path)
@@ -302,6 +298,16 @@ def _check_parity(
             f"{robot.name}: onnxruntime differs from torch by {diff:.2e} > {TOLERANCE:g}"
         )
     return diff, len(obs)
+
+
+def verification_obs(module: torch.nn.Module, task: LocomotionTask, *, seed: int) -> np.ndarray:
+    """Observations an export is checked on: random ones (a quarter far outside the
+    normaliser's range, so clipping is exercised) and a short rollout's, ``(n, obs_dim)``."""
+    rng = np.random.default_rng(seed)
+    obs_dim = task.robot.n_limbs * 17
+    random = rng.normal(scale=2.0, size=(RANDOM_SAMPLES, obs_dim)).astype(np.float32)
+    random[: RANDOM_SAMPLES // 4] *= 50.0
+    return np.concatenate([random, _rollout(module, task, rng)])
 
 
 def _rollout(module: torch.nn.Module, task: LocomotionTask, rng: np.random.Generator) -> np.ndarray:

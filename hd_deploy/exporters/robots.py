@@ -6,15 +6,23 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from hd_deploy.envs.task import TaskConfig, build_model
-from hd_deploy.exporters.onnx import ExportError, ExportResult, export_controller
+from hd_deploy.envs.task import LocomotionTask, TaskConfig, build_model
+from hd_deploy.exporters.c import CExportResult, export_c
+from hd_deploy.exporters.onnx import (
+    ExportError,
+    ExportResult,
+    export_controller,
+    verification_obs,
+)
 from hd_deploy.models.baked import BakedMLP
 from hd_deploy.models.checkpoint import META_FILE, checkpoint_hash, load_student, load_teacher
 from hd_deploy.models.teacher import TeacherExport, TeacherPolicy
 from hd_deploy.morphology.features import context
 from hd_deploy.morphology.robot import load_spec
 from hd_deploy.morphology.sources import resolve_robots
+from hd_deploy.runtime.metadata import build_metadata
 
+FORMATS = ("onnx", "c")
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
 
 
@@ -45,8 +53,9 @@ def export_robots(
     progress: bool = False,
     config: TaskConfig = TaskConfig(),
     verify: bool = True,
-    on_result: Callable[[ExportResult], None] | None = None,
-) -> list[ExportResult]:
+    on_result: Callable[[ExportResult | CExportResult], None] | None = None,
+    formats: Sequence[str] = ("onnx",),
+) -> list[ExportResult | CExportResult]:
     """Bake (one batched hypernetwork call) and export a controller per robot.
 
     Args:
@@ -60,6 +69,8 @@ def export_robots(
         config: Task timing stored in the files.
         verify: Check every file (see :func:`export_controller`).
         on_result: Called with each result as soon as its file is written.
+        formats: ``"onnx"`` and/or ``"c"`` (``<robot>.h`` + ``<robot>.c``, students only;
+            verified by compiling it when ``verify``).
 
     Returns:
         One result per robot, in input order.
@@ -70,6 +81,11 @@ def export_robots(
         MorphologyError: A robot cannot be read.
     """
     kind = "teacher" if teacher else "student"
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise ExportError(f"formats must be among {list(FORMATS)}, got {list(formats)}")
+    if teacher and "c" in formats:
+        raise ExportError("the C export is for baked students; drop --teacher or --format c")
     files = resolve_robots(robots)
     ckpt = Path(checkpoint) if checkpoint is not None else shipped_checkpoint(kind)
     policy = load_teacher(ckpt) if teacher else load_student(ckpt)
@@ -97,24 +113,28 @@ def export_robots(
         modules.extend(policy.bake(robots_, contexts))  # one batched hypernetwork call
 
     out = Path(out_dir)
-    results: list[ExportResult] = []
+    results: list[ExportResult | CExportResult] = []
     with _progress(progress, len(files)) as tick:
         for module, robot, text in zip(modules, robots_, texts, strict=True):
             tick(robot.name)
-            result = export_controller(
-                module,
-                robot,
-                text,
-                out / output_name(robot.name, kind),
-                kind=kind,
-                source_hash=source_hash,
-                dynamic_batch=dynamic_batch,
-                verify=verify,
-                config=task_config,
-            )
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
+            done: list[ExportResult | CExportResult] = []
+            if "onnx" in formats:
+                done.append(export_controller(
+                    module, robot, text, out / output_name(robot.name, kind), kind=kind,
+                    source_hash=source_hash, dynamic_batch=dynamic_batch, verify=verify,
+                    config=task_config,
+                ))  # fmt: skip
+            if "c" in formats:
+                assert isinstance(module, BakedMLP)
+                meta = build_metadata(robot, kind=kind, mjcf=text, source_hash=source_hash,
+                                      config=task_config)  # fmt: skip
+                task = LocomotionTask(text, config=task_config, name=robot.name)
+                obs = verification_obs(module, task, seed=0) if verify else None
+                done.append(export_c(module, meta, out, verify_obs=obs))
+            for result in done:
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
             tick(None)
     return results
 

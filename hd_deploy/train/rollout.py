@@ -179,7 +179,7 @@ def _label(teacher_path, student_path, source, steps, seed, max_limbs, n_envs, h
     # Envs in lockstep share one batched teacher forward; each still runs at least one
     # full episode (or opening of ``horizon`` steps) so that late states are labelled too.
     n_envs = max(1, min(n_envs, steps // horizon))
-    tasks = [LocomotionTask(source, config=config) for _ in range(n_envs)]
+    tasks = [LocomotionTask(source, config=config, headless=True) for _ in range(n_envs)]
     robot = tasks[0].robot
     teacher = _policy("teacher", teacher_path)
     actor = _controller("student", student_path, tasks[0]) if student_path else None
@@ -216,7 +216,7 @@ def _eval_job(args) -> dict:
     kind, path, source, episodes, seed, max_limbs = args
     from hd_deploy.envs.task import LocomotionTask, TaskConfig
 
-    task = LocomotionTask(source, config=TaskConfig(max_limbs=max_limbs))
+    task = LocomotionTask(source, config=TaskConfig(max_limbs=max_limbs), headless=True)
     act = _controller(kind, path, task)
     returns, lengths = [], []
     for e in range(episodes):
