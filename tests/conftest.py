@@ -64,3 +64,10 @@ def tiny_file(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.xml"
     path.write_text(TINY_ROBOT)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _own_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own empty folder: stray controllers/, bench_out/ or runs/
+    folders where the suite is started change nothing, and nothing is left there."""
+    monkeypatch.chdir(tmp_path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,6 +155,7 @@ class LocomotionTask:
         self._root = int(r.root_body)
         self.fall_height = config.fall_fraction * (self.robot.root_height - config.drop_clearance)
         self.steps = 0
+        self.physics_ns = 0
         mujoco.mj_forward(self.model, self.data)
 
     def fork(self) -> LocomotionTask:
@@ -213,7 +215,9 @@ class LocomotionTask:
         if not np.isfinite(ctrl).all():
             ctrl = np.zeros(m.nu)
         d.ctrl[:] = ctrl
+        t0 = time.perf_counter_ns()
         mujoco.mj_step(m, d, nstep=self.config.frame_skip)
+        self.physics_ns = time.perf_counter_ns() - t0  # this step's mj_step calls alone
         self.steps += 1
         # A sum is NaN or inf when any term is; MuJoCo also resets a diverged simulation
         # by itself and records a warning.

@@ -29,6 +29,10 @@ class RunReport:
         steps_per_s: Control steps per second of the whole loop (observe, act, physics).
         nonfinite_events: Steps that sent zero control because of a non-finite value.
         unstable_episodes: Episodes that ended because the simulation diverged.
+        obs_us_p50: Median time to build the observation, microseconds.
+        physics_us_p50: Median time of one control step's physics (``frame_skip`` x
+            ``mj_step``), microseconds.
+        clipped_ctrl_events: Steps whose controls were clipped into the ctrlrange.
     """
 
     robot: str
@@ -39,6 +43,14 @@ class RunReport:
     steps_per_s: float
     nonfinite_events: int
     unstable_episodes: int
+    obs_us_p50: float = float("nan")
+    physics_us_p50: float = float("nan")
+    clipped_ctrl_events: int = 0
+
+    @property
+    def overhead_ratio(self) -> float:
+        """(observation + policy) / physics per control step, from the medians."""
+        return (self.obs_us_p50 + self.latency_us_p50) / self.physics_us_p50
 
     @property
     def episodes(self) -> int:
@@ -69,6 +81,10 @@ class RunReport:
             "steps_per_s": self.steps_per_s,
             "nonfinite_events": self.nonfinite_events,
             "unstable_episodes": self.unstable_episodes,
+            "clipped_ctrl_events": self.clipped_ctrl_events,
+            "obs_us_p50": self.obs_us_p50,
+            "physics_us_p50": self.physics_us_p50,
+            "obs_policy_over_physics": self.overhead_ratio,
             "returns": list(self.returns),
             "lengths": list(self.lengths),
         }
@@ -79,7 +95,8 @@ class RunReport:
             f"{self.robot}: return {self.return_mean:.1f} +- {self.return_std:.1f} over "
             f"{self.episodes} episode(s), length {self.episode_length_mean:.0f}, policy latency "
             f"p50 {self.latency_us_p50:.1f} us p99 {self.latency_us_p99:.1f} us, "
-            f"{self.steps_per_s:.0f} control steps/s"
+            f"{self.steps_per_s:.0f} control steps/s (per step: obs {self.obs_us_p50:.1f} us, "
+            f"physics {self.physics_us_p50:.1f} us)"
             + (f", {self.nonfinite_events} non-finite steps" if self.nonfinite_events else "")
         )
 
@@ -155,6 +172,7 @@ def run_episodes(
         t0 = time.perf_counter()
         while True:
             result = task.step(loop.control())
+            loop.record_physics(task.physics_ns)
             total += result.reward
             steps += 1
             if on_step is not None:
@@ -166,6 +184,7 @@ def run_episodes(
         returns.append(total)
         lengths.append(steps)
     latency = loop.latency_us()
+    stages = loop.stage_us()
     return RunReport(
         robot=task.robot.name,
         returns=tuple(returns),
@@ -175,4 +194,7 @@ def run_episodes(
         steps_per_s=sum(lengths) / wall if wall > 0 else float("inf"),
         nonfinite_events=loop.nonfinite_events,
         unstable_episodes=unstable,
+        obs_us_p50=stages["obs"]["p50"],
+        physics_us_p50=stages["physics"]["p50"],
+        clipped_ctrl_events=loop.clipped_ctrl_events,
     )

@@ -16,6 +16,7 @@ the event), and never looks at which backend runs the controller.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -28,6 +29,11 @@ from hd_deploy.runtime.controllers import Controller
 from hd_deploy.runtime.metadata import ControllerError
 
 LATENCY_WINDOW = 100_000
+_DIVERGENCE = np.array(
+    [mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL,
+     mujoco.mjtWarning.mjWARN_BADQACC],
+    dtype=np.int64,
+)  # fmt: skip
 
 
 class ObservationBuilder:
@@ -82,7 +88,11 @@ class ControlLoop:
         self.frame_skip = int(meta["frame_skip"])
         self.observe = ObservationBuilder(self.robot, model, data)
         self._zero = np.zeros(self.robot.n_actuators, dtype=np.float32)
+        self._ctrl_low = self.robot.ctrl_range[:, 0].astype(np.float32)
+        self._ctrl_high = self.robot.ctrl_range[:, 1].astype(np.float32)
         self._latency_ns = np.zeros(LATENCY_WINDOW, dtype=np.int64)
+        self._obs_ns = np.zeros(LATENCY_WINDOW, dtype=np.int64)
+        self._physics_ns = np.zeros(LATENCY_WINDOW, dtype=np.int64)
         self.reset_stats()
         mujoco.mj_forward(model, data)
 
@@ -97,10 +107,15 @@ class ControlLoop:
     def reset_stats(self) -> None:
         """Clear latency samples and event counters."""
         self.policy_calls = 0
+        self.observations = 0
+        self.physics_steps = 0
         self.steps = 0
         self.nonfinite_obs_events = 0
         self.nonfinite_ctrl_events = 0
+        self.clipped_ctrl_events = 0
+        self.diverged_events = 0
         self.last_step_flagged = False
+        self._warnings = self._divergence_warnings()
 
     @property
     def nonfinite_events(self) -> int:
@@ -110,11 +125,20 @@ class ControlLoop:
     def control(self) -> np.ndarray:
         """Guarded controls for the current state, shape ``(n_actuators,)``; does not step.
 
-        A non-finite observation is not given to the controller and a non-finite output is
-        not returned: both give zero control and set :attr:`last_step_flagged`.
+        A non-finite state (``qpos``, ``qvel``) or observation is not given to the
+        controller and a non-finite output is not returned: both give zero control and set
+        :attr:`last_step_flagged`. Outputs outside an actuator's ctrlrange are clipped to
+        it and counted in :attr:`clipped_ctrl_events`.
         """
+        d = self.data
+        t0 = time.perf_counter_ns()
+        # The observation comes from quantities derived before the state was last written:
+        # check the state itself too (a sum is not finite when any term is not).
+        state_ok = math.isfinite(float(d.qpos.sum()) + float(d.qvel.sum()))
         obs = self.observe()
-        if not np.isfinite(obs).all():
+        self._obs_ns[self.observations % LATENCY_WINDOW] = time.perf_counter_ns() - t0
+        self.observations += 1
+        if not (state_ok and np.isfinite(obs).all()):
             self.nonfinite_obs_events += 1
             self.last_step_flagged = True
             return self._zero.copy()
@@ -127,20 +151,50 @@ class ControlLoop:
             self.nonfinite_ctrl_events += 1
             self.last_step_flagged = True
             return self._zero.copy()
+        if np.any(ctrl < self._ctrl_low) or np.any(ctrl > self._ctrl_high):
+            self.clipped_ctrl_events += 1
+            ctrl = np.clip(ctrl, self._ctrl_low, self._ctrl_high)
         self.last_step_flagged = False
         return ctrl
 
     def step(self) -> np.ndarray:
         """One control step: controls into ``data.ctrl``, then ``frame_skip`` physics steps.
 
+        A simulation that MuJoCo found diverging (and reset by itself, with a warning) is
+        counted in :attr:`diverged_events` and flags the step.
+
         Returns:
             The controls applied, shape ``(n_actuators,)``.
         """
         ctrl = self.control()
         self.data.ctrl[:] = ctrl
+        t0 = time.perf_counter_ns()
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+        self.record_physics(time.perf_counter_ns() - t0)
         self.steps += 1
         return ctrl
+
+    def record_physics(self, ns: int) -> None:
+        """Count one control step's physics (``ns`` nanoseconds) stepped outside :meth:`step`
+        and check MuJoCo's divergence warnings."""
+        self._physics_ns[self.physics_steps % LATENCY_WINDOW] = ns
+        self.physics_steps += 1
+        warnings = self._divergence_warnings()
+        if warnings > self._warnings:
+            self.diverged_events += 1
+            self.last_step_flagged = True
+        self._warnings = warnings
+
+    def _divergence_warnings(self) -> int:
+        return int(self.data.warning.number[_DIVERGENCE].sum())
+
+    def stage_us(self) -> dict[str, dict[str, float]]:
+        """p50 and p99 per control step, microseconds: observation, policy, physics."""
+        return {
+            "obs": _percentiles(self._obs_ns, self.observations),
+            "policy": _percentiles(self._latency_ns, self.policy_calls),
+            "physics": _percentiles(self._physics_ns, self.physics_steps),
+        }
 
     def latency_us(self) -> dict[str, Any]:
         """Policy-call latency over the last calls (up to 100k): p50, p99, mean (us), calls."""
@@ -152,6 +206,14 @@ class ControlLoop:
         return {"p50": float(p50), "p99": float(p99), "mean": float(us.mean()), "calls": n}
 
 
+def _percentiles(ns: np.ndarray, count: int) -> dict[str, float]:
+    n = min(count, LATENCY_WINDOW)
+    if n == 0:
+        return {"p50": float("nan"), "p99": float("nan")}
+    p50, p99 = np.percentile(ns[:n] / 1e3, [50, 99])
+    return {"p50": float(p50), "p99": float(p99)}
+
+
 def _check_match(
     robot: Robot, model: mujoco.MjModel, meta: dict[str, Any], *, allow_mismatch: bool
 ) -> None:
@@ -161,13 +223,15 @@ def _check_match(
     )
     if robot.fingerprint != meta["robot_fingerprint"] and not allow_mismatch:
         raise ControllerError(
-            f"{ours} does not match {theirs}; pass allow_mismatch=True to run it anyway"
+            f"{ours} does not match {theirs}; to run it anyway, pass allow_mismatch=True "
+            "(hd-run: --allow-mismatch)"
         )
     timestep = float(model.opt.timestep)
     if not np.isclose(timestep, meta["sim_timestep"], rtol=1e-9, atol=0.0) and not allow_mismatch:
         raise ControllerError(
             f"{robot.name}: model timestep {timestep:g} s differs from the controller's "
-            f"{meta['sim_timestep']:g} s (set model.opt.timestep, or allow_mismatch=True)"
+            f"{meta['sim_timestep']:g} s (set model.opt.timestep, or pass allow_mismatch=True; "
+            "hd-run: --allow-mismatch)"
         )
     obs_dim = robot.n_limbs * PROPRIO_DIM
     if obs_dim != meta["obs_dim"] or robot.n_actuators != meta["n_actuators"]:

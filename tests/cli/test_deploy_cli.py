@@ -55,7 +55,7 @@ def test_export_errors_are_one_line(kit: Kit, tmp_path: Path, monkeypatch) -> No
         )
     )
     assert "expected a teacher" in line
-    assert not (Path.cwd() / "controllers").exists()
+    assert not (tmp_path / "controllers").exists()  # the working directory (conftest)
 
 
 # --- hd-run ---------------------------------------------------------------------------
@@ -81,6 +81,7 @@ def test_run_errors_are_one_line(student: Exported, tmp_path: Path, monkeypatch)
         runner.invoke(run_app, [str(student.path), "--robot", str(OTHER_ROBOT_FILE)])
     )
     assert "does not match" in line and "gen-1" in line and "gen-11" in line
+    assert "--allow-mismatch" in line  # the flag the user can type
     monkeypatch.setattr("hd_deploy.runtime.render.mp4_writer_available", lambda: None)
     line = _one_error_line(
         runner.invoke(run_app, [str(student.path), "--video", str(tmp_path / "v.mp4")])

@@ -149,3 +149,50 @@ def test_run_episodes_report(student: Exported) -> None:
 def test_run_episodes_on_another_robot_is_refused(student: Exported) -> None:
     with pytest.raises(ControllerError, match="does not match"):
         run_episodes(load_controller(student.path), OTHER_ROBOT_FILE, config=SHORT)
+
+
+# --- guards on the state and the controls; the time of each stage ------------------
+
+
+def _task_loop(student: Exported, *, output: float | None = None):
+    task = LocomotionTask(_mjcf(student))
+    task.reset(np.random.default_rng(0))
+    controller = Recorder(load_controller(student.path), output=output)
+    return task, ControlLoop(controller, task.model, task.data), controller
+
+
+def test_a_nan_written_into_the_state_is_caught(student: Exported) -> None:
+    task, loop, controller = _task_loop(student)
+    task.data.qvel[0] = np.nan  # after mj_forward: the derived quantities are still finite
+    assert np.isfinite(loop.observe()).all()
+    ctrl = loop.control()
+    assert controller.calls == 0 and loop.nonfinite_obs_events == 1 and loop.last_step_flagged
+    np.testing.assert_array_equal(ctrl, 0.0)
+
+
+def test_controls_outside_the_ctrlrange_are_clipped_and_counted(student: Exported) -> None:
+    task, loop, _ = _task_loop(student, output=5.0)
+    ctrl = loop.step()
+    high = task.robot.ctrl_range[:, 1]
+    np.testing.assert_allclose(ctrl, high) and np.testing.assert_allclose(task.data.ctrl, high)
+    assert loop.clipped_ctrl_events == 1 and not loop.last_step_flagged
+
+
+def test_a_simulation_mujoco_resets_is_counted(student: Exported) -> None:
+    task, loop, _ = _task_loop(student)
+    loop.step()
+    assert loop.diverged_events == 0
+    task.data.qvel[:] = 1e12  # finite, but past MuJoCo's limit: it warns and resets
+    loop.step()
+    assert loop.diverged_events == 1 and loop.last_step_flagged
+
+
+def test_run_reports_the_time_of_each_stage(student: Exported) -> None:
+    report = run_episodes(load_controller(student.path), episodes=1, config=SHORT)
+    doc = report.to_dict()
+    for key in ("obs_us_p50", "physics_us_p50", "latency_us_p50"):
+        assert 0 < doc[key] < 1e6
+    assert doc["obs_policy_over_physics"] == pytest.approx(
+        (doc["obs_us_p50"] + doc["latency_us_p50"]) / doc["physics_us_p50"]
+    )
+    assert "physics" in report.summary()
