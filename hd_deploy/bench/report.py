@@ -14,6 +14,7 @@ import numpy as np
 
 from hd_deploy.bench.render import markdown
 from hd_deploy.bench.schema import CONVENTION, SCHEMA_VERSION
+from hd_deploy.files import atomic_write_text
 
 #: Per-robot ratio key -> summary key (the summary holds the mean and ``<key>_range``).
 SUMMARY_RATIOS = {
@@ -172,6 +173,4 @@ def write_report(report: Mapping[str, Any], out_dir: str | Path) -> tuple[Path, 
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text)

@@ -18,6 +18,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from hd_deploy.cli.common import app, user_errors
+from hd_deploy.files import atomic_write_text
 
 F = TypeVar("F", bound=Callable)
 
@@ -148,7 +149,7 @@ def run(
             "robot_fingerprint": meta["robot_fingerprint"],
         }
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(json_path, json.dumps(doc, indent=2) + "\n")
         typer.echo(f"wrote {json_path}")
     if video is not None:
         has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))

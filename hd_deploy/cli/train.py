@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from hd_deploy.cli.common import app, user_errors
+from hd_deploy.files import atomic_write_text
 
 # --- hd-train -----------------------------------------------------------------------
 
@@ -301,4 +302,4 @@ def evaluate_cmd(
     Console().print(table)
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=2))
+        atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")

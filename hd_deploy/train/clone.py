@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hd_deploy.files import atomic_write_text
 from hd_deploy.models import TeacherConfig, TeacherPolicy, load_teacher
 from hd_deploy.models.checkpoint import save_checkpoint
 from hd_deploy.train.bc import Batch, bc_epoch, resolve_device, set_cosine_lr
@@ -104,7 +105,7 @@ def clone_teacher(
         teacher = TeacherPolicy(teacher_config or TeacherConfig.small())
         meta = {"clone": config.to_dict(), "teacher": teacher.config.to_dict(),
                 "experts": str(experts_dir), "robots": robots}  # fmt: skip
-        (run_dir / "run.json").write_text(json.dumps(meta, indent=2))
+        atomic_write_text(run_dir / "run.json", json.dumps(meta, indent=2))
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from hd_deploy.files import atomic_write_text
 from hd_deploy.models import HyperNetConfig, HyperNetPolicy, load_student, load_teacher
 from hd_deploy.models.checkpoint import save_checkpoint
 from hd_deploy.train.bc import Batch, bc_epoch, masked_bc_error, resolve_device, set_cosine_lr
@@ -105,7 +106,8 @@ def distill_student(
         data = _load_data(data_path, len(robots))  # a new run may be seeded with another's data
         run_dir.mkdir(parents=True, exist_ok=True)
         student.normalizer.load_state_dict(teacher.normalizer.state_dict())
-        (run_dir / "run.json").write_text(
+        atomic_write_text(
+            run_dir / "run.json",
             json.dumps(
                 {
                     "distill": config.to_dict(),
@@ -115,7 +117,7 @@ def distill_student(
                     "robots": robots,
                 },
                 indent=2,
-            )
+            ),
         )
         state = None
     torch.set_num_threads(config.threads)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing as mp
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hd_deploy.files import atomic_write_text
 from hd_deploy.train.config import ExpertConfig
 from hd_deploy.train.runlog import progress_bar
 
@@ -239,9 +241,11 @@ def _save(out: Path, expert: Expert, record: dict) -> None:
     for i, (w, b) in enumerate(expert.weights):
         tensors[f"pi.{i}.weight"] = np.ascontiguousarray(w, dtype=np.float32)
         tensors[f"pi.{i}.bias"] = np.ascontiguousarray(b, dtype=np.float32)
-    save_file(tensors, str(out / f"{expert.name}.safetensors"))
+    weights = out / f"{expert.name}.safetensors"
+    save_file(tensors, str(weights.with_name(weights.name + ".tmp")))
+    os.replace(weights.with_name(weights.name + ".tmp"), weights)
     # The JSON is written last: its presence marks a finished expert.
-    (out / f"{expert.name}.json").write_text(json.dumps(record, indent=2))
+    atomic_write_text(out / f"{expert.name}.json", json.dumps(record, indent=2))
 
 
 def _job(args) -> dict:

@@ -23,6 +23,7 @@ import torch
 
 from hd_deploy.envs.task import TaskConfig
 from hd_deploy.envs.vec_env import VecLocomotionEnv
+from hd_deploy.files import atomic_write_text
 from hd_deploy.models import TeacherConfig, TeacherPolicy
 from hd_deploy.models.checkpoint import load_teacher, save_checkpoint
 from hd_deploy.train.collect import Collector, obs_tensors
@@ -98,14 +99,15 @@ def train_teacher(
         if total_steps is not None and total_steps != ppo.total_steps:
             ppo = dataclasses.replace(ppo, total_steps=total_steps)
             meta["ppo"] = ppo.to_dict()
-            (run_dir / "run.json").write_text(json.dumps(meta, indent=2))
+            atomic_write_text(run_dir / "run.json", json.dumps(meta, indent=2))
         teacher = load_teacher(ckpt_dir)
     else:
         if (run_dir / "run.json").exists():
             raise FileExistsError(f"{run_dir}: already holds a run (use --resume or a new folder)")
         run_dir.mkdir(parents=True, exist_ok=True)
         teacher = TeacherPolicy(teacher_config or TeacherConfig.small())
-        (run_dir / "run.json").write_text(
+        atomic_write_text(
+            run_dir / "run.json",
             json.dumps(
                 {
                     "ppo": ppo.to_dict(),
@@ -114,7 +116,7 @@ def train_teacher(
                     "eval_robots": [str(r) for r in eval_robots],
                 },
                 indent=2,
-            )
+            ),
         )
     torch.set_num_threads(ppo.threads)
     task = dataclasses.replace(task, max_limbs=teacher.config.max_limbs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from hd_deploy.files import atomic_write_text
 
 
 class CsvLog:
@@ -49,11 +52,12 @@ class CsvLog:
     def truncate_after(self, column: str, value: float) -> None:
         """Drop rows logged after ``value`` (rows of an interrupted stretch past a checkpoint)."""
         rows = [r for r in self.read() if r[column] != "" and float(r[column]) <= value]
-        with self.path.open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(self.columns)
-            for r in rows:
-                w.writerow([r.get(c, "") for c in self.columns])
+        out = io.StringIO()
+        w = csv.writer(out)
+        w.writerow(self.columns)
+        for r in rows:
+            w.writerow([r.get(c, "") for c in self.columns])
+        atomic_write_text(self.path, out.getvalue())
 
 
 def plot_curve(
