@@ -185,7 +185,8 @@ def distill(
         list[Path] | None, typer.Argument(help="MJCF files or folders (default: bundled robots).")
     ] = None,
     teacher: Annotated[
-        Path | None, typer.Option(help="Teacher checkpoint (default: the shipped teacher).")
+        Path | None,
+        typer.Option(help="Teacher checkpoint (default: the shipped one; on --resume the run's)."),
     ] = None,
     out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/student"),
     epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
@@ -249,7 +250,8 @@ def distill(
             changes[key] = value
     cfg = dataclasses.replace(cfg, **changes)
     result = distill_student(
-        teacher or shipped("teacher"), files, out, student_config=model, config=cfg,
+        teacher or (None if resume else shipped("teacher")), files, out, student_config=model,
+        config=cfg,
         init=init, resume=resume, show_progress=sys.stderr.isatty(),
     )  # fmt: skip
     typer.echo(

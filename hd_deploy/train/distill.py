@@ -46,7 +46,7 @@ class DistillResult:
 
 
 def distill_student(
-    teacher_checkpoint: str | Path,
+    teacher_checkpoint: str | Path | None,
     robots: Sequence[str | Path],
     run_dir: str | Path,
     *,
@@ -59,7 +59,7 @@ def distill_student(
     """Collect teacher data, train the hypernetwork, write ``run_dir/checkpoint``.
 
     Args:
-        teacher_checkpoint: Teacher checkpoint folder.
+        teacher_checkpoint: Teacher checkpoint folder; None on resume: the run's own (run.json).
         robots: MJCF files of the distillation robots.
         run_dir: Output folder (``checkpoint/``, ``data.npz``, ``progress.csv``, plot).
         student_config: Hypernetwork size (default ``HyperNetConfig.small()``).
@@ -78,7 +78,6 @@ def distill_student(
     resolve_device(config.device)  # fail before a run folder is written
     run_dir = Path(run_dir)
     ckpt, data_path = run_dir / "checkpoint", run_dir / "data.npz"
-    teacher = load_teacher(teacher_checkpoint)
     robots = [str(r) for r in robots]
     if resume:
         from hd_deploy.train.rundir import recover
@@ -86,6 +85,14 @@ def distill_student(
         if not recover(ckpt) or not (ckpt / "trainer_state.pt").exists():
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
         meta = json.loads((run_dir / "run.json").read_text())
+        if teacher_checkpoint is None:
+            teacher_checkpoint = meta["teacher"]  # the run's own teacher, not the shipped one
+        elif Path(teacher_checkpoint).resolve() != Path(meta["teacher"]).resolve():
+            raise ValueError(
+                f"{run_dir} was distilled from {meta['teacher']}, not {teacher_checkpoint}; "
+                "leave --teacher out to resume it"
+            )
+        teacher = load_teacher(teacher_checkpoint)
         config = DistillConfig.from_dict(meta["distill"])
         robots = meta["robots"]
         student = load_student(ckpt)
@@ -94,6 +101,9 @@ def distill_student(
     else:
         if (run_dir / "run.json").exists():
             raise FileExistsError(f"{run_dir}: already holds a run (use --resume or a new folder)")
+        if teacher_checkpoint is None:
+            raise ValueError("a new distillation run needs a teacher checkpoint")
+        teacher = load_teacher(teacher_checkpoint)
         if init:
             student = load_student(init)
         else:

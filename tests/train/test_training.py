@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,19 @@ def test_distill_and_evaluate(teacher_run: Path, tmp_path: Path) -> None:
                       workers=1, show_progress=False)  # fmt: skip
     assert report["robots"][0]["name"] == robots[0].stem
     assert np.isfinite(report["return_mean"])
+
+
+def test_distill_resume_labels_with_the_runs_own_teacher(teacher_run: Path, tmp_path) -> None:
+    robots, run = bundled_robots()[:1], tmp_path / "student"
+    cfg = DistillConfig.tiny()
+    distill_student(teacher_run / "checkpoint", robots, run, student_config=HyperNetConfig.tiny(),
+                    config=cfg, show_progress=False)  # fmt: skip
+    result = distill_student(None, robots, run, resume=True, show_progress=False)
+    assert result.epochs == cfg.epochs
+    other = tmp_path / "other-teacher"
+    shutil.copytree(teacher_run / "checkpoint", other)
+    with pytest.raises(ValueError, match="was distilled from .* leave --teacher out"):
+        distill_student(other, robots, run, resume=True, show_progress=False)
 
 
 def test_distill_refuses_a_student_as_teacher(teacher_run: Path, tmp_path: Path) -> None:
