@@ -14,7 +14,7 @@ from hd_deploy.runtime.controllers import (
     load_controller,
     read_metadata,
 )
-from hd_deploy.runtime.episodes import RunReport, run_episodes, task_for
+from hd_deploy.runtime.episodes import RunReport, run_episodes, scene, task_for
 from hd_deploy.runtime.loop import ControlLoop, ObservationBuilder
 from hd_deploy.runtime.metadata import (
     FORMAT_KEY,
@@ -37,6 +37,7 @@ __all__ = [
     "OnnxController",
     "RunReport",
     "build_metadata",
+    "scene",
     "decode_metadata",
     "encode_metadata",
     "load_controller",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import mujoco
 import numpy as np
 
 from hd_deploy.envs.task import LocomotionTask, TaskConfig
@@ -99,6 +100,23 @@ class RunReport:
             f"physics {self.physics_us_p50:.1f} us)"
             + (f", {self.nonfinite_events} non-finite steps" if self.nonfinite_events else "")
         )
+
+
+def scene(controller: Controller | str | Path) -> mujoco.MjModel:
+    """A simulation-ready model for a controller: the robot stored in it, the task's floor
+    and the controller's timestep (what :class:`ControlLoop` and the policy expect).
+
+    Args:
+        controller: A loaded controller or the path of an exported file.
+
+    Raises:
+        ControllerError: The controller carries no robot MJCF.
+    """
+    if isinstance(controller, str | Path):
+        from hd_deploy.runtime.controllers import load_controller
+
+        controller = load_controller(controller)
+    return task_for(controller).model
 
 
 def task_for(
