@@ -18,7 +18,6 @@ from hd_deploy.models.baked import BakedMLP
 from hd_deploy.models.checkpoint import META_FILE, checkpoint_hash, load_student, load_teacher
 from hd_deploy.models.teacher import TeacherExport, TeacherPolicy
 from hd_deploy.morphology.features import context
-from hd_deploy.morphology.robot import load_spec
 from hd_deploy.morphology.sources import resolve_robots
 from hd_deploy.runtime.metadata import build_metadata
 
@@ -140,11 +139,45 @@ def export_robots(
 
 
 def _mjcf_text(path: Path) -> str:
-    """The file's own text; with includes, MuJoCo's single-file rewrite of it."""
+    """The file's own text, with every ``<include file=...>`` spliced in verbatim.
+
+    Splicing keeps each attribute's text as written, so the embedded robot compiles to the
+    same numbers and the same fingerprint. (MuJoCo's own single-file rewrite, ``to_xml``,
+    keeps about six significant digits: values near a rounding edge of the fingerprint,
+    such as a 50 degree range, then changed the robot's identity.)
+    """
     text = path.read_text(encoding="utf-8")
-    if "<include" in text:
-        return load_spec(path).to_xml()
-    return text
+    if "<include" not in text:
+        return text
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(text)
+        _splice_includes(root, path.parent, seen=(path.resolve(),))
+    except ET.ParseError as exc:
+        raise ExportError(f"{path}: malformed MJCF: {exc}") from exc
+    return ET.tostring(root, encoding="unicode")
+
+
+def _splice_includes(element, folder: Path, *, seen: tuple[Path, ...]) -> None:
+    """Replace each ``<include>`` child (recursively) by the children of its file's root."""
+    import xml.etree.ElementTree as ET
+
+    for i, child in reversed(list(enumerate(element))):
+        if child.tag != "include":
+            _splice_includes(child, folder, seen=seen)
+            continue
+        name = child.get("file", "")
+        target = (folder / name).resolve()
+        if target in seen:
+            raise ExportError(f"{target}: includes itself")
+        if not target.is_file():
+            raise ExportError(f"{folder / name}: included file not found")
+        included = ET.fromstring(target.read_text(encoding="utf-8"))
+        _splice_includes(included, target.parent, seen=(*seen, target))
+        element.remove(child)
+        for k, part in enumerate(list(included)):
+            element.insert(i + k, part)
 
 
 @contextlib.contextmanager

@@ -77,3 +77,53 @@ def test_export_and_run_every_unimal_robot(kit: Kit, tmp_path: Path) -> None:
     assert len(results) == len(files)
     for result in results:
         _check_runs(result)
+
+
+# --- robots split over include files, with values on rounding edges -----------------
+
+_MAIN = """<mujoco model="edgy">
+  <compiler angle="degree"/>
+  <include file="parts/defaults.xml"/>
+  <worldbody>
+    <body name="torso/0" pos="0 0 0.6">
+      <joint name="root" type="free"/>
+      <geom name="torso/0" type="sphere" size="0.1000005"/>
+      <include file="parts/legs.xml"/>
+    </body>
+  </worldbody>
+  <actuator>
+    <motor joint="limbx/0" gear="150" ctrlrange="-1 1"/>
+    <motor joint="limby/1" gear="250" ctrlrange="-1 1"/>
+  </actuator>
+</mujoco>
+"""
+_DEFAULTS = """<mujoco><default><geom density="500.0005"/></default></mujoco>"""
+_LEGS = """<mujoco>
+  <body name="limb/0" pos="0.1234565 0 -0.1">
+    <joint name="limbx/0" type="hinge" axis="1 0 0" range="-50 50"/>
+    <geom name="limb/0" type="capsule" fromto="0 0 0 0.1234565 0 -0.2" size="0.0500005"/>
+    <body name="limb/1" pos="0.1234565 0 -0.2">
+      <joint name="limby/1" type="hinge" axis="0 1 0" range="-70 10"/>
+      <geom name="limb/1" type="capsule" fromto="0 0 0 0 0 -0.1555555" size="0.0400005"/>
+    </body>
+  </body>
+</mujoco>
+"""
+
+
+def test_a_robot_with_include_files_exports_with_its_own_fingerprint(kit: Kit, tmp_path):
+    from hd_deploy.envs.task import LocomotionTask
+
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "defaults.xml").write_text(_DEFAULTS)
+    (tmp_path / "parts" / "legs.xml").write_text(_LEGS)
+    robot = tmp_path / "edgy.xml"
+    robot.write_text(_MAIN)
+    want = LocomotionTask(robot).robot.fingerprint
+    (result,) = export_robots([robot], checkpoint=kit.student_ckpt, out_dir=tmp_path / "out")
+    meta = read_metadata(result.path)
+    assert meta["robot_fingerprint"] == want and "<include" not in meta["robot_mjcf"]
+    embedded = LocomotionTask(meta["robot_mjcf"])
+    original = LocomotionTask(robot)
+    np.testing.assert_array_equal(embedded.model.jnt_range, original.model.jnt_range)
+    np.testing.assert_array_equal(embedded.model.body_mass, original.model.body_mass)
