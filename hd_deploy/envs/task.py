@@ -109,7 +109,8 @@ def build_model(
     try:
         model = spec.compile()
     except Exception as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        msg = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
+        msg = msg or type(exc).__name__
         raise MorphologyError(f"{robot_name(source)}: cannot compile: {msg}") from exc
     robot = parse_robot(model, name=name or robot_name(source, model), max_limbs=config.max_limbs)
     return model, robot

@@ -177,6 +177,7 @@ def parse_robot(
         MorphologyError: The model is not a supported tree-structured robot.
     """
     name = name or mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_MODEL, 0) or "robot"
+    _check_finite(model, name)
     root = _find_root(model, name)
     limbs = _build_limbs(model, root, name)
     if max_limbs is not None and len(limbs) > max_limbs:
@@ -220,6 +221,56 @@ def parse_robot(
         body_ids=np.array([limb.body_id for limb in limbs], dtype=np.int64),
     )
     return Robot(fingerprint=_fingerprint(model, limbs, robot_fields), **robot_fields)
+
+
+# --- numbers -----------------------------------------------------------------------
+
+# (element, attribute as written in MJCF, model array, object type naming the row)
+_FINITE_FIELDS = (
+    ("body", "pos", "body_pos", mujoco.mjtObj.mjOBJ_BODY),
+    ("body", "quat", "body_quat", mujoco.mjtObj.mjOBJ_BODY),
+    ("body", "mass", "body_mass", mujoco.mjtObj.mjOBJ_BODY),
+    ("body", "diaginertia", "body_inertia", mujoco.mjtObj.mjOBJ_BODY),
+    ("body", "ipos", "body_ipos", mujoco.mjtObj.mjOBJ_BODY),
+    ("body", "iquat", "body_iquat", mujoco.mjtObj.mjOBJ_BODY),
+    ("geom", "size", "geom_size", mujoco.mjtObj.mjOBJ_GEOM),
+    ("geom", "pos", "geom_pos", mujoco.mjtObj.mjOBJ_GEOM),
+    ("geom", "quat", "geom_quat", mujoco.mjtObj.mjOBJ_GEOM),
+    ("geom", "friction", "geom_friction", mujoco.mjtObj.mjOBJ_GEOM),
+    ("joint", "axis", "jnt_axis", mujoco.mjtObj.mjOBJ_JOINT),
+    ("joint", "range", "jnt_range", mujoco.mjtObj.mjOBJ_JOINT),
+    ("joint", "pos", "jnt_pos", mujoco.mjtObj.mjOBJ_JOINT),
+    ("joint", "stiffness", "jnt_stiffness", mujoco.mjtObj.mjOBJ_JOINT),
+    ("joint", "damping", "dof_damping", None),
+    ("joint", "armature", "dof_armature", None),
+    ("joint", "frictionloss", "dof_frictionloss", None),
+    ("motor", "gear", "actuator_gear", mujoco.mjtObj.mjOBJ_ACTUATOR),
+    ("motor", "ctrlrange", "actuator_ctrlrange", mujoco.mjtObj.mjOBJ_ACTUATOR),
+    ("motor", "forcerange", "actuator_forcerange", mujoco.mjtObj.mjOBJ_ACTUATOR),
+)
+
+
+def _check_finite(model: mujoco.MjModel, name: str) -> None:
+    """Refuse a model with a NaN or infinite number in anything the toolkit or the task
+    reads, naming the element and attribute (MuJoCo compiles such files without a word)."""
+    if not np.isfinite(model.opt.timestep) or model.opt.timestep <= 0:
+        raise MorphologyError(f"{name}: option timestep must be a positive number")
+    for element, attr, array_name, obj in _FINITE_FIELDS:
+        values = np.asarray(getattr(model, array_name))
+        if values.size == 0:
+            continue
+        bad = np.nonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))[0]
+        if len(bad) == 0:
+            continue
+        row = int(bad[0])
+        if obj is None:  # per degree of freedom: name the joint
+            row, obj = int(model.dof_jntid[row]), mujoco.mjtObj.mjOBJ_JOINT
+        label = mujoco.mj_id2name(model, obj, row) or f"#{row}"
+        shown = " ".join(f"{v:g}" for v in np.ravel(values[bad[0]]))
+        raise MorphologyError(
+            f"{name}: {element} '{label}' has a non-finite {attr} ({shown}); "
+            "every number must be finite"
+        )
 
 
 # --- tree walking -----------------------------------------------------------------
@@ -370,5 +421,6 @@ def _label(source: str | Path) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    """MuJoCo's message in one line (its parser puts the line number on a second line)."""
+    text = " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
+    return text or type(exc).__name__

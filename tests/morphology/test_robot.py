@@ -128,3 +128,33 @@ def test_missing_file_and_empty_folder(tmp_path: Path) -> None:
         resolve_robots([tmp_path])
     with pytest.raises(MorphologyError, match="no such robot file or folder"):
         resolve_robots([tmp_path / "nope"])
+
+
+# --- numbers a robot file must not hold -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('gear="150"', 'gear="nan"', "motor '.*' has a non-finite gear"),
+        ('pos="0 0 -0.1"', 'pos="0 nan -0.1"', "body 'limb/0' has a non-finite pos"),
+        ('axis="1 0 0"', 'axis="inf 0 0"', "joint 'limbx/0' has a non-finite axis"),
+        ('range="0 60"', 'range="0 inf"', "joint 'limby/0' has a non-finite range"),
+        ('density="600"', 'density="nan"', "mass and inertia .* 'limb/0', id 2, line 9"),
+        ('<joint name="limby/1"', '<joint damping="nan" name="limby/1"',
+         "joint 'limby/1' has a non-finite damping"),
+    ],
+)  # fmt: skip
+def test_non_finite_numbers_are_refused_naming_element_and_attribute(
+    tiny_xml: str, old: str, new: str, message: str
+) -> None:
+    assert old in tiny_xml
+    with pytest.raises(MorphologyError, match=message):
+        build_model(tiny_xml.replace(old, new, 1))
+
+
+def test_malformed_file_keeps_mujocos_line_number(tiny_file) -> None:
+    tiny_file.write_text(tiny_file.read_text()[:400])
+    with pytest.raises(MorphologyError, match=r"malformed MJCF: .*Line number=\d+") as info:
+        load_model(tiny_file)
+    assert "\n" not in str(info.value)
