@@ -29,7 +29,12 @@ from hd_deploy.models.teacher import TeacherExport
 from hd_deploy.morphology.errors import MorphologyError
 from hd_deploy.morphology.robot import Robot
 from hd_deploy.runtime.controllers import INPUT_NAME, OUTPUT_NAME, OnnxController, read_metadata
-from hd_deploy.runtime.metadata import build_metadata, encode_metadata
+from hd_deploy.runtime.metadata import (
+    WEIGHTS_KEY,
+    build_metadata,
+    encode_metadata,
+    weights_digest,
+)
 
 TOLERANCE = 1e-5
 RANDOM_SAMPLES = 16
@@ -139,6 +144,7 @@ def export_controller(
         proto = _to_onnx(module, dynamic_batch=dynamic_batch)
     except Exception as exc:  # torch.export and the ONNX translator raise many types
         raise ExportError(f"{robot.name}: torch.onnx.export failed: {_first_line(exc)}") from exc
+    meta[WEIGHTS_KEY] = weights_digest(proto)
     for key, value in encode_metadata(meta).items():
         proto.metadata_props.add(key=key, value=value)
     proto.doc_string = f"hd_deploy {kind} controller for {robot.name} ({robot.fingerprint})"

@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from hd_deploy.runtime.metadata import ControllerError, decode_metadata
+from hd_deploy.runtime.metadata import ControllerError, check_weights, decode_metadata
 
 BACKENDS = ("onnx", "numpy")
 INPUT_NAME = "obs"
@@ -51,7 +51,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     Raises:
         ControllerError: Missing, corrupted or foreign file.
     """
-    return decode_metadata(_metadata_props(_load_proto(path)), source=str(path))
+    return _checked_metadata(_load_proto(path), source=str(path))
 
 
 def load_controller(path: str | Path, backend: str = "onnx", *, threads: int = 1) -> Controller:
@@ -129,7 +129,7 @@ class OnnxController(_Checked):
             sess = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own types for a bad file
             raise ControllerError(f"{source}: not a valid ONNX file: {_first_line(exc)}") from exc
-        self.metadata = decode_metadata(sess.get_modelmeta().custom_metadata_map, source=source)
+        self.metadata = _checked_metadata(_load_proto(self.path), source=source)
         self._set_sizes()
         _check_io(
             [(i.name, i.shape) for i in sess.get_inputs()],
@@ -172,7 +172,7 @@ class NumpyController(_Checked):
         self.path = Path(path)
         source = str(self.path)
         proto = _load_proto(self.path)
-        self.metadata = decode_metadata(_metadata_props(proto), source=source)
+        self.metadata = _checked_metadata(proto, source=source)
         if self.metadata["policy_kind"] != "student":
             raise ControllerError(
                 f"{source}: the numpy backend runs student (baked MLP) controllers only; this "
@@ -211,6 +211,13 @@ def _load_proto(path: str | Path) -> Any:
         return onnx.load(str(p), load_external_data=False)
     except (DecodeError, ValueError, OSError, RuntimeError) as exc:
         raise ControllerError(f"{p}: not a valid ONNX file: {_first_line(exc)}") from exc
+
+
+def _checked_metadata(proto: Any, *, source: str) -> dict[str, Any]:
+    """Decoded metadata of a loaded file whose weights match their digest."""
+    meta = decode_metadata(_metadata_props(proto), source=source)
+    check_weights(proto, meta, source=source)
+    return meta
 
 
 def _metadata_props(proto: Any) -> dict[str, str]:

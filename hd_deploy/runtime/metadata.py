@@ -12,7 +12,9 @@ Keys (decoded types):
 - ``observation_layout`` (dict: ``n_limbs``, ``features_per_limb``, ``feature_names``,
   ``limb_names``, ``order``), ``obs_dim``, ``n_limbs``;
 - ``actuator_names`` (list), ``n_actuators``;
-- ``sim_timestep``, ``frame_skip``, ``control_timestep``.
+- ``sim_timestep``, ``frame_skip``, ``control_timestep``;
+- ``weights_sha256`` (optional; written by every export since it was added): digest of the
+  graph's weights and structure (:func:`weights_digest`), checked whenever a file is read.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ _STR_KEYS = (
     "robot_mjcf",
 )
 REQUIRED_KEYS = (FORMAT_KEY, *_STR_KEYS, *_JSON_KEYS, *_INT_KEYS, *_FLOAT_KEYS)
+WEIGHTS_KEY = "weights_sha256"
 
 
 class ControllerError(ValueError):
@@ -146,6 +149,11 @@ def decode_metadata(props: Mapping[str, str], *, source: str) -> dict[str, Any]:
             f"{source}: controller format version {meta[FORMAT_KEY]} is not supported "
             f"(this toolkit reads version {FORMAT_VERSION})"
         )
+    if WEIGHTS_KEY in props:
+        digest = props[WEIGHTS_KEY]
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ControllerError(f"{source}: malformed {WEIGHTS_KEY} in the metadata")
+        meta[WEIGHTS_KEY] = digest
     if meta["policy_kind"] not in POLICY_KINDS:
         raise ControllerError(f"{source}: unknown policy kind {meta['policy_kind']!r}")
     layout = meta["observation_layout"]
@@ -161,3 +169,54 @@ def decode_metadata(props: Mapping[str, str], *, source: str) -> dict[str, Any]:
     ):
         raise ControllerError(f"{source}: inconsistent controller metadata (sizes or timing)")
     return meta
+
+
+def weights_digest(proto: Any) -> str:
+    """SHA-256 of an ONNX graph's weights and structure (not of its metadata).
+
+    Covers every initializer and ``Constant`` node tensor (name, type, shape, values) and
+    every node's operator, inputs and outputs, so a flipped byte in a weight or an edited
+    graph changes it.
+
+    Raises:
+        ControllerError: A tensor keeps its data outside the file.
+    """
+    import hashlib
+
+    from onnx import TensorProto, numpy_helper
+
+    h = hashlib.sha256()
+
+    def tensor(t: Any) -> None:
+        if t.data_location == TensorProto.EXTERNAL:
+            raise ControllerError(f"tensor '{t.name}' keeps its data outside the file")
+        h.update(f"{t.name}|{t.data_type}|{list(t.dims)}|".encode())
+        h.update(numpy_helper.to_array(t).tobytes())
+
+    for t in sorted(proto.graph.initializer, key=lambda t: t.name):
+        tensor(t)
+    for node in proto.graph.node:
+        h.update(f"{node.op_type}|{list(node.input)}|{list(node.output)}|".encode())
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                tensor(attr.t)
+    return h.hexdigest()
+
+
+def check_weights(proto: Any, meta: Mapping[str, Any], *, source: str) -> None:
+    """Refuse a file whose weights or graph no longer match the digest written at export.
+
+    Raises:
+        ControllerError: Weights stored outside the file, or a digest mismatch.
+    """
+    try:
+        digest = weights_digest(proto)
+    except ControllerError as exc:
+        raise ControllerError(f"{source}: {exc}; export it again without external data") from exc
+    except Exception as exc:  # a tensor whose bytes do not decode
+        raise ControllerError(f"{source}: damaged weights ({type(exc).__name__})") from exc
+    if WEIGHTS_KEY in meta and meta[WEIGHTS_KEY] != digest:
+        raise ControllerError(
+            f"{source}: the weights do not match the digest written at export (the file "
+            "was changed or damaged); export it again"
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -137,3 +138,43 @@ def test_numpy_graph_runs_a_whole_batch(student_dynamic: Exported) -> None:
     graph = NumpyGraph(onnx.load(str(student_dynamic.path)), source="test")
     np.testing.assert_allclose(graph(obs), torch_ctrl(student_dynamic.module, obs), atol=TOL)
     assert graph.n_steps <= 16  # constants folded: only the MLP's own ops remain
+
+
+# --- integrity of the weights ---------------------------------------------------------
+
+
+def _weights_span(path: Path) -> tuple[int, int]:
+    """Byte span of the largest initializer's raw data inside the file."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    biggest = max(proto.graph.initializer, key=lambda t: len(t.raw_data))
+    data = path.read_bytes()
+    start = data.index(biggest.raw_data)
+    return start, start + len(biggest.raw_data)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "numpy"])
+@pytest.mark.parametrize("where", [0.1, 0.5, 0.9])
+def test_a_flipped_byte_in_the_weights_is_refused(student, tmp_path, backend, where) -> None:
+    start, end = _weights_span(student.path)
+    data = bytearray(student.path.read_bytes())
+    data[start + int(where * (end - start))] ^= 0x55
+    bad = tmp_path / "flipped.onnx"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ControllerError, match="do not match the digest") as info:
+        load_controller(bad, backend)
+    assert str(bad) in str(info.value) and "\n" not in str(info.value)
+    load_controller(student.path, backend)  # the untouched file loads
+
+
+def test_the_digest_covers_weights_not_metadata(student) -> None:
+    import onnx
+
+    from hd_deploy.runtime.metadata import WEIGHTS_KEY, weights_digest
+
+    proto = onnx.load(str(student.path))
+    digest = weights_digest(proto)
+    assert read_metadata(student.path)[WEIGHTS_KEY] == digest
+    proto.metadata_props.add(key="note", value="edited")
+    assert weights_digest(proto) == digest
