@@ -75,10 +75,10 @@ def make_renderer(model: mujoco.MjModel, *, width: int, height: int) -> mujoco.R
     Raises:
         RenderError: No OpenGL backend could create a context.
     """
-    _sync_gl_backend()
     width = min(width, int(model.vis.global_.offwidth))
     height = min(height, int(model.vis.global_.offheight))
     try:
+        _sync_gl_backend()
         return mujoco.Renderer(model, height=height, width=width)
     except Exception as exc:  # GL backends fail with ImportError, RuntimeError, AttributeError
         backend = os.environ.get("MUJOCO_GL", "glfw")

@@ -121,3 +121,21 @@ def _chain_robot(n_limbs: int) -> str:
         f'<freejoint/><geom size="0.1"/>{body}</body></worldbody>'
         f"<actuator>{motors}</actuator></mujoco>"
     )
+
+
+def test_a_gl_backend_without_its_library_breaks_only_rendering() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from hd_deploy.morphology.sources import bundled_robots
+
+    code = (
+        "import sys; from hd_deploy.cli.inspect import inspect_app; "
+        f"sys.argv = ['hd-inspect', {str(bundled_robots()[0])!r}]; inspect_app()"
+    )
+    env = {**os.environ, "MUJOCO_GL": "osmesa"}  # libOSMesa is absent here (and if not: fine)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert "limbs" in done.stdout and "Traceback" not in done.stderr
