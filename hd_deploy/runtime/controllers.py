@@ -89,7 +89,22 @@ class _Checked:
                 f"{self.metadata['robot_name']}: observation must have shape "
                 f"({self.obs_dim},), got {np.shape(obs)}"
             )
+        kind = getattr(obs, "dtype", np.dtype(np.float64)).kind
+        if kind not in "fiu":
+            raise ValueError(
+                f"{self.metadata['robot_name']}: observation must hold real numbers, "
+                f"got dtype {np.asarray(obs).dtype}"
+            )
         self._obs[0] = obs
+        if (
+            kind == "f"
+            and np.asarray(obs).dtype.itemsize > 4
+            and (np.isinf(self._obs[0]) & np.isfinite(obs)).any()
+        ):
+            raise ValueError(
+                f"{self.metadata['robot_name']}: observation values overflow float32 "
+                "(an observation is float32; scale or check the input)"
+            )
 
     def reset(self) -> None:
         """Stateless policies: nothing to forget."""
@@ -215,13 +230,23 @@ def _load_proto(path: str | Path) -> Any:
 
 def _checked_metadata(proto: Any, *, source: str) -> dict[str, Any]:
     """Decoded metadata of a loaded file whose weights match their digest."""
-    meta = decode_metadata(_metadata_props(proto), source=source)
+    meta = decode_metadata(_metadata_props(proto, source), source=source)
     check_weights(proto, meta, source=source)
     return meta
 
 
-def _metadata_props(proto: Any) -> dict[str, str]:
-    return {p.key: p.value for p in proto.metadata_props}
+def _metadata_props(proto: Any, source: str = "controller") -> dict[str, str]:
+    # protobuf hands back bytes (or raises) where a string field is not valid UTF-8
+    try:
+        props = {p.key: p.value for p in proto.metadata_props}
+    except UnicodeDecodeError as exc:
+        raise ControllerError(f"{source}: corrupted metadata (not UTF-8 text)") from exc
+    bad = sorted(
+        str(k) for k, v in props.items() if not (isinstance(k, str) and isinstance(v, str))
+    )
+    if bad:
+        raise ControllerError(f"{source}: corrupted metadata (not UTF-8 text) in {bad}")
+    return props
 
 
 def _proto_shape(value_info: Any) -> list[int | str | None]:

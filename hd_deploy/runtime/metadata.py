@@ -20,6 +20,8 @@ Keys (decoded types):
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -164,11 +166,39 @@ def decode_metadata(props: Mapping[str, str], *, source: str) -> dict[str, Any]:
         or meta["obs_dim"] != meta["n_limbs"] * PROPRIO_DIM
         or not isinstance(meta["actuator_names"], list)
         or len(meta["actuator_names"]) != meta["n_actuators"]
-        or meta["frame_skip"] < 1
-        or meta["sim_timestep"] <= 0
     ):
-        raise ControllerError(f"{source}: inconsistent controller metadata (sizes or timing)")
+        raise ControllerError(f"{source}: inconsistent controller metadata (sizes)")
+    _check_ranges(meta, source)
+    if _EXTERNAL_FILE.search(meta["robot_mjcf"]):
+        raise ControllerError(
+            f"{source}: the embedded robot MJCF refers to other files (include, mesh, texture); "
+            "a controller's robot must be self-contained"
+        )
     return meta
+
+
+# Anything in MJCF that makes the parser open another file.
+_EXTERNAL_FILE = re.compile(r"<\s*include\b|\bfile\s*=|\b(mesh|texture|asset)dir\s*=")
+# Plausible bounds: a value outside them is a corrupted or hand-edited file.
+_RANGES = {
+    "n_limbs": (1, 64),
+    "n_actuators": (1, 128),
+    "frame_skip": (1, 1000),
+    "sim_timestep": (1e-6, 1.0),
+}
+
+
+def _check_ranges(meta: Mapping[str, Any], source: str) -> None:
+    for key, (lo, hi) in _RANGES.items():
+        value = meta[key]
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise ControllerError(f"{source}: metadata {key} = {value!r} is outside [{lo}, {hi}]")
+    want = meta["sim_timestep"] * meta["frame_skip"]
+    if not math.isclose(meta["control_timestep"], want, rel_tol=1e-6):
+        raise ControllerError(
+            f"{source}: metadata control_timestep = {meta['control_timestep']!r} is not "
+            f"sim_timestep x frame_skip = {want!r}"
+        )
 
 
 def weights_digest(proto: Any) -> str:

@@ -178,3 +178,62 @@ def test_the_digest_covers_weights_not_metadata(student) -> None:
     assert read_metadata(student.path)[WEIGHTS_KEY] == digest
     proto.metadata_props.add(key="note", value="edited")
     assert weights_digest(proto) == digest
+
+
+# --- metadata and inputs a controller refuses ---------------------------------------
+
+
+def _with_props(src: Path, dst: Path, **changes: str) -> Path:
+    import onnx
+
+    proto = onnx.load(str(src))
+    for prop in proto.metadata_props:
+        if prop.key in changes:
+            prop.value = changes[prop.key]
+    onnx.save(proto, str(dst))
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"sim_timestep": "nan"}, "sim_timestep = nan is outside"),
+        ({"frame_skip": "1000000"}, "frame_skip = 1000000 is outside"),
+        ({"control_timestep": "0.5"}, "control_timestep = 0.5 is not sim_timestep x frame_skip"),
+        ({"n_actuators": "x"}, "malformed controller metadata"),
+    ],
+)
+def test_metadata_values_are_checked(student, tmp_path, changes, message) -> None:
+    bad = _with_props(student.path, tmp_path / "bad.onnx", **changes)
+    with pytest.raises(ControllerError, match=message):
+        read_metadata(bad)
+
+
+def test_an_embedded_robot_that_opens_other_files_is_refused(student, tmp_path) -> None:
+    mjcf = read_metadata(student.path)["robot_mjcf"]
+    evil = mjcf.replace("<worldbody>", '<include file="/etc/hostname"/><worldbody>', 1)
+    bad = _with_props(student.path, tmp_path / "bad.onnx", robot_mjcf=evil)
+    with pytest.raises(ControllerError, match="refers to other files"):
+        load_controller(bad)
+
+
+def test_corrupt_metadata_text_is_one_line(student, tmp_path) -> None:
+    data = student.path.read_bytes()
+    key = b"robot_name\x12"  # the entry's key, then the value's field tag and length
+    at = data.index(key) + len(key) + 1  # the value's first byte
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(data[:at] + b"\xff\xfe" + data[at + 2 :])
+    with pytest.raises(ControllerError, match="corrupted metadata|not a valid ONNX"):
+        read_metadata(bad)
+
+
+def test_act_refuses_complex_and_float32_overflow(student) -> None:
+    ctl = load_controller(student.path)
+    n = ctl.metadata["obs_dim"]
+    with pytest.raises(ValueError, match="real numbers"):
+        ctl.act(np.zeros(n, dtype=np.complex64))
+    huge = np.zeros(n)
+    huge[0] = 1e300
+    with pytest.raises(ValueError, match="overflow float32"):
+        ctl.act(huge)
+    assert np.isfinite(ctl.act(np.zeros(n))).all()  # float64 in range is fine
