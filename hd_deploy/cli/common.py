@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import typer
@@ -39,6 +40,35 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class OutputError(ValueError):
+    """An output path that cannot be written (checked before the work starts)."""
+
+
+def writable(path: Path | None, option: str, *, folder: bool = False) -> None:
+    """Fail now, naming ``option``, if ``path`` (a file, or a folder) cannot be written.
+
+    Nothing is created: the nearest existing folder on the way must be a writable folder.
+
+    Raises:
+        OutputError: It is a file, or not writable.
+    """
+    if path is None:
+        return
+    import os
+
+    if not folder and path.is_dir():
+        raise OutputError(f"{option} {path}: is a folder; name a file")
+    if folder and path.exists() and not path.is_dir():
+        raise OutputError(f"{option} {path}: is a file; name a folder")
+    target = path if folder else path.parent
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    if not target.is_dir():
+        raise OutputError(f"{option} {path}: cannot create it inside {target}, a file")
+    if not os.access(target, os.W_OK):
+        raise OutputError(f"{option} {path}: {target} is not writable")
 
 
 def app(help_text: str) -> typer.Typer:

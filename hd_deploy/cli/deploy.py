@@ -17,7 +17,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from hd_deploy.cli.common import app, user_errors
+from hd_deploy.cli.common import app, user_errors, writable
 from hd_deploy.files import atomic_write_text
 
 F = TypeVar("F", bound=Callable)
@@ -79,6 +79,8 @@ def export(
     """Bake, export to OUT/<robot>.onnx and verify a controller for every ROBOT."""
     from hd_deploy.exporters import export_robots
 
+    writable(out, "--out", folder=True)
+
     results = export_robots(
         robots,
         checkpoint=checkpoint,
@@ -128,7 +130,10 @@ def run(
     from hd_deploy.runtime import load_controller, run_episodes
     from hd_deploy.runtime.render import record_video, require_display, require_mp4_writer, view
 
-    # Fail before the episodes, not after them, when a viewer or video cannot work here.
+    # Fail before the episodes, not after them, when an output cannot be written or a
+    # viewer or video cannot work here.
+    writable(json_path, "--json")
+    writable(video, "--video")
     if video is not None:
         require_mp4_writer()
     if viewer:

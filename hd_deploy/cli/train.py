@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from hd_deploy.cli.common import app, user_errors
+from hd_deploy.cli.common import app, user_errors, writable
 from hd_deploy.files import atomic_write_text
 
 # --- hd-train -----------------------------------------------------------------------
@@ -24,7 +24,9 @@ def train(
         list[Path] | None, typer.Argument(help="MJCF files or folders (default: bundled robots).")
     ] = None,
     out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/teacher"),
-    steps: Annotated[int | None, typer.Option(help="Total environment steps.")] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Total environment steps. [default: 6000000]")
+    ] = None,
     n_envs: Annotated[int | None, typer.Option(help="Parallel environments.")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
     reference: Annotated[
@@ -94,7 +96,9 @@ experts_app = app("Train one small PPO expert per robot (the fast route to a tea
 def experts(
     robots: Annotated[list[Path], typer.Argument(help="MJCF files or folders.")],
     out: Annotated[Path, typer.Option(help="Folder for the experts.")] = Path("runs/experts"),
-    steps: Annotated[int | None, typer.Option(help="Environment steps per robot.")] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Environment steps per robot. [default: 300000]")
+    ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes (robots in parallel).")] = 2,
     tiny: Annotated[bool, typer.Option(help="Tiny run, for smoke tests.")] = False,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
@@ -128,8 +132,10 @@ clone_app = app("Clone per-robot experts into the universal transformer teacher.
 def clone(
     experts_dir: Annotated[Path, typer.Argument(help="Folder written by hd-experts.")],
     out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/teacher-clone"),
-    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
-    samples: Annotated[int | None, typer.Option(help="Expert samples per robot.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs. [default: 24]")] = None,
+    samples: Annotated[
+        int | None, typer.Option(help="Expert samples per robot. [default: 4000]")
+    ] = None,
     dagger: Annotated[int | None, typer.Option(help="DAgger rounds (teacher acts).")] = None,
     workers: Annotated[int | None, typer.Option(help="Rollout worker processes.")] = None,
     device: Annotated[str, typer.Option(help="Training device: auto, cpu, cuda.")] = "auto",
@@ -189,8 +195,10 @@ def distill(
         typer.Option(help="Teacher checkpoint (default: the shipped one; on --resume the run's)."),
     ] = None,
     out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/student"),
-    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
-    samples: Annotated[int | None, typer.Option(help="Teacher samples per robot.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs. [default: 50]")] = None,
+    samples: Annotated[
+        int | None, typer.Option(help="Teacher samples per robot. [default: 8000]")
+    ] = None,
     start_samples: Annotated[
         int | None,
         typer.Option(help="More samples per robot from episode openings, each collection."),
@@ -289,11 +297,13 @@ def evaluate_cmd(
 
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    writable(json_path, "--json")
     kind, path = resolve_policy(policy)
     files = resolve_robots(robots) if robots else bundled_robots()
     report = evaluate(kind, path, files, episodes=episodes, seed=seed, workers=workers,
                       show_progress=sys.stderr.isatty())  # fmt: skip
-    table = Table(title=f"{kind} {path}: {episodes} episodes per robot, seed {seed}")
+    per_robot = f"{episodes} episode{'s' if episodes != 1 else ''} per robot"
+    table = Table(title=f"{kind} {path}: {per_robot}, seed {seed}")
     for col in ("robot", "limbs", "return mean", "return std", "episode length"):
         table.add_column(col, justify="right" if col != "robot" else "left")
     for r in report["robots"]:

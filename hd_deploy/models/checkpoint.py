@@ -128,6 +128,10 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
     directory = _directory(path)
     meta_path = directory / META_FILE
     if not meta_path.is_file():
+        if (directory / "checkpoint" / META_FILE).is_file():
+            raise CheckpointError(
+                f"{directory}: a run folder, not a checkpoint; pass {directory / 'checkpoint'}"
+            )
         raise CheckpointError(f"{meta_path}: no such file")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))

@@ -143,6 +143,8 @@ def load_spec(source: str | Path) -> mujoco.MjSpec:
         if text:
             return mujoco.MjSpec.from_string(str(source))
         path = Path(source)
+        if path.is_dir():
+            raise MorphologyError(f"{path}: a folder; name one robot file in it")
         if not path.is_file():
             raise MorphologyError(f"{path}: no such robot file")
         return mujoco.MjSpec.from_file(str(path))

@@ -43,6 +43,8 @@ def resolve_policy(policy: str) -> tuple[str, Path]:
         if kind not in ("teacher", "student"):
             raise ValueError(f"{path}: unknown checkpoint kind {kind!r}")
         return kind, path
+    if path.is_dir() and (path / "checkpoint" / "checkpoint.json").exists():
+        raise ValueError(f"{path}: a run folder, not a checkpoint; pass {path / 'checkpoint'}")
     raise ValueError(f"{path}: neither a checkpoint folder nor an .onnx controller")
 
 

@@ -139,3 +139,27 @@ def test_a_gl_backend_without_its_library_breaks_only_rendering() -> None:
                           text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-1500:]
     assert "limbs" in done.stdout and "Traceback" not in done.stderr
+
+
+def test_messages_say_what_to_do(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from hd_deploy.cli.inspect import inspect_app
+    from hd_deploy.cli.train import eval_app
+    from hd_deploy.morphology.sources import BUNDLED_ROBOTS, bundled_robots
+
+    runner = CliRunner()
+    res = runner.invoke(inspect_app, [str(BUNDLED_ROBOTS)])
+    assert res.exit_code == 2 and "a folder; name one robot file in it" in res.output
+    run = tmp_path / "run"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "checkpoint" / "checkpoint.json").write_text("{}")
+    res = runner.invoke(eval_app, [str(run), "--robots", str(bundled_robots()[0])])
+    assert res.exit_code == 2 and f"a run folder, not a checkpoint; pass {run / 'checkpoint'}" in (
+        res.output
+    )
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    res = runner.invoke(eval_app, ["teacher", "--robots", str(bundled_robots()[0]),
+                                   "--json", str(blocker / "x.json")])  # fmt: skip
+    assert res.exit_code == 2 and "--json" in res.output and "a file" in res.output
