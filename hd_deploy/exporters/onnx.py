@@ -181,7 +181,79 @@ def export_controller(
 # --- export -------------------------------------------------------------------------
 
 
+BAKED_OPSET = 18
+
+
+def baked_graph(mlp: BakedMLP, *, dynamic_batch: bool = False) -> onnx.ModelProto:
+    """The ONNX graph of a baked MLP, written directly (no tracing: about a millisecond).
+
+    ``ctrl = ctrl_low + (clip(mlp(clip((obs - obs_mean) / obs_std)), -1, 1) + 1) x
+    ctrl_half_range``, with a ReLU after every layer but the last; the same function as
+    :meth:`BakedMLP.forward`, checked against it at every export.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    state = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in mlp.state_dict().items()}
+    inits = [
+        numpy_helper.from_array(state["obs_mean"], "obs_mean"),
+        numpy_helper.from_array(state["obs_std"], "obs_std"),
+        numpy_helper.from_array(_scalar(-mlp.obs_clip), "obs_clip_low"),
+        numpy_helper.from_array(_scalar(mlp.obs_clip), "obs_clip_high"),
+        numpy_helper.from_array(_scalar(-1.0), "minus_one"),
+        numpy_helper.from_array(_scalar(1.0), "one"),
+        numpy_helper.from_array(state["ctrl_low"], "ctrl_low"),
+        numpy_helper.from_array(
+            (0.5 * (state["ctrl_high"] - state["ctrl_low"])).astype(np.float32), "ctrl_half_range"
+        ),
+    ]
+    nodes = [
+        helper.make_node("Sub", [INPUT_NAME, "obs_mean"], ["centred"]),
+        helper.make_node("Div", ["centred", "obs_std"], ["scaled"]),
+        helper.make_node("Clip", ["scaled", "obs_clip_low", "obs_clip_high"], ["x0"]),
+    ]
+    last = len(mlp.layers) - 1
+    x = "x0"
+    for i in range(len(mlp.layers)):
+        w, b = f"layers.{i}.weight", f"layers.{i}.bias"
+        inits += [numpy_helper.from_array(state[w], w), numpy_helper.from_array(state[b], b)]
+        y = f"gemm{i}"
+        nodes.append(helper.make_node("Gemm", [x, w, b], [y], transB=1))
+        if i < last:
+            nodes.append(helper.make_node("Relu", [y], [f"x{i + 1}"]))
+            x = f"x{i + 1}"
+    nodes += [
+        helper.make_node("Clip", [f"gemm{last}", "minus_one", "one"], ["action"]),
+        helper.make_node("Add", ["action", "one"], ["shifted"]),
+        helper.make_node("Mul", ["shifted", "ctrl_half_range"], ["offset"]),
+        helper.make_node("Add", ["ctrl_low", "offset"], [OUTPUT_NAME]),
+    ]
+    batch: str | int = BATCH_DIM if dynamic_batch else 1
+    graph = helper.make_graph(
+        nodes,
+        "baked_mlp",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [batch, mlp.n_obs])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [batch, mlp.n_actuators])],
+        inits,
+    )
+    proto = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", BAKED_OPSET)], producer_name="hd_deploy"
+    )
+    proto.ir_version = 8  # readable by every onnxruntime of the last years
+    return proto
+
+
+def _scalar(value: float) -> np.ndarray:
+    return np.array(value, dtype=np.float32)
+
+
 def _to_onnx(module: BakedMLP | TeacherExport, *, dynamic_batch: bool) -> onnx.ModelProto:
+    """A baked MLP is written directly; the teacher goes through ``torch.export``."""
+    if isinstance(module, BakedMLP):
+        return baked_graph(module, dynamic_batch=dynamic_batch)
+    return _torch_export(module, dynamic_batch=dynamic_batch)
+
+
+def _torch_export(module: TeacherExport, *, dynamic_batch: bool) -> onnx.ModelProto:
     """Current-opset export through ``torch.export`` (``dynamo=True``)."""
     batch = 2 if dynamic_batch else 1  # a dummy batch of 1 would specialise the dimension
     dummy = module.dummy_input(batch)
