@@ -98,14 +98,8 @@ def build_model(
         for texture in spec.textures:
             if texture.builtin != mujoco.mjtBuiltin.mjBUILTIN_NONE:
                 texture.width = texture.height = _HEADLESS_TEXELS
-    spec.worldbody.add_geom(
-        name="hd_floor",
-        type=mujoco.mjtGeom.mjGEOM_PLANE,
-        size=[50.0, 50.0, 0.1],
-        rgba=[0.8, 0.8, 0.8, 1.0],
-        condim=3,
-        friction=[1.0, 0.005, 0.0001],
-    )
+    if not _has_floor(spec):  # a robot file that brings its own floor keeps it, alone
+        _add_floor(spec)
     try:
         model = spec.compile()
     except Exception as exc:
@@ -114,6 +108,22 @@ def build_model(
         raise MorphologyError(f"{robot_name(source)}: cannot compile: {msg}") from exc
     robot = parse_robot(model, name=name or robot_name(source, model), max_limbs=config.max_limbs)
     return model, robot
+
+
+def _has_floor(spec: mujoco.MjSpec) -> bool:
+    """Whether the world body holds a plane geom already (gymnasium's Ant and Hopper do)."""
+    return any(g.type == mujoco.mjtGeom.mjGEOM_PLANE for g in spec.worldbody.geoms)
+
+
+def _add_floor(spec: mujoco.MjSpec) -> None:
+    spec.worldbody.add_geom(
+        name="hd_floor",
+        type=mujoco.mjtGeom.mjGEOM_PLANE,
+        size=[50.0, 50.0, 0.1],
+        rgba=[0.8, 0.8, 0.8, 1.0],
+        condim=3,
+        friction=[1.0, 0.005, 0.0001],
+    )
 
 
 @dataclass(frozen=True)

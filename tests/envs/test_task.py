@@ -113,3 +113,25 @@ def test_padded_context_has_zero_rows_past_the_robot(tiny_xml: str) -> None:
     assert mask.tolist() == [True] * n + [False] * (12 - n)
     np.testing.assert_allclose(ctx[:n], task.context, rtol=1e-6)
     assert not ctx[n:].any()
+
+
+def test_a_robot_with_its_own_floor_gets_no_second_one() -> None:
+    import mujoco
+
+    from hd_deploy.envs.task import build_model
+    from tests.conftest import gym_robots
+
+    for source in gym_robots()[:2]:  # ant and hopper bring a floor
+        model, _ = build_model(source)
+        planes = [g for g in range(model.ngeom)
+                  if model.geom_type[g] == mujoco.mjtGeom.mjGEOM_PLANE]  # fmt: skip
+        assert len(planes) == 1, source.name
+
+
+def test_the_task_adds_a_floor_to_a_robot_without_one(tiny_xml: str) -> None:
+    from hd_deploy.envs.task import build_model
+
+    import mujoco
+
+    model, _ = build_model(tiny_xml)
+    assert model.geom("hd_floor").type[0] == mujoco.mjtGeom.mjGEOM_PLANE
