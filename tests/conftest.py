@@ -8,11 +8,13 @@ import pytest
 
 SHARED_UNIMAL = Path(__file__).resolve().parents[2] / "shared" / "unimal"
 
-# Torso (sphere, free joint) with two limbs: a two-hinge thigh and a one-hinge shin.
+# Torso (sphere, free joint) with two limbs: a two-hinge thigh and a one-hinge shin. Joint
+# armature and damping as in UNIMAL (without them gear 300 on these light limbs diverges).
 TINY_ROBOT = """
 <mujoco model="tiny">
   <compiler angle="degree"/>
   <option timestep="0.005"/>
+  <default><joint armature="1" damping="1"/></default>
   <worldbody>
     <body name="torso/0" pos="0 0 0.6">
       <joint name="root" type="free"/>

@@ -126,6 +126,64 @@ def _add_floor(spec: mujoco.MjSpec) -> None:
     )
 
 
+REST_CHECK_STEPS = 100
+
+
+def check_at_rest(
+    model: mujoco.MjModel, robot: Robot, *, steps: int = REST_CHECK_STEPS, frame_skip: int = 4
+) -> None:
+    """Refuse a robot whose simulation diverges at rest or under its own motors.
+
+    ``steps`` control steps: the first half with zero controls, the rest with random
+    controls inside each ctrlrange. Finite but absurd numbers (a gear of 1e30, a
+    near-zero mass with a large inertia) pass every per-field check and only show when
+    simulated; a user-facing command runs this once per robot (about 20 ms), the trainers
+    do not.
+
+    Raises:
+        MorphologyError: The state became non-finite or MuJoCo had to reset it; the message
+            names the joint that moved fastest just before.
+    """
+    from hd_deploy.morphology.errors import MorphologyError
+
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    rng = np.random.default_rng(0)
+    low, high = robot.ctrl_range[:, 0], robot.ctrl_range[:, 1]
+
+    def joint_of(values: np.ndarray) -> str | None:
+        magnitude = np.abs(np.nan_to_num(values, nan=np.inf))
+        if not magnitude.size or not magnitude.any():
+            return None
+        dof = int(np.argmax(magnitude))
+        return mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, int(model.dof_jntid[dof]))
+
+    for step in range(steps):
+        before = data.qvel.copy()
+        # Half the steps at rest, then under random controls of its own motors.
+        ctrl = np.zeros(model.nu) if step < steps // 2 else rng.uniform(low, high)
+        data.ctrl[:] = ctrl
+        t0 = data.time
+        mujoco.mj_step(model, data, nstep=frame_skip)
+        broken = not math.isfinite(float(data.qpos.sum()) + float(data.qvel.sum()))
+        # MuJoCo resets a diverged simulation itself (time goes back to 0) and warns.
+        if broken or data.time < t0 or data.warning.number[_DIVERGENCE_WARNINGS].any():
+            effort = np.abs(model.actuator_gear[:, 0] * ctrl)  # MuJoCo's reset zeroed data.ctrl
+            pushed = None
+            if effort.size and effort.max() > 0:
+                joint = int(model.actuator_trnid[int(np.argmax(effort)), 0])
+                pushed = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, joint)
+            fastest = joint_of(before)
+            parts = [f"largest motor force on '{pushed}'"] if pushed else []
+            parts += [f"fastest joint '{fastest}'"] if fastest else []
+            where = f" ({', '.join(parts)})" if parts else ""
+            how = "at rest" if step < steps // 2 else "under random controls"
+            raise MorphologyError(
+                f"{robot.name}: the simulation diverges {how} after {step + 1} control "
+                f"steps{where}; check its gear, mass, inertia, damping and timestep"
+            )
+
+
 @dataclass(frozen=True)
 class StepResult:
     """What one control step produced."""
@@ -222,7 +280,7 @@ class LocomotionTask:
     def step(self, ctrl: np.ndarray) -> StepResult:
         """Apply controls (actuator order, already in ctrlrange) for one control step."""
         m, d = self.model, self.data
-        x_before = d.xpos[self._root, 0]
+        x_before, sim_time = d.xpos[self._root, 0], d.time
         if not np.isfinite(ctrl).all():
             ctrl = np.zeros(m.nu)
         d.ctrl[:] = ctrl
@@ -231,9 +289,10 @@ class LocomotionTask:
         self.physics_ns = time.perf_counter_ns() - t0  # this step's mj_step calls alone
         self.steps += 1
         # A sum is NaN or inf when any term is; MuJoCo also resets a diverged simulation
-        # by itself and records a warning.
+        # by itself (its time goes back to 0) and records a warning.
         if (
             not math.isfinite(d.qpos.sum() + d.qvel.sum())
+            or d.time < sim_time
             or d.warning.number[_DIVERGENCE_WARNINGS].any()
         ):
             return StepResult(0.0, True, False, True)

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from hd_deploy.envs.task import LocomotionTask, TaskConfig, build_model
+from hd_deploy.envs.task import LocomotionTask, TaskConfig, build_model, check_at_rest
 from hd_deploy.exporters.c import CExportResult, export_c
 from hd_deploy.exporters.onnx import (
     ExportError,
@@ -97,6 +97,7 @@ def export_robots(
     texts, parsed = [], []
     for f in files:
         model, robot = build_model(f, config=task_config)
+        check_at_rest(model, robot, frame_skip=task_config.frame_skip)
         parsed.append((model, robot))
         texts.append(_mjcf_text(Path(f)))
     names = [robot.name for _, robot in parsed]

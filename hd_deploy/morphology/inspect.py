@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from hd_deploy.envs.task import TaskConfig, build_model
+from hd_deploy.envs.task import TaskConfig, build_model, check_at_rest
 from hd_deploy.morphology.features import CONTEXT_DIM, PROPRIO_DIM
 
 
@@ -18,6 +18,7 @@ def describe_robot(source: str | Path, *, max_limbs: int = 12) -> dict:
     import mujoco
 
     model, robot = build_model(source, config=TaskConfig(max_limbs=max_limbs))
+    check_at_rest(model, robot)
     acts: dict[tuple[int, int], dict] = {}
     for a in range(robot.n_actuators):
         key = (int(robot.actuator_limb[a]), int(robot.actuator_slot[a]))

@@ -168,19 +168,20 @@ class ControlLoop:
         """
         ctrl = self.control()
         self.data.ctrl[:] = ctrl
+        sim_time = self.data.time
         t0 = time.perf_counter_ns()
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
-        self.record_physics(time.perf_counter_ns() - t0)
+        self.record_physics(time.perf_counter_ns() - t0, reset=self.data.time < sim_time)
         self.steps += 1
         return ctrl
 
-    def record_physics(self, ns: int) -> None:
+    def record_physics(self, ns: int, *, reset: bool = False) -> None:
         """Count one control step's physics (``ns`` nanoseconds) stepped outside :meth:`step`
-        and check MuJoCo's divergence warnings."""
+        and check MuJoCo's divergence warnings (``reset``: its time went back to 0)."""
         self._physics_ns[self.physics_steps % LATENCY_WINDOW] = ns
         self.physics_steps += 1
         warnings = self._divergence_warnings()
-        if warnings > self._warnings:
+        if reset or warnings > self._warnings:
             self.diverged_events += 1
             self.last_step_flagged = True
         self._warnings = warnings

@@ -129,9 +129,26 @@ def test_a_robot_with_its_own_floor_gets_no_second_one() -> None:
 
 
 def test_the_task_adds_a_floor_to_a_robot_without_one(tiny_xml: str) -> None:
-    from hd_deploy.envs.task import build_model
-
     import mujoco
+
+    from hd_deploy.envs.task import build_model
 
     model, _ = build_model(tiny_xml)
     assert model.geom("hd_floor").type[0] == mujoco.mjtGeom.mjGEOM_PLANE
+
+
+def test_a_robot_that_diverges_under_its_motors_is_refused() -> None:
+    import re
+
+    from hd_deploy.envs.task import build_model, check_at_rest
+    from hd_deploy.morphology import MorphologyError
+    from hd_deploy.morphology.sources import bundled_robots
+
+    text = bundled_robots()[0].read_text()
+    check_at_rest(*build_model(text))  # the robot as shipped passes
+    motor = re.search(r'<motor[^>]*joint="([^"]+)"[^>]*gear="([^"]+)"', text)
+    assert motor is not None
+    joint, gear = motor.groups()
+    broken = text.replace(motor.group(0), motor.group(0).replace(f'gear="{gear}"', 'gear="1e30"'))
+    with pytest.raises(MorphologyError, match=f"under random controls .*force on '{joint}'"):
+        check_at_rest(*build_model(broken))

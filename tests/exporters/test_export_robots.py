@@ -97,7 +97,9 @@ _MAIN = """<mujoco model="edgy">
   </actuator>
 </mujoco>
 """
-_DEFAULTS = """<mujoco><default><geom density="500.0005"/></default></mujoco>"""
+_DEFAULTS = """<mujoco>
+  <default><geom density="500.0005"/><joint armature="1" damping="1"/></default>
+</mujoco>"""
 _LEGS = """<mujoco>
   <body name="limb/0" pos="0.1234565 0 -0.1">
     <joint name="limbx/0" type="hinge" axis="1 0 0" range="-50 50"/>

@@ -140,7 +140,7 @@ def test_missing_file_and_empty_folder(tmp_path: Path) -> None:
         ('pos="0 0 -0.1"', 'pos="0 nan -0.1"', "body 'limb/0' has a non-finite pos"),
         ('axis="1 0 0"', 'axis="inf 0 0"', "joint 'limbx/0' has a non-finite axis"),
         ('range="0 60"', 'range="0 inf"', "joint 'limby/0' has a non-finite range"),
-        ('density="600"', 'density="nan"', "mass and inertia .* 'limb/0', id 2, line 9"),
+        ('density="600"', 'density="nan"', "mass and inertia .* 'limb/0', id 2, line \\d+"),
         ('<joint name="limby/1"', '<joint damping="nan" name="limby/1"',
          "joint 'limby/1' has a non-finite damping"),
     ],
