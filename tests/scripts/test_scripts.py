@@ -141,3 +141,19 @@ def test_env_benchmark_reports_its_share_of_the_physics_bound(tmp_path: Path) ->
                        "--unimal", str(tmp_path / "absent")])  # fmt: skip
     assert len(rows) == 1 and rows[0].robot_set == "bundled"
     assert rows[0].cores == 1 and 0 < rows[0].ratio < 10
+
+
+@pytest.mark.parametrize("robots, controllers", [(12, 6)])
+def test_fuzz_sample_never_crashes(robots: int, controllers: int, tmp_path: Path) -> None:
+    fuzz = _load("fuzz")
+    results = fuzz.main(["--robots", str(robots), "--controllers", str(controllers),
+                         "--unimal", str(tmp_path / "absent")])  # fmt: skip
+    assert results["robots"]["crashed"] == 0 and results["controllers"]["crashed"] == 0
+    assert sum(results["robots"].values()) == robots
+    assert results["robots"]["refused"] > 0  # the mutations do reach the checks
+
+
+@pytest.mark.slow
+def test_fuzz_everything_never_crashes() -> None:
+    results = _load("fuzz").main(["--robots", "300", "--controllers", "80"])
+    assert results["robots"]["crashed"] == 0 and results["controllers"]["crashed"] == 0
