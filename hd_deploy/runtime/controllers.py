@@ -95,7 +95,8 @@ class _Checked:
                 f"{self.metadata['robot_name']}: observation must hold real numbers, "
                 f"got dtype {np.asarray(obs).dtype}"
             )
-        self._obs[0] = obs
+        with np.errstate(over="ignore"):  # an overflow is reported just below
+            self._obs[0] = obs
         if (
             kind == "f"
             and np.asarray(obs).dtype.itemsize > 4

@@ -84,7 +84,7 @@ def plot_curve(
                 ax.plot(xs, vs, lw=1.5, marker=marker, label=y.replace("_", " "))
         ax.set_xlabel(x.replace("_", " "))
         ax.set_ylabel(" / ".join(c.replace("_", " ") for c in columns))
-        if len(columns) > 1:
+        if len(columns) > 1 and ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle(title)
