@@ -37,6 +37,18 @@ _DIVERGENCE_WARNINGS = np.array(
 )
 
 
+def finite_state(data: mujoco.MjData) -> bool:
+    """Whether ``qpos`` and ``qvel`` are finite (a sum is NaN or inf when any term is)."""
+    return math.isfinite(float(data.qpos.sum()) + float(data.qvel.sum()))
+
+
+def divergence_warnings(data: mujoco.MjData) -> int:
+    """How often MuJoCo warned of a diverging simulation (bad qpos, qvel or qacc) and reset
+    it; the counters restart with ``mj_resetData``, so a reset is also seen as its time
+    going back."""
+    return int(data.warning.number[_DIVERGENCE_WARNINGS].sum())
+
+
 _HEADLESS_TEXELS = 4
 
 
@@ -90,7 +102,7 @@ def build_model(
     Raises:
         MorphologyError: The robot cannot be read or is unsupported.
     """
-    from hd_deploy.morphology.errors import MorphologyError
+    from hd_deploy.morphology.errors import MorphologyError, one_line
 
     spec = load_spec(source)
     spec.option.timestep = config.timestep
@@ -103,9 +115,7 @@ def build_model(
     try:
         model = spec.compile()
     except Exception as exc:
-        msg = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
-        msg = msg or type(exc).__name__
-        raise MorphologyError(f"{robot_name(source)}: cannot compile: {msg}") from exc
+        raise MorphologyError(f"{robot_name(source)}: cannot compile: {one_line(exc)}") from exc
     robot = parse_robot(model, name=name or robot_name(source, model), max_limbs=config.max_limbs)
     return model, robot
 
@@ -165,9 +175,7 @@ def check_at_rest(
         data.ctrl[:] = ctrl
         t0 = data.time
         mujoco.mj_step(model, data, nstep=frame_skip)
-        broken = not math.isfinite(float(data.qpos.sum()) + float(data.qvel.sum()))
-        # MuJoCo resets a diverged simulation itself (time goes back to 0) and warns.
-        if broken or data.time < t0 or data.warning.number[_DIVERGENCE_WARNINGS].any():
+        if not finite_state(data) or data.time < t0 or divergence_warnings(data):
             effort = np.abs(model.actuator_gear[:, 0] * ctrl)  # MuJoCo's reset zeroed data.ctrl
             pushed = None
             if effort.size and effort.max() > 0:
@@ -288,13 +296,8 @@ class LocomotionTask:
         mujoco.mj_step(m, d, nstep=self.config.frame_skip)
         self.physics_ns = time.perf_counter_ns() - t0  # this step's mj_step calls alone
         self.steps += 1
-        # A sum is NaN or inf when any term is; MuJoCo also resets a diverged simulation
-        # by itself (its time goes back to 0) and records a warning.
-        if (
-            not math.isfinite(d.qpos.sum() + d.qvel.sum())
-            or d.time < sim_time
-            or d.warning.number[_DIVERGENCE_WARNINGS].any()
-        ):
+        # MuJoCo resets a diverged simulation by itself (its time goes back) and warns.
+        if not finite_state(d) or d.time < sim_time or divergence_warnings(d):
             return StepResult(0.0, True, False, True)
         xpos = d.xpos[self._root]
         reward = (xpos[0] - x_before) / self.config.control_dt

@@ -8,3 +8,9 @@ class MorphologyError(ValueError):
 
     The message names the robot and what is wrong, in one line, so a CLI can print it.
     """
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (MuJoCo's parser puts the line number on a second)."""
+    text = " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
+    return text or type(exc).__name__

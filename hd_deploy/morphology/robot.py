@@ -22,7 +22,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from hd_deploy.morphology.errors import MorphologyError
+from hd_deploy.morphology.errors import MorphologyError, one_line
 
 MAX_LIMBS = 12
 JOINT_SLOTS = 2
@@ -133,7 +133,7 @@ def load_model(source: str | Path) -> mujoco.MjModel:
     try:
         return spec.compile()
     except Exception as exc:  # MuJoCo raises ValueError with its own message
-        raise MorphologyError(f"{_label(source)}: cannot compile: {_first_line(exc)}") from exc
+        raise MorphologyError(f"{_label(source)}: cannot compile: {one_line(exc)}") from exc
 
 
 def load_spec(source: str | Path) -> mujoco.MjSpec:
@@ -151,7 +151,7 @@ def load_spec(source: str | Path) -> mujoco.MjSpec:
     except MorphologyError:
         raise
     except Exception as exc:
-        raise MorphologyError(f"{_label(source)}: malformed MJCF: {_first_line(exc)}") from exc
+        raise MorphologyError(f"{_label(source)}: malformed MJCF: {one_line(exc)}") from exc
 
 
 def robot_name(source: str | Path, model: mujoco.MjModel | None = None) -> str:
@@ -420,9 +420,3 @@ def _is_xml_text(source: str | Path) -> bool:
 
 def _label(source: str | Path) -> str:
     return "<MJCF text>" if _is_xml_text(source) else str(source)
-
-
-def _first_line(exc: BaseException) -> str:
-    """MuJoCo's message in one line (its parser puts the line number on a second line)."""
-    text = " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
-    return text or type(exc).__name__

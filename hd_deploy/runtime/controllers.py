@@ -141,11 +141,14 @@ class OnnxController(_Checked):
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        proto = _load_proto(self.path)  # read once: checked here, then handed to the session
+        self.metadata = _checked_metadata(proto, source=source)
         try:
-            sess = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+            sess = ort.InferenceSession(
+                proto.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # onnxruntime raises its own types for a bad file
             raise ControllerError(f"{source}: not a valid ONNX file: {_first_line(exc)}") from exc
-        self.metadata = _checked_metadata(_load_proto(self.path), source=source)
         self._set_sizes()
         _check_io(
             [(i.name, i.shape) for i in sess.get_inputs()],

@@ -16,24 +16,19 @@ the event), and never looks at which backend runs the controller.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
 import mujoco
 import numpy as np
 
+from hd_deploy.envs.task import divergence_warnings, finite_state
 from hd_deploy.morphology.features import PROPRIO_DIM, Proprioception
 from hd_deploy.morphology.robot import Robot, parse_robot
 from hd_deploy.runtime.controllers import Controller
 from hd_deploy.runtime.metadata import ControllerError
 
 LATENCY_WINDOW = 100_000
-_DIVERGENCE = np.array(
-    [mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL,
-     mujoco.mjtWarning.mjWARN_BADQACC],
-    dtype=np.int64,
-)  # fmt: skip
 
 
 class ObservationBuilder:
@@ -115,7 +110,7 @@ class ControlLoop:
         self.clipped_ctrl_events = 0
         self.diverged_events = 0
         self.last_step_flagged = False
-        self._warnings = self._divergence_warnings()
+        self._warnings = divergence_warnings(self.data)
 
     @property
     def nonfinite_events(self) -> int:
@@ -134,7 +129,7 @@ class ControlLoop:
         t0 = time.perf_counter_ns()
         # The observation comes from quantities derived before the state was last written:
         # check the state itself too (a sum is not finite when any term is not).
-        state_ok = math.isfinite(float(d.qpos.sum()) + float(d.qvel.sum()))
+        state_ok = finite_state(d)
         obs = self.observe()
         self._obs_ns[self.observations % LATENCY_WINDOW] = time.perf_counter_ns() - t0
         self.observations += 1
@@ -180,14 +175,11 @@ class ControlLoop:
         and check MuJoCo's divergence warnings (``reset``: its time went back to 0)."""
         self._physics_ns[self.physics_steps % LATENCY_WINDOW] = ns
         self.physics_steps += 1
-        warnings = self._divergence_warnings()
+        warnings = divergence_warnings(self.data)
         if reset or warnings > self._warnings:
             self.diverged_events += 1
             self.last_step_flagged = True
         self._warnings = warnings
-
-    def _divergence_warnings(self) -> int:
-        return int(self.data.warning.number[_DIVERGENCE].sum())
 
     def stage_us(self) -> dict[str, dict[str, float]]:
         """p50 and p99 per control step, microseconds: observation, policy, physics."""

@@ -176,7 +176,8 @@ def train_teacher(
                     **stats,
                 }
                 evaluate_now = bool(eval_robots) and ((it + 1) % ppo.eval_every == 0 or last)
-                if (it + 1) % ppo.checkpoint_every == 0 or last or evaluate_now:
+                save = (it + 1) % ppo.checkpoint_every == 0 or last or evaluate_now
+                if save:
                     _checkpoint(ckpt_dir, teacher, opt, scaler, it + 1, env_steps, wall, names)
                 if evaluate_now:
                     row.update(_zero_shot(ckpt_dir, eval_robots, seed=ppo.seed))
@@ -186,7 +187,7 @@ def train_teacher(
                     advance=1,
                     status=f"{row['steps_per_s']:.0f} steps/s  return {row['return_recent']:.0f}",
                 )
-                if (it + 1) % ppo.checkpoint_every == 0 or last or evaluate_now:
+                if save:
                     plot_curve(
                         log, run_dir / "learning_curve.png", x="env_steps",
                         ys=(("return_recent", "eval_return"), "episode_length"),
@@ -209,9 +210,9 @@ def _log_prob(mean: torch.Tensor, action: torch.Tensor, std: float, mask: torch.
     return (per * mask).sum(dim=-1)
 
 
-def _policy(teacher: TeacherPolicy, p, c, m, action, amask, *, value: bool = True):
+def _policy(teacher: TeacherPolicy, p, c, m, action, amask):
     """Log-probability ``(B,)`` of padded actions and values ``(B,)`` on the packed path."""
-    packing, mean, v = teacher.packed(p, c, m, value=value)
+    packing, mean, v = teacher.packed(p, c, m)
     per_token = _log_prob(mean, packing.pack(action), teacher.action_std, packing.pack(amask))
     return packing.sum(per_token), v
 
