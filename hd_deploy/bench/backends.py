@@ -8,15 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
-from hd_deploy.bench.latency import TimingPlan, time_interleaved
+from hd_deploy.bench.latency import TimingPlan, gc_paused, time_interleaved
 from hd_deploy.envs.task import LocomotionTask
+from hd_deploy.exporters.c import SharedController, compile_shared, export_c, find_compiler
 from hd_deploy.exporters.onnx import export_controller
 from hd_deploy.models import BakedMLP, HyperNetPolicy, TeacherExport, TeacherPolicy
 from hd_deploy.models.controller import TorchController
 from hd_deploy.runtime import Controller, load_controller
 
-#: Backends timed per model (the numpy runtime runs baked MLPs only).
-BACKENDS = {"teacher": ("torch", "onnx"), "student": ("torch", "onnx", "numpy")}
+#: Backends timed per model (the numpy runtime and C run baked MLPs only; C when a
+#: compiler is present).
+BACKENDS = {"teacher": ("torch", "onnx"), "student": ("torch", "onnx", "numpy", "c")}
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class Deployed:
         teacher_onnx: Exported teacher file.
         student_onnx: Exported student file.
         controllers: ``(model, backend)`` -> controller, see :data:`BACKENDS`.
+        student_c: The student's C library (ctypes), also timed inside C; None without a
+            C compiler.
     """
 
     teacher: TeacherExport
@@ -36,6 +40,7 @@ class Deployed:
     teacher_onnx: Path
     student_onnx: Path
     controllers: dict[tuple[str, str], Controller]
+    student_c: SharedController | None = None
 
 
 def deploy(
@@ -72,7 +77,24 @@ def deploy(
         ("student", "onnx"): load_controller(s_path, "onnx", threads=1),
         ("student", "numpy"): load_controller(s_path, "numpy"),
     }
-    return Deployed(t_mod, s_mod, t_path, s_path, controllers)
+    student_c = None
+    if find_compiler() is not None:
+        meta = controllers["student", "onnx"].metadata
+        c_dir = onnx_dir.parent / "c"
+        c = export_c(s_mod, meta, c_dir)
+        lib = compile_shared(c.header, c.source, c_dir / f"lib{stem}.so", timing=True)
+        obs_dim, n_ctrl = int(meta["obs_dim"]), int(meta["n_actuators"])
+        student_c = SharedController(lib, obs_dim, n_ctrl, metadata=meta)
+        controllers["student", "c"] = student_c
+    return Deployed(t_mod, s_mod, t_path, s_path, controllers, student_c)
+
+
+def floor_us(c: SharedController, obs: np.ndarray, *, blocks: int = 200, calls: int = 50) -> float:
+    """The arithmetic floor: the median over ``blocks`` of the mean ``hd_act`` time of
+    ``calls`` back-to-back calls timed inside C (no Python, no ctypes), microseconds."""
+    c.inside_us(obs, calls=calls)  # warm-up
+    with gc_paused():
+        return float(np.median([c.inside_us(obs, calls=calls) for _ in range(blocks)]))
 
 
 def time_backends(

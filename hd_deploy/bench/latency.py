@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hd_deploy.errors import ConfigError
+
 #: Timed calls per backend in the default run (``rounds * calls_per_round``).
 DEFAULT_CALLS = 2000
 DEFAULT_ROUNDS = 20
@@ -38,9 +40,9 @@ class TimingPlan:
 
     def __post_init__(self) -> None:
         if self.warmup < 0:
-            raise ValueError(f"warmup must be >= 0, got {self.warmup}")
+            raise ConfigError(f"warmup must be >= 0, got {self.warmup}")
         if self.rounds < 1 or self.calls_per_round < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"rounds and calls_per_round must be >= 1, got {self.rounds} and "
                 f"{self.calls_per_round}"
             )
@@ -52,9 +54,13 @@ class TimingPlan:
 
     @classmethod
     def for_calls(cls, calls: int, *, warmup: int | None = None) -> TimingPlan:
-        """About ``calls`` timed calls per backend in up to 20 rounds (at least 1 per round)."""
+        """About ``calls`` timed calls per backend in up to 20 rounds (at least 1 per round).
+
+        Raises:
+            ConfigError: ``calls`` < 1.
+        """
         if calls < 1:
-            raise ValueError(f"calls must be >= 1, got {calls}")
+            raise ConfigError(f"calls must be >= 1, got {calls}")
         rounds = min(DEFAULT_ROUNDS, calls)
         per_round = -(-calls // rounds)
         w = min(DEFAULT_WARMUP, max(1, calls // 10)) if warmup is None else warmup
@@ -156,9 +162,13 @@ def time_interleaved(
 
 
 def time_repeated(fn: Callable[[], object], *, repeats: int, warmup: int = 1) -> LatencyStats:
-    """Median-style statistics of a slower call (e.g. baking), timed ``repeats`` times."""
+    """Median-style statistics of a slower call (e.g. baking), timed ``repeats`` times.
+
+    Raises:
+        ConfigError: ``repeats`` < 1.
+    """
     if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
+        raise ConfigError(f"repeats must be >= 1, got {repeats}")
     for _ in range(warmup):
         fn()
     out = np.empty(repeats, dtype=np.int64)

@@ -15,6 +15,7 @@ import mujoco
 import numpy as np
 
 from hd_deploy.envs.task import LocomotionTask, TaskConfig
+from hd_deploy.errors import ConfigError
 
 
 def physics_steps_per_s(
@@ -34,9 +35,12 @@ def physics_steps_per_s(
         steps_per_robot: Control steps timed per robot.
         config: Task settings (timestep, frame skip).
         seed: Seed of resets and controls.
+
+    Raises:
+        ConfigError: ``steps_per_robot`` < 1.
     """
     if steps_per_robot < 1:
-        raise ValueError(f"steps_per_robot must be >= 1, got {steps_per_robot}")
+        raise ConfigError(f"steps_per_robot must be >= 1, got {steps_per_robot}")
     rng = np.random.default_rng(seed)
     elapsed, total = 0.0, 0
     for source in robots:

@@ -55,6 +55,13 @@ def _lat(model: Mapping[str, Any], backend: str) -> Mapping[str, Any] | None:
     return model["latency_us"].get(backend)
 
 
+def _us_short(stats: Mapping[str, Any] | None) -> str:
+    """p50 in whole microseconds from 100 up (the terminal table's width)."""
+    if stats is None or stats["p50"] < 100:
+        return fmt_us(stats)
+    return f"{stats['p50']:.0f}"
+
+
 def markdown(report: Mapping[str, Any]) -> str:
     """Human-readable report: tables, summary, reference, conventions, machine, command."""
     s, robots, st = report["summary"], report["robots"], report["settings"]
@@ -326,21 +333,28 @@ def _reference_md(ref: Mapping[str, Any]) -> list[str]:
 # --- terminal ---------------------------------------------------------------------------
 
 
-def rich_tables(report: Mapping[str, Any]) -> list[Any]:
-    """rich renderables: per-robot table, summary table (and the reference, if any)."""
+def _compact_table(title: str) -> Any:
+    """A rich table without outer edges and with two spaces between columns, so that
+    hd-bench's widest table fits 80 columns."""
     from rich import box
     from rich.table import Table
 
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                 pad_edge=False, collapse_padding=True)  # fmt: skip
+
+
+def rich_tables(report: Mapping[str, Any]) -> list[Any]:
+    """rich renderables: per-robot table, summary table (and the reference, if any)."""
     st = report["settings"]
-    table = Table(
-        title="hd-bench per control step: size, MACs, latency p50 (us, batch 1, 1 thread), "
-        "loop steps/s (ORT), return; L limbs, A actuators",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
+    # 80 columns: the numbers never wrap, a long robot name or robot set folds.
+    table = _compact_table(
+        "hd-bench per control step: latency p50 at batch 1 on 1 thread, control loop "
+        "with ORT; L limbs, A actuators"
     )
-    cols = ["robot", "model", "params", "MACs", "torch", "ORT", "numpy", "steps/s", "return"]
-    for c in cols:
-        table.add_column(c, justify="left" if c in ("robot", "model") else "right")
+    table.add_column("robot", overflow="fold")
+    table.add_column("model", no_wrap=True)
+    for c in ("params", "MACs", "torch\nus", "ORT\nus", "numpy\nus", "loop\nsteps/s", "return"):
+        table.add_column(c, justify="right", no_wrap=True)
     for r in report["robots"]:
         for kind in ("teacher", "student"):
             m = r[kind]
@@ -349,19 +363,18 @@ def rich_tables(report: Mapping[str, Any]) -> list[Any]:
                 kind,
                 fmt_count(m["params"]),
                 fmt_count(m["macs"]),
-                fmt_us(_lat(m, "torch")),
-                fmt_us(_lat(m, "onnx")),
-                fmt_us(_lat(m, "numpy")),
+                _us_short(_lat(m, "torch")),
+                _us_short(_lat(m, "onnx")),
+                _us_short(_lat(m, "numpy")),
                 fmt_float(m["steps_per_s"], 0),
                 fmt_float(m.get("return_mean")),
                 end_section=kind == "student",
             )
     s = report["summary"]
-    summary = Table(
-        title=f"summary over {s['n_robots']} robots", title_justify="left", box=box.SIMPLE_HEAD
-    )
-    for c in ("", "mean", "range"):
-        summary.add_column(c, justify="right" if c else "left")
+    summary = _compact_table(f"summary over {s['n_robots']} robots")
+    summary.add_column("", overflow="fold")
+    for c in ("mean", "range"):
+        summary.add_column(c, justify="right", no_wrap=True)
     for label, key in (
         ("params teacher/student", "params_ratio"),
         ("MACs teacher/student", "macs_ratio"),
@@ -382,14 +395,12 @@ def rich_tables(report: Mapping[str, Any]) -> list[Any]:
     ref = report.get("reference")
     if ref:
         t, u = ref["teacher"], ref["student"]
-        rt = Table(
-            title=f"reference architectures, {ref['n_limbs']} limbs "
-            f"({ref['n_actuators']} actuators)",
-            title_justify="left",
-            box=box.SIMPLE_HEAD,
+        rt = _compact_table(
+            f"reference architectures, {ref['n_limbs']} limbs ({ref['n_actuators']} actuators)"
         )
-        for c in ("", "teacher", "baked MLP", "ratio", "paper"):
-            rt.add_column(c, justify="right" if c else "left")
+        rt.add_column("")
+        for c in ("teacher", "baked MLP", "ratio", "paper"):
+            rt.add_column(c, justify="right", no_wrap=True)
         rt.add_row(
             "params",
             f"{t['params']:,}",
@@ -402,15 +413,15 @@ def rich_tables(report: Mapping[str, Any]) -> list[Any]:
         )
         rt.add_row(
             "ORT p50 us",
-            fmt_us(t["latency_us"].get("onnx")),
-            fmt_us(u["latency_us"].get("onnx")),
+            _us_short(t["latency_us"].get("onnx")),
+            _us_short(u["latency_us"].get("onnx")),
             fmt_ratio(ref["latency_ratio_onnx"]),
             "",
         )
         rt.add_row(
             "torch T vs ORT S p50 us",
-            fmt_us(t["latency_us"].get("torch")),
-            fmt_us(u["latency_us"].get("onnx")),
+            _us_short(t["latency_us"].get("torch")),
+            _us_short(u["latency_us"].get("onnx")),
             fmt_ratio(ref["latency_ratio_torch_vs_onnx"]),
             "",
         )

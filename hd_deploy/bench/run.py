@@ -19,14 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from hd_deploy.bench.backends import deploy, time_backends
+from hd_deploy.bench.backends import deploy, floor_us, time_backends
 from hd_deploy.bench.latency import DEFAULT_CALLS, TimingPlan, time_repeated
 from hd_deploy.bench.plots import write_plots
 from hd_deploy.bench.profile import hypernet_cost, student_cost, teacher_cost
 from hd_deploy.bench.progress import Progress
 from hd_deploy.bench.report import assemble, robot_ratios, write_report
-from hd_deploy.bench.throughput import DEFAULT_STEPS, steps_per_s
+from hd_deploy.bench.throughput import DEFAULT_STEPS, LoopTiming, control_loops
 from hd_deploy.envs.task import LocomotionTask
+from hd_deploy.errors import ConfigError
 from hd_deploy.models import (
     HyperNetPolicy,
     TeacherPolicy,
@@ -83,7 +84,12 @@ def _file_stem(name: str, taken: set[str]) -> str:
 
 
 def _model_entry(
-    cost: dict[str, Any], onnx_path: Path, out_dir: Path, latency: dict[str, Any]
+    cost: dict[str, Any],
+    onnx_path: Path,
+    out_dir: Path,
+    latency: dict[str, Any],
+    loop: LoopTiming,
+    floor: float | None = None,
 ) -> dict[str, Any]:
     return {
         **cost,
@@ -92,6 +98,15 @@ def _model_entry(
         "latency_us": latency,
         "latency_us_p50": latency["onnx"]["p50"],
         "latency_us_p99": latency["onnx"]["p99"],
+        "floor_us": floor,
+        "overhead_us": (
+            None if floor is None else {b: stats["p50"] - floor for b, stats in latency.items()}
+        ),
+        "steps_per_s": loop.steps_per_s,
+        "obs_us_p50": loop.obs_us_p50,
+        "policy_us_p50": loop.policy_us_p50,
+        "physics_us_p50": loop.physics_us_p50,
+        "obs_policy_over_physics": loop.obs_policy_over_physics,
     }
 
 
@@ -121,9 +136,10 @@ def profile_robot(
     bake = time_repeated(lambda: student.bake([task.robot], [task.context]), repeats=bake_repeats)
     progress.advance()
 
-    progress.status(f"{name}: latency ({plan.calls} calls x 5 backends)")
+    progress.status(f"{name}: latency ({plan.calls} calls x {len(d.controllers)} backends)")
     obs = task.reset(np.random.default_rng(seed)).reshape(-1)
     latency = time_backends(d.controllers, obs, plan)
+    floor = None if d.student_c is None else floor_us(d.student_c, obs)
     progress.advance()
 
     progress.status(f"{name}: control loop ({throughput_steps} steps)")
@@ -132,7 +148,7 @@ def profile_robot(
         "teacher": d.controllers["teacher", "onnx"],
         "student": d.controllers["student", "onnx"],
     }
-    speed = steps_per_s(loops, task, steps=throughput_steps, seed=seed)
+    speed = control_loops(loops, task, steps=throughput_steps, seed=seed)
     progress.advance()
 
     empty_return = {
@@ -141,11 +157,12 @@ def profile_robot(
         "returns": None,
         "episode_length_mean": None,
     }
-    t_entry = _model_entry(t_cost, d.teacher_onnx, out_dir, latency["teacher"])
-    s_entry = _model_entry(s_cost, d.student_onnx, out_dir, latency["student"])
-    t_entry.update(steps_per_s=speed["teacher"], **empty_return)
+    t_entry = _model_entry(t_cost, d.teacher_onnx, out_dir, latency["teacher"], speed["teacher"])
+    s_entry = _model_entry(
+        s_cost, d.student_onnx, out_dir, latency["student"], speed["student"], floor
+    )
+    t_entry.update(**empty_return)
     s_entry.update(
-        steps_per_s=speed["student"],
         bake_ms=bake.p50_us / 1e3,
         hypernet_macs_per_bake=hn_cost["macs_per_bake"],
         **empty_return,
@@ -157,7 +174,7 @@ def profile_robot(
         "n_limbs": task.robot.n_limbs,
         "n_actuators": task.robot.n_actuators,
         "obs_dim": d.teacher.n_limbs * d.teacher.proprio_dim,
-        "physics_steps_per_s": speed["physics"],
+        "physics_steps_per_s": speed["physics"].steps_per_s,
         "teacher": t_entry,
         "student": s_entry,
     }
@@ -213,7 +230,7 @@ def run_benchmark(
         FileNotFoundError: No checkpoint given and none shipped.
         CheckpointError: A checkpoint cannot be read or is of the wrong kind.
         MorphologyError: A robot cannot be read.
-        ValueError: A count is out of range.
+        ConfigError: A count is out of range.
     """
     from hd_deploy.train.shipped import shipped
 
@@ -239,7 +256,7 @@ def run_benchmark(
         ("workers", workers, 1),
     ):
         if value < low:
-            raise ValueError(f"{label} must be >= {low}, got {value}")
+            raise ConfigError(f"{label} must be >= {low}, got {value}")
     t_path = Path(teacher) if teacher is not None else shipped("teacher")
     s_path = Path(student) if student is not None else shipped("student")
     t_model, s_model = load_teacher(t_path), load_student(s_path)

@@ -65,10 +65,14 @@ value that was not measured (e.g. returns with `--no-returns`).
   - `teacher` and `student`, each: `params`, `params_analytic`, `macs` (fvcore),
     `macs_check` {`fvcore`, `analytic`, `rel_diff`, `tolerance`, `agree`}, `onnx_file`,
     `onnx_bytes`, `latency_us` {backend: {`p50`, `p99`, `mean`, `min`, `n`}} with backends
-    `torch`, `onnx` (and `numpy` for the student), `latency_us_p50` and `latency_us_p99`
-    (the onnxruntime numbers), `steps_per_s` (control loop with the onnxruntime
-    controller), `return_mean`, `return_std`, `returns` (per episode) and
-    `episode_length_mean`;
+    `torch`, `onnx` (and `numpy` and, with a C compiler, `c` through ctypes for the
+    student), `latency_us_p50` and `latency_us_p99` (the onnxruntime numbers),
+    `steps_per_s` (control loop with the onnxruntime controller) and, in that loop, the
+    p50 per control step of each stage: `obs_us_p50`, `policy_us_p50`, `physics_us_p50`,
+    and `obs_policy_over_physics` ((obs + policy) / physics); `floor_us` (the student's
+    arithmetic floor: its C `hd_act` timed inside C, no Python; null for the teacher or
+    without a compiler) and `overhead_us` {backend: p50 - floor} (null likewise);
+    `return_mean`, `return_std`, `returns` (per episode) and `episode_length_mean`;
   - `student` also: `widths` (baked MLP layer widths), `bake_ms` (median time of one
     hypernetwork pass baking this robot), `hypernet_macs_per_bake` (fvcore);
   - `ratios`: `params`, `macs`, `latency_onnx` (teacher onnxruntime / student

@@ -84,6 +84,7 @@ def bench(
     console = Console()
     for table in rich_tables(report):
         console.print(table)
+        console.print()
     bad = macs_disagreements(report)
     if bad:
         console.print(f"[red]fvcore and analytic MAC counts disagree for: {', '.join(bad)}")

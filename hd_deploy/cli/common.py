@@ -1,7 +1,8 @@
 """Shared pieces of the thin typer commands.
 
-User mistakes (bad robot files, wrong checkpoints, missing folders) print one line and
-exit with status 2; no traceback.
+User mistakes (the toolkit's own errors, :class:`~hd_deploy.errors.HdError`: bad robot
+files, wrong checkpoints, settings out of range; and missing or existing paths) print one
+line and exit with status 2. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -14,15 +15,10 @@ from typing import TypeVar
 import typer
 
 from hd_deploy.envs.errors import WorkerError
-from hd_deploy.morphology.errors import MorphologyError
+from hd_deploy.errors import HdError
 
 F = TypeVar("F", bound=Callable)
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    MorphologyError,
-    FileNotFoundError,
-    FileExistsError,
-    ValueError,
-)
+USER_ERRORS: tuple[type[BaseException], ...] = (HdError, FileNotFoundError, FileExistsError)
 
 
 def user_errors(fn: F) -> F:
@@ -42,7 +38,7 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class OutputError(ValueError):
+class OutputError(HdError):
     """An output path that cannot be written (checked before the work starts)."""
 
 

@@ -18,13 +18,14 @@ from typing import Annotated, TypeVar
 import typer
 
 from hd_deploy.cli.common import app, user_errors, writable
+from hd_deploy.errors import HdError
 from hd_deploy.files import atomic_write_text
 
 F = TypeVar("F", bound=Callable)
 
 
-class _UserError(ValueError):
-    """A non-ValueError user-facing failure, re-raised so ``user_errors`` prints it."""
+class _UserError(HdError):
+    """A user-facing failure of another type (rendering), re-raised so ``user_errors`` prints it."""
 
 
 def _render_errors(fn: F) -> F:

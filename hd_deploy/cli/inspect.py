@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hd_deploy.cli.common import app, user_errors
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 # --- hd-inspect ---------------------------------------------------------------------
 
@@ -30,25 +33,43 @@ def inspect(
         typer.echo(json.dumps(info, indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"{info['name']}  fingerprint {info['fingerprint']}")
-    for col in ("#", "limb", "parent", "joint slots (range deg, actuator gear)"):
-        table.add_column(col)
-    for limb in info["limbs"]:
-        slots = "; ".join(
-            f"{s['joint']} {s['range_deg']} "
-            + (f"gear {s['actuator']['gear']:g}" if s["actuator"] else "unactuated")
-            for s in limb["joint_slots"]
-        )
-        table.add_row(str(limb["index"]), limb["name"], limb["parent"] or "-", slots or "(base)")
     console = Console()
-    console.print(table)
+    console.print(inspect_table(info))
     console.print(
         f"limbs {info['n_limbs']}  actuators {info['n_actuators']}  "
         f"obs {info['obs_dim']} ({info['proprio_per_limb']}/limb)  "
         f"context {info['context_dim']} ({info['context_per_limb']}/limb)"
     )
+
+
+def inspect_table(info: dict) -> Table:
+    """A :func:`~hd_deploy.morphology.inspect.describe_robot` dict as a table that fits 80
+    columns: one line per joint slot, its range and its actuator's gear."""
+    from rich.table import Table
+
+    table = Table(title=f"{info['name']}\nfingerprint {info['fingerprint']}")
+    table.add_column("#", justify="right", no_wrap=True)
+    for col in ("limb", "parent", "joint"):
+        table.add_column(col, overflow="fold")
+    table.add_column("range deg", no_wrap=True)
+    table.add_column("gear", justify="right", no_wrap=True)
+    for limb in info["limbs"]:
+        slots = limb["joint_slots"]
+        ranges = [
+            f"{s['range_deg'][0]:g} to {s['range_deg'][1]:g}" if s["range_deg"] else "unlimited"
+            for s in slots
+        ]
+        gears = [f"{s['actuator']['gear']:g}" if s["actuator"] else "-" for s in slots]
+        table.add_row(
+            str(limb["index"]),
+            limb["name"],
+            limb["parent"] or "-",
+            "\n".join(s["joint"] for s in slots) or "(base)",
+            "\n".join(ranges),
+            "\n".join(gears),
+        )
+    return table
 
 
 # --- hd-generate --------------------------------------------------------------------

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hd_deploy.cli.common import app, user_errors, writable
+from hd_deploy.errors import ConfigError
 from hd_deploy.files import atomic_write_text
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 # --- hd-train -----------------------------------------------------------------------
 
@@ -240,7 +244,7 @@ def distill(
     from hd_deploy.train.shipped import shipped
 
     if init is not None and reference:
-        raise ValueError("--init takes the size of its checkpoint; --reference sets another")
+        raise ConfigError("--init takes the size of its checkpoint; --reference sets another")
     files = resolve_robots(robots) if robots else bundled_robots()
     if reference:
         cfg, model = DistillConfig(), HyperNetConfig.reference()
@@ -289,29 +293,37 @@ def evaluate_cmd(
 ) -> None:
     """Evaluate POLICY (the student through its baked MLPs) on every robot."""
     from rich.console import Console
-    from rich.table import Table
 
     from hd_deploy.morphology.sources import bundled_robots, resolve_robots
     from hd_deploy.train.rollout import evaluate
     from hd_deploy.train.shipped import resolve_policy
 
     if episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+        raise ConfigError(f"--episodes must be >= 1, got {episodes}")
     writable(json_path, "--json")
     kind, path = resolve_policy(policy)
     files = resolve_robots(robots) if robots else bundled_robots()
     report = evaluate(kind, path, files, episodes=episodes, seed=seed, workers=workers,
                       show_progress=sys.stderr.isatty())  # fmt: skip
     per_robot = f"{episodes} episode{'s' if episodes != 1 else ''} per robot"
-    table = Table(title=f"{kind} {path}: {per_robot}, seed {seed}")
-    for col in ("robot", "limbs", "return mean", "return std", "episode length"):
-        table.add_column(col, justify="right" if col != "robot" else "left")
+    Console().print(eval_table(report, title=f"{kind} {path}: {per_robot}, seed {seed}"))
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")
+
+
+def eval_table(report: dict, *, title: str) -> Table:
+    """An :func:`~hd_deploy.train.rollout.evaluate` report as a table that fits 80 columns:
+    the numbers never wrap, a long robot name folds onto a second line."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("robot", overflow="fold")
+    for col in ("limbs", "return\nmean", "return\nstd", "length\nsteps"):
+        table.add_column(col, justify="right", no_wrap=True)
     for r in report["robots"]:
         table.add_row(r["name"], str(r["n_limbs"]), f"{r['return_mean']:.1f}",
                       f"{r['return_std']:.1f}", f"{r['episode_length_mean']:.0f}")  # fmt: skip
     table.add_row("[bold]all", "", f"[bold]{report['return_mean']:.1f}",
                   f"{report['return_std']:.1f}", "")  # fmt: skip
-    Console().print(table)
-    if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")
+    return table

@@ -17,6 +17,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
+from hd_deploy.errors import ConfigError
 from hd_deploy.morphology.features import Proprioception, context
 from hd_deploy.morphology.robot import (
     JOINT_SLOTS,
@@ -50,6 +51,7 @@ def divergence_warnings(data: mujoco.MjData) -> int:
 
 
 _HEADLESS_TEXELS = 4
+FLOOR_MATERIAL = "hd_floor_grid"  # the added floor's texture and material
 
 
 @dataclass(frozen=True)
@@ -69,13 +71,13 @@ class TaskConfig:
 
     def __post_init__(self) -> None:
         if self.timestep <= 0:
-            raise ValueError(f"timestep must be > 0, got {self.timestep}")
+            raise ConfigError(f"timestep must be > 0, got {self.timestep}")
         if self.frame_skip < 1:
-            raise ValueError(f"frame_skip must be >= 1, got {self.frame_skip}")
+            raise ConfigError(f"frame_skip must be >= 1, got {self.frame_skip}")
         if self.episode_steps < 1:
-            raise ValueError(f"episode_steps must be >= 1, got {self.episode_steps}")
+            raise ConfigError(f"episode_steps must be >= 1, got {self.episode_steps}")
         if self.reset_noise < 0:
-            raise ValueError(f"reset_noise must be >= 0, got {self.reset_noise}")
+            raise ConfigError(f"reset_noise must be >= 0, got {self.reset_noise}")
 
     @property
     def control_dt(self) -> float:
@@ -106,12 +108,12 @@ def build_model(
 
     spec = load_spec(source)
     spec.option.timestep = config.timestep
+    if not _has_floor(spec):  # a robot file that brings its own floor keeps it, alone
+        _add_floor(spec)
     if headless:
         for texture in spec.textures:
             if texture.builtin != mujoco.mjtBuiltin.mjBUILTIN_NONE:
                 texture.width = texture.height = _HEADLESS_TEXELS
-    if not _has_floor(spec):  # a robot file that brings its own floor keeps it, alone
-        _add_floor(spec)
     try:
         model = spec.compile()
     except Exception as exc:
@@ -126,11 +128,30 @@ def _has_floor(spec: mujoco.MjSpec) -> bool:
 
 
 def _add_floor(spec: mujoco.MjSpec) -> None:
+    """A plane with dm_control's grid look: 0.5 m checker squares and a light line every
+    metre show in a video how far and how fast the robot moves. The texture and material
+    change only how it is drawn; their names cannot clash with a robot's own assets
+    (UNIMAL robots bring a ``grid``)."""
+    spec.add_texture(
+        name=FLOOR_MATERIAL,
+        type=mujoco.mjtTexture.mjTEXTURE_2D,
+        builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
+        rgb1=[0.1, 0.2, 0.3],
+        rgb2=[0.2, 0.3, 0.4],
+        width=300,
+        height=300,
+        mark=mujoco.mjtMark.mjMARK_EDGE,
+        markrgb=[0.8, 0.8, 0.8],
+    )
+    material = spec.add_material(
+        name=FLOOR_MATERIAL, texrepeat=[1.0, 1.0], texuniform=True, reflectance=0.2
+    )
+    material.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = FLOOR_MATERIAL
     spec.worldbody.add_geom(
         name="hd_floor",
         type=mujoco.mjtGeom.mjGEOM_PLANE,
         size=[50.0, 50.0, 0.1],
-        rgba=[0.8, 0.8, 0.8, 1.0],
+        material=FLOOR_MATERIAL,
         condim=3,
         friction=[1.0, 0.005, 0.0001],
     )

@@ -27,6 +27,7 @@ import numpy as np
 
 from hd_deploy.envs.errors import WorkerError
 from hd_deploy.envs.task import LocomotionTask, TaskConfig
+from hd_deploy.errors import ConfigError
 from hd_deploy.morphology.features import CONTEXT_DIM, PROPRIO_DIM
 from hd_deploy.morphology.robot import JOINT_SLOTS
 
@@ -359,6 +360,7 @@ class VecLocomotionEnv:
         seed: Base seed; worker ``i`` uses ``seed + i``.
 
     Raises:
+        ConfigError: No robots, or ``n_envs`` < 1.
         MorphologyError: A robot cannot be read (raised here, not in a worker).
         WorkerError: A worker crashed or raised (on the step that found out).
     """
@@ -373,9 +375,9 @@ class VecLocomotionEnv:
         seed: int = 0,
     ) -> None:
         if not robots:
-            raise ValueError("no robots given")
+            raise ConfigError("no robots given")
         if n_envs < 1:
-            raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+            raise ConfigError(f"n_envs must be >= 1, got {n_envs}")
         self.sources = [str(r) for r in robots]
         self.n_envs = n_envs
         self.config = config

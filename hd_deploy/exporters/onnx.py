@@ -23,6 +23,7 @@ import onnx
 import torch
 
 from hd_deploy.envs.task import LocomotionTask, TaskConfig
+from hd_deploy.errors import HdError
 from hd_deploy.models.baked import BakedMLP
 from hd_deploy.models.controller import TorchController, policy_kind
 from hd_deploy.models.teacher import TeacherExport
@@ -44,7 +45,7 @@ BATCH_DIM = "batch"
 _SIZE_SLACK = 64 * 1024
 
 
-class ExportError(ValueError):
+class ExportError(HdError):
     """An export failed a check; the one-line message names the robot and the check."""
 
 

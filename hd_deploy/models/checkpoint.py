@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from hd_deploy.errors import HdError
 from hd_deploy.models.config import HyperNetConfig, TeacherConfig
 from hd_deploy.models.hypernet import HyperNetPolicy
 from hd_deploy.models.normalizer import ObsNormalizer
@@ -36,7 +37,7 @@ _KINDS: dict[str, type[TeacherConfig] | type[HyperNetConfig]] = {
 _NORM_PREFIX = "normalizer."
 
 
-class CheckpointError(ValueError):
+class CheckpointError(HdError):
     """A checkpoint cannot be read; the one-line message names the file and the problem."""
 
 

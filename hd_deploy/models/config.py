@@ -2,7 +2,8 @@
 
 Both are frozen dataclasses whose defaults are the reference (paper) sizes; ``small()``
 is the CPU training default and ``tiny()`` is for tests. ``to_dict()`` / ``from_dict()``
-round-trip through JSON (checkpoints store the dict).
+round-trip through JSON (checkpoints store the dict). Invalid values raise
+:class:`~hd_deploy.errors.ConfigError` on construction.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
+from hd_deploy.errors import ConfigError
 from hd_deploy.morphology.features import CONTEXT_DIM, PROPRIO_DIM
 from hd_deploy.morphology.robot import MAX_LIMBS
 
@@ -31,37 +33,37 @@ class _ConfigBase:
         """Build a config from a dict; missing keys take their defaults.
 
         Raises:
-            ValueError: ``data`` has keys that are not fields, or a value is invalid.
+            ConfigError: ``data`` has keys that are not fields, or a value is invalid.
         """
         known = [f.name for f in fields(cls)]  # type: ignore[arg-type]
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ValueError(f"{cls.__name__}: unknown keys {unknown}; known keys are {known}")
+            raise ConfigError(f"{cls.__name__}: unknown keys {unknown}; known keys are {known}")
         return cls(**dict(data))
 
 
 def _check_int(owner: str, name: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{owner}.{name} must be an int, got {value!r}")
+        raise ConfigError(f"{owner}.{name} must be an int, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{owner}.{name} must be >= {minimum}, got {value}")
+        raise ConfigError(f"{owner}.{name} must be >= {minimum}, got {value}")
 
 
 def _check_float(owner: str, name: str, value: object, *, low: float, high: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{owner}.{name} must be a number, got {value!r}")
+        raise ConfigError(f"{owner}.{name} must be a number, got {value!r}")
     if not low <= value <= high:
-        raise ValueError(f"{owner}.{name} must be in [{low}, {high}], got {value}")
+        raise ConfigError(f"{owner}.{name} must be in [{low}, {high}], got {value}")
 
 
 def _check_bool(owner: str, name: str, value: object) -> None:
     if not isinstance(value, bool):
-        raise ValueError(f"{owner}.{name} must be a bool, got {value!r}")
+        raise ConfigError(f"{owner}.{name} must be a bool, got {value!r}")
 
 
 def _check_heads(owner: str, d_name: str, d: int, h_name: str, h: int) -> None:
     if d % h != 0:
-        raise ValueError(f"{owner}.{d_name} ({d}) must be divisible by {h_name} ({h})")
+        raise ConfigError(f"{owner}.{d_name} ({d}) must be divisible by {h_name} ({h})")
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,7 @@ class HyperNetConfig(_ConfigBase):
         _check_heads(own, "context_d", self.context_d, "context_heads", self.context_heads)
         _check_float(own, "context_dropout", self.context_dropout, low=0.0, high=0.99)
         if self.input_agg not in INPUT_AGGS:
-            raise ValueError(
+            raise ConfigError(
                 f"{own}.input_agg must be one of {list(INPUT_AGGS)}, got {self.input_agg!r}"
             )
         _check_float(own, "obs_clip", self.obs_clip, low=1e-6, high=1e9)

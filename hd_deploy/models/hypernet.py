@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hd_deploy.errors import ConfigError
 from hd_deploy.models.baked import BakedMLP
 from hd_deploy.models.config import HyperNetConfig
 from hd_deploy.models.layers import PreLNEncoderLayer
@@ -287,6 +288,10 @@ class HyperNetPolicy(nn.Module):
 
         Returns:
             One :class:`BakedMLP` per robot, ``n_limbs*17 -> ... -> n_actuators``.
+
+        Raises:
+            ConfigError: A robot has more limbs than the hypernetwork hosts.
+            ValueError: The lists differ in length, or a context has the wrong shape.
         """
         cfg = self.config
         if len(robots) != len(contexts):
@@ -295,7 +300,7 @@ class HyperNetPolicy(nn.Module):
             return []
         for robot, ctx in zip(robots, contexts, strict=True):
             if robot.n_limbs > cfg.max_limbs:
-                raise ValueError(
+                raise ConfigError(
                     f"{robot.name}: {robot.n_limbs} limbs, more than max_limbs = {cfg.max_limbs}"
                 )
             if np.shape(ctx) != (robot.n_limbs, cfg.context_dim):

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hd_deploy.errors import ConfigError
 from hd_deploy.models.config import TeacherConfig
 from hd_deploy.models.layers import LimbPacking, LimbTransformer
 from hd_deploy.models.normalizer import ObsNormalizer
@@ -194,6 +195,10 @@ class TeacherExport(nn.Module):
         teacher: The trained policy (copied, not referenced).
         robot: The robot.
         context: Its morphology context, shape ``(n_limbs, 53)``.
+
+    Raises:
+        ConfigError: The robot has more limbs than the teacher hosts.
+        ValueError: ``context`` has the wrong shape.
     """
 
     input_names = ("obs",)
@@ -210,7 +215,7 @@ class TeacherExport(nn.Module):
         cfg = teacher.config
         n = robot.n_limbs
         if n > cfg.max_limbs:
-            raise ValueError(f"{robot.name}: {n} limbs, more than max_limbs = {cfg.max_limbs}")
+            raise ConfigError(f"{robot.name}: {n} limbs, more than max_limbs = {cfg.max_limbs}")
         if np.shape(context) != (n, cfg.context_dim):
             raise ValueError(
                 f"{robot.name}: context must have shape ({n}, {cfg.context_dim}), "

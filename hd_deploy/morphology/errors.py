@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from hd_deploy.errors import HdError
 
-class MorphologyError(ValueError):
+
+class MorphologyError(HdError):
     """A robot file or model is missing, malformed or outside what the toolkit supports.
 
     The message names the robot and what is wrong, in one line, so a CLI can print it.

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hd_deploy.errors import ConfigError
 from hd_deploy.morphology.features import GEAR_CLASSES, JOINT_RANGE_CLASSES
 from hd_deploy.morphology.robot import MAX_LIMBS
 
@@ -98,24 +99,24 @@ class GeneratorConfig:
 
     def __post_init__(self) -> None:
         if not MIN_LIMBS <= self.min_limbs <= MAX_LIMBS:
-            raise ValueError(
+            raise ConfigError(
                 f"min_limbs must be in [{MIN_LIMBS}, {MAX_LIMBS}], got {self.min_limbs}"
             )
         if not self.min_limbs <= self.max_limbs <= MAX_LIMBS:
-            raise ValueError(
+            raise ConfigError(
                 f"max_limbs must be in [min_limbs={self.min_limbs}, {MAX_LIMBS}], "
                 f"got {self.max_limbs}"
             )
         for name in ("symmetry_prob", "mid_site_prob", "two_joint_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {value}")
+                raise ConfigError(f"{name} must be in [0, 1], got {value}")
         for name in ("torso_density", "limb_density"):
             value = getattr(self, name)
             if not value > 0.0:
-                raise ValueError(f"{name} must be > 0, got {value}")
+                raise ConfigError(f"{name} must be > 0, got {value}")
         if not self.drop_clearance >= 0.0:
-            raise ValueError(f"drop_clearance must be >= 0, got {self.drop_clearance}")
+            raise ConfigError(f"drop_clearance must be >= 0, got {self.drop_clearance}")
 
 
 @dataclass
@@ -400,12 +401,12 @@ def generate_robot(
         MJCF text of a model named ``gen-<seed>`` (no floor).
 
     Raises:
-        ValueError: If ``n_limbs`` is outside [2, 12] or ``seed`` is negative.
+        ConfigError: If ``n_limbs`` is outside [2, 12] or ``seed`` is negative.
     """
     if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+        raise ConfigError(f"seed must be >= 0, got {seed}")
     if n_limbs is not None and not MIN_LIMBS <= n_limbs <= MAX_LIMBS:
-        raise ValueError(
+        raise ConfigError(
             f"n_limbs must be in [{MIN_LIMBS}, {MAX_LIMBS}] (bodies including the torso), "
             f"got {n_limbs}"
         )
@@ -431,12 +432,12 @@ def write_robots(
         Paths of the written files, in seed order.
 
     Raises:
-        ValueError: If ``count`` or ``seed`` is negative.
+        ConfigError: If ``count`` or ``seed`` is negative.
     """
     if count < 0:
-        raise ValueError(f"count must be >= 0, got {count}")
+        raise ConfigError(f"count must be >= 0, got {count}")
     if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+        raise ConfigError(f"seed must be >= 0, got {seed}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []

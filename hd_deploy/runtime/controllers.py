@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from hd_deploy.errors import ConfigError
 from hd_deploy.runtime.metadata import ControllerError, check_weights, decode_metadata
 
 BACKENDS = ("onnx", "numpy")
@@ -84,24 +85,23 @@ class _Checked:
         self._obs = np.zeros((1, self.obs_dim), dtype=np.float32)
 
     def _load_obs(self, obs: np.ndarray) -> None:
-        if np.shape(obs) != (self.obs_dim,):
+        x = obs if isinstance(obs, np.ndarray) else np.asarray(obs)
+        if x.shape != (self.obs_dim,):
             raise ValueError(
                 f"{self.metadata['robot_name']}: observation must have shape "
-                f"({self.obs_dim},), got {np.shape(obs)}"
+                f"({self.obs_dim},), got {x.shape}"
             )
-        kind = getattr(obs, "dtype", np.dtype(np.float64)).kind
-        if kind not in "fiu":
+        if x.dtype.kind not in "fiu":
             raise ValueError(
                 f"{self.metadata['robot_name']}: observation must hold real numbers, "
-                f"got dtype {np.asarray(obs).dtype}"
+                f"got dtype {x.dtype}"
             )
-        with np.errstate(over="ignore"):  # an overflow is reported just below
-            self._obs[0] = obs
-        if (
-            kind == "f"
-            and np.asarray(obs).dtype.itemsize > 4
-            and (np.isinf(self._obs[0]) & np.isfinite(obs)).any()
-        ):
+        if x.dtype.kind != "f" or x.dtype.itemsize <= 4:  # nothing can overflow float32
+            self._obs[0] = x
+            return
+        with np.errstate(over="ignore"):  # an overflow is reported just below (errstate
+            self._obs[0] = x  # costs more than a policy call: only for wide floats)
+        if (np.isinf(self._obs[0]) & np.isfinite(x)).any():
             raise ValueError(
                 f"{self.metadata['robot_name']}: observation values overflow float32 "
                 "(an observation is float32; scale or check the input)"
@@ -123,6 +123,7 @@ class OnnxController(_Checked):
         threads: Intra-op threads (1 is fastest for the tiny MLPs).
 
     Raises:
+        ConfigError: ``threads`` < 1.
         ControllerError: Missing, corrupted or foreign file, or unexpected inputs/outputs.
     """
 
@@ -130,7 +131,7 @@ class OnnxController(_Checked):
         import onnxruntime as ort
 
         if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
+            raise ConfigError(f"threads must be >= 1, got {threads}")
         self.path = Path(path)
         source = str(self.path)
         if not self.path.is_file():

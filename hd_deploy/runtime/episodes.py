@@ -12,6 +12,7 @@ import mujoco
 import numpy as np
 
 from hd_deploy.envs.task import LocomotionTask, TaskConfig
+from hd_deploy.errors import ConfigError
 from hd_deploy.runtime.controllers import Controller
 from hd_deploy.runtime.loop import ControlLoop
 from hd_deploy.runtime.metadata import ControllerError
@@ -173,10 +174,10 @@ def run_episodes(
 
     Raises:
         ControllerError: The controller does not fit the robot.
-        ValueError: ``episodes`` < 1.
+        ConfigError: ``episodes`` < 1.
     """
     if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
+        raise ConfigError(f"episodes must be >= 1, got {episodes}")
     task = task_for(controller, robot, config=config)
     loop = ControlLoop(
         controller, task.model, task.data, allow_mismatch=allow_mismatch, name=task.robot.name

@@ -27,6 +27,7 @@ from typing import Any
 
 from hd_deploy import __version__
 from hd_deploy.envs.task import TaskConfig
+from hd_deploy.errors import HdError
 from hd_deploy.morphology.features import PROPRIO_DIM, PROPRIO_NAMES
 from hd_deploy.morphology.robot import Robot
 
@@ -49,7 +50,7 @@ REQUIRED_KEYS = (FORMAT_KEY, *_STR_KEYS, *_JSON_KEYS, *_INT_KEYS, *_FLOAT_KEYS)
 WEIGHTS_KEY = "weights_sha256"
 
 
-class ControllerError(ValueError):
+class ControllerError(HdError):
     """A controller file cannot be used: missing, corrupted, foreign, or the wrong robot.
 
     The message is one line naming the file (or robot) and the problem, so a CLI can print it.

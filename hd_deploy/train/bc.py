@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from hd_deploy.errors import ConfigError
 from hd_deploy.train.rollout import DistillData
 
 
@@ -33,16 +34,16 @@ def resolve_device(name: str) -> torch.device:
     """``"auto"`` is CUDA when present, else the CPU; anything else goes to ``torch.device``.
 
     Raises:
-        ValueError: CUDA was asked for and is not available.
+        ConfigError: An unknown device, or CUDA asked for and not available.
     """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError as exc:
-        raise ValueError(f"device {name!r}: expected auto, cpu or cuda[:N]") from exc
+        raise ConfigError(f"device {name!r}: expected auto, cpu or cuda[:N]") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r}: CUDA is not available on this machine")
+        raise ConfigError(f"device {name!r}: CUDA is not available on this machine")
     return device
 
 

@@ -24,10 +24,11 @@ import torch
 
 from hd_deploy.files import atomic_write_text
 from hd_deploy.models import TeacherConfig, TeacherPolicy, load_teacher
-from hd_deploy.models.checkpoint import save_checkpoint
+from hd_deploy.models.checkpoint import CheckpointError, save_checkpoint
 from hd_deploy.train.bc import Batch, bc_epoch, resolve_device, set_cosine_lr
 from hd_deploy.train.config import CloneConfig
 from hd_deploy.train.rollout import DistillData, _map, _policy
+from hd_deploy.train.rundir import recover, round_saved, staging, swap_in
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
 
 LOG_COLUMNS = ("epoch", "round", "samples", "wall_s", "loss", "lr")
@@ -76,12 +77,15 @@ def clone_teacher(
         run_dir: Output folder (``checkpoint/``, ``data.npz``, ``progress.csv``, plot).
         teacher_config: Teacher size (default ``TeacherConfig.small()``); ignored on resume.
         config: Cloning settings; on resume the saved settings are used.
-        resume: Continue from ``run_dir/checkpoint``.
+        resume: Continue from ``run_dir/checkpoint`` (collected data is reused, a DAgger
+            round whose data were saved before the run stopped included).
         show_progress: Show progress bars.
 
     Raises:
         FileExistsError: run_dir holds a run and resume is False.
         FileNotFoundError: No experts, or resume without a checkpoint.
+        CheckpointError: An expert is unreadable or was trained on another robot.
+        ConfigError: No such device.
     """
     resolve_device(config.device)  # fail before a run folder is written
     run_dir = Path(run_dir)
@@ -89,8 +93,6 @@ def clone_teacher(
     robots = expert_robots(experts_dir)
     state = None
     if resume:
-        from hd_deploy.train.rundir import recover
-
         if not recover(ckpt) or not (ckpt / "trainer_state.pt").exists():
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
         meta = json.loads((run_dir / "run.json").read_text())
@@ -140,8 +142,10 @@ def clone_teacher(
         job = bar.add_task("clone", total=config.epochs, completed=start_epoch, status="")
         for epoch in range(start_epoch, config.epochs):
             rnd = min(epoch // per_round, rounds - 1)
-            if rnd > 0 and epoch == rnd * per_round:
-                _save(ckpt, teacher, opt, epoch, wall0 + time.time() - t0, names, device)
+            due = rnd > 0 and epoch == rnd * per_round
+            if due and not round_saved(state, epoch, data.n_samples):
+                _save(ckpt, teacher, opt, epoch, wall0 + time.time() - t0, names, device,
+                      samples=data.n_samples)  # fmt: skip
                 extra = _collect(experts, robots, str(ckpt), config, rnd,
                                  teacher.config.max_limbs, show_progress)  # fmt: skip
                 data = data.merge(extra)
@@ -153,7 +157,7 @@ def clone_teacher(
                         "wall_s": wall, "loss": loss, "lr": opt.param_groups[0]["lr"]})  # fmt: skip
             bar.update(job, advance=1, status=f"loss {loss:.4g}")
             if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
-                _save(ckpt, teacher, opt, epoch + 1, wall, names, device)
+                _save(ckpt, teacher, opt, epoch + 1, wall, names, device, samples=data.n_samples)
                 plot_curve(log, run_dir / "learning_curve.png", x="epoch", ys=("loss",),
                            title="Teacher cloned from experts")  # fmt: skip
     return CloneResult(run_dir, config.epochs, loss, data.n_samples)
@@ -173,9 +177,8 @@ def _epoch(teacher: TeacherPolicy, params, opt, data: DistillData, config: Clone
 
 
 def _save(ckpt: Path, teacher: TeacherPolicy, opt, epoch: int, wall: float, names,
-          device: torch.device) -> None:  # fmt: skip
-    from hd_deploy.train.rundir import staging, swap_in
-
+          device: torch.device, *, samples: int) -> None:  # fmt: skip
+    """Swap in a checkpoint; ``samples`` (in the data now) lets a resume tell a saved round."""
     tmp = staging(ckpt)
     save_checkpoint(
         tmp,
@@ -188,8 +191,9 @@ def _save(ckpt: Path, teacher: TeacherPolicy, opt, epoch: int, wall: float, name
             "device": str(device),
         },  # fmt: skip
     )
-    torch.save({"optimizer": opt.state_dict(), "epoch": epoch, "wall_s": wall,
-                "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")  # fmt: skip
+    torch.save({"optimizer": opt.state_dict(), "epoch": epoch, "samples": samples,
+                "wall_s": wall, "torch_rng": torch.get_rng_state()},
+               tmp / "trainer_state.pt")  # fmt: skip
     swap_in(tmp, ckpt)
 
 
@@ -217,7 +221,7 @@ def _collect_job(args) -> dict:
     expert = Expert.load(experts, name)
     robot = task.robot
     if expert.fingerprint != robot.fingerprint:
-        raise ValueError(f"expert {name} was trained on another robot than {source}")
+        raise CheckpointError(f"expert {name} was trained on another robot than {source}")
     n, L = robot.n_limbs, max_limbs
     ctx_np, mask_np = task.padded_context()
     ctx, mask = torch.as_tensor(ctx_np)[None], torch.as_tensor(mask_np)[None]

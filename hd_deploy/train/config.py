@@ -1,8 +1,10 @@
-"""Trainer configurations (frozen; validated on construction)."""
+"""Trainer configurations (frozen; validated on construction: ``ConfigError``)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+
+from hd_deploy.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -43,22 +45,22 @@ class PPOConfig:
         for name in ("n_envs", "rollout_steps", "total_steps", "epochs", "minibatch_size",
                      "eval_every"):  # fmt: skip
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.n_workers < 0:
-            raise ValueError(f"n_workers must be >= 0, got {self.n_workers}")
+            raise ConfigError(f"n_workers must be >= 0, got {self.n_workers}")
         if self.lr_schedule not in ("cosine", "constant"):
-            raise ValueError(
+            raise ConfigError(
                 f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}"
             )
         if not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
-            raise ValueError("gamma must be in (0, 1] and gae_lambda in [0, 1]")
+            raise ConfigError("gamma must be in (0, 1] and gae_lambda in [0, 1]")
         if self.minibatch_size > self.batch_size:
-            raise ValueError(
+            raise ConfigError(
                 f"minibatch_size ({self.minibatch_size}) exceeds the batch of "
                 f"n_envs x rollout_steps = {self.batch_size}"
             )
         if self.checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+            raise ConfigError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
 
     @property
     def batch_size(self) -> int:
@@ -120,15 +122,15 @@ class DistillConfig:
         for name in ("weight_decay", "context_noise", "warmup_epochs",
                      "start_samples_per_robot"):  # fmt: skip
             if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("samples_per_robot", "n_envs", "epochs", "batch_size", "robots_per_batch",
                      "start_steps"):  # fmt: skip
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.dagger_rounds < 0:
-            raise ValueError(f"dagger_rounds must be >= 0, got {self.dagger_rounds}")
+            raise ConfigError(f"dagger_rounds must be >= 0, got {self.dagger_rounds}")
         if self.batch_size < self.robots_per_batch:
-            raise ValueError(
+            raise ConfigError(
                 f"batch_size ({self.batch_size}) must be >= robots_per_batch "
                 f"({self.robots_per_batch})"
             )
@@ -175,7 +177,7 @@ class ExpertConfig:
         for name in ("n_envs", "rollout_steps", "total_steps", "hidden", "epochs",
                      "minibatch_size"):  # fmt: skip
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     @classmethod
     def tiny(cls) -> ExpertConfig:
@@ -217,15 +219,15 @@ class CloneConfig:
         for name in ("samples_per_robot", "dagger_samples_per_robot", "epochs", "batch_size",
                      "robots_per_batch"):  # fmt: skip
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.dagger_rounds < 0 or self.action_noise < 0:
-            raise ValueError("dagger_rounds and action_noise must be >= 0")
+            raise ConfigError("dagger_rounds and action_noise must be >= 0")
         if self.epochs < self.dagger_rounds + 1:
-            raise ValueError(
+            raise ConfigError(
                 f"epochs ({self.epochs}) must be >= dagger_rounds + 1 ({self.dagger_rounds + 1})"
             )
         if self.batch_size < self.robots_per_batch:
-            raise ValueError(
+            raise ConfigError(
                 f"batch_size ({self.batch_size}) must be >= robots_per_batch "
                 f"({self.robots_per_batch})"
             )
@@ -247,12 +249,12 @@ class CloneConfig:
 
 def _check_lr(lr: float) -> None:
     if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+        raise ConfigError(f"lr must be > 0, got {lr}")
 
 
 def _from_dict(cls, data: dict):
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"{cls.__name__}: unknown keys {unknown}")
+        raise ConfigError(f"{cls.__name__}: unknown keys {unknown}")
     return cls(**data)

@@ -24,12 +24,14 @@ from pathlib import Path
 
 import torch
 
+from hd_deploy.errors import ConfigError
 from hd_deploy.files import atomic_write_text
 from hd_deploy.models import HyperNetConfig, HyperNetPolicy, load_student, load_teacher
 from hd_deploy.models.checkpoint import save_checkpoint
 from hd_deploy.train.bc import Batch, bc_epoch, masked_bc_error, resolve_device, set_cosine_lr
 from hd_deploy.train.config import DistillConfig
 from hd_deploy.train.rollout import DistillData, collect
+from hd_deploy.train.rundir import recover, round_saved, staging, swap_in
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
 
 LOG_COLUMNS = ("epoch", "round", "samples", "wall_s", "loss", "teacher_action_rms")
@@ -66,7 +68,8 @@ def distill_student(
         config: Distillation settings; on resume the saved settings are used.
         init: Student checkpoint to start from (its weights and size; ``student_config`` is
             then not used): more rounds, robots or epochs on top of a finished run.
-        resume: Continue from ``run_dir/checkpoint`` (collected data is reused).
+        resume: Continue from ``run_dir/checkpoint`` (collected data is reused, a DAgger
+            round whose data were saved before the run stopped included).
         show_progress: Show progress bars.
 
     Raises:
@@ -74,21 +77,22 @@ def distill_student(
         FileNotFoundError: resume is True and run_dir holds no checkpoint.
         CheckpointError: The teacher (or ``init`` student) checkpoint is missing, corrupt or
             of the wrong kind.
+        ConfigError: No such device; no teacher for a new run, or on resume another than
+            the run's; student and teacher of different ``max_limbs``; ``data.npz`` of
+            other robots.
     """
     resolve_device(config.device)  # fail before a run folder is written
     run_dir = Path(run_dir)
     ckpt, data_path = run_dir / "checkpoint", run_dir / "data.npz"
     robots = [str(r) for r in robots]
     if resume:
-        from hd_deploy.train.rundir import recover
-
         if not recover(ckpt) or not (ckpt / "trainer_state.pt").exists():
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
         meta = json.loads((run_dir / "run.json").read_text())
         if teacher_checkpoint is None:
             teacher_checkpoint = meta["teacher"]  # the run's own teacher, not the shipped one
         elif Path(teacher_checkpoint).resolve() != Path(meta["teacher"]).resolve():
-            raise ValueError(
+            raise ConfigError(
                 f"{run_dir} was distilled from {meta['teacher']}, not {teacher_checkpoint}; "
                 "leave --teacher out to resume it"
             )
@@ -102,14 +106,14 @@ def distill_student(
         if (run_dir / "run.json").exists():
             raise FileExistsError(f"{run_dir}: already holds a run (use --resume or a new folder)")
         if teacher_checkpoint is None:
-            raise ValueError("a new distillation run needs a teacher checkpoint")
+            raise ConfigError("a new distillation run needs a teacher checkpoint")
         teacher = load_teacher(teacher_checkpoint)
         if init:
             student = load_student(init)
         else:
             student = HyperNetPolicy(student_config or HyperNetConfig.small())
         if student.config.max_limbs != teacher.config.max_limbs:
-            raise ValueError(
+            raise ConfigError(
                 f"student hosts {student.config.max_limbs} limbs, teacher "
                 f"{teacher.config.max_limbs}; they must agree"
             )
@@ -156,8 +160,10 @@ def distill_student(
         job = bar.add_task("distil", total=config.epochs, completed=start_epoch, status="")
         for epoch in range(start_epoch, config.epochs):
             rnd = epoch // epochs_per_round
-            if rnd > 0 and epoch % epochs_per_round == 0 and rnd < rounds:
-                _save(ckpt, student, opt, epoch, wall0 + time.time() - t0, names, device)
+            due = rnd > 0 and epoch % epochs_per_round == 0 and rnd < rounds
+            if due and not round_saved(state, epoch, data.n_samples):
+                _save(ckpt, student, opt, epoch, wall0 + time.time() - t0, names, device,
+                      samples=data.n_samples)  # fmt: skip
                 extra = collect(
                     teacher_checkpoint, robots, config=config, student_checkpoint=ckpt,
                     show_progress=show_progress, seed_offset=rnd,
@@ -179,7 +185,7 @@ def distill_student(
             )
             bar.update(job, advance=1, status=f"loss {loss:.4g}")
             if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
-                _save(ckpt, student, opt, epoch + 1, wall, names, device)
+                _save(ckpt, student, opt, epoch + 1, wall, names, device, samples=data.n_samples)
                 plot_curve(log, run_dir / "learning_curve.png", x="epoch", ys=("loss",),
                            title="Hypernetwork distillation")  # fmt: skip
     return DistillResult(run_dir, config.epochs, loss, data.n_samples)
@@ -191,7 +197,7 @@ def _load_data(path: Path, n_robots: int) -> DistillData | None:
         return None
     data = DistillData.load(path)
     if data.n_robots != n_robots:
-        raise ValueError(f"{path}: holds data of {data.n_robots} robots, the run has {n_robots}")
+        raise ConfigError(f"{path}: holds data of {data.n_robots} robots, the run has {n_robots}")
     return data
 
 
@@ -234,9 +240,9 @@ def train_epoch(student: HyperNetPolicy, opt, data: DistillData, config: Distill
     return loss
 
 
-def _save(ckpt: Path, student, opt, epoch: int, wall: float, names, device) -> None:
-    from hd_deploy.train.rundir import staging, swap_in
-
+def _save(ckpt: Path, student, opt, epoch: int, wall: float, names, device, *,
+          samples: int) -> None:  # fmt: skip
+    """Swap in a checkpoint; ``samples`` (in the data now) lets a resume tell a saved round."""
     tmp = staging(ckpt)
     extra = {"epoch": epoch, "wall_s": round(wall, 1), "device": str(device)}
     save_checkpoint(tmp, student, robots=names, extra=extra)
@@ -244,6 +250,7 @@ def _save(ckpt: Path, student, opt, epoch: int, wall: float, names, device) -> N
         {
             "optimizer": opt.state_dict(),
             "epoch": epoch,
+            "samples": samples,
             "wall_s": wall,
             "torch_rng": torch.get_rng_state(),
         },

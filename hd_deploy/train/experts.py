@@ -58,12 +58,24 @@ class Expert:
 
     @classmethod
     def load(cls, folder: str | Path, name: str) -> Expert:
+        """Read ``<folder>/<name>.json`` and ``<folder>/<name>.safetensors``.
+
+        Raises:
+            FileNotFoundError: A file is missing.
+            CheckpointError: The record is not valid JSON or of another format version.
+        """
         from safetensors.numpy import load_file
 
+        from hd_deploy.models.checkpoint import CheckpointError
+
         folder = Path(folder)
-        record = json.loads((folder / f"{name}.json").read_text())
-        if record.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{folder / name}.json: unsupported expert format")
+        path = folder / f"{name}.json"
+        try:
+            record = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+        if not isinstance(record, dict) or record.get("format_version") != FORMAT_VERSION:
+            raise CheckpointError(f"{path}: unsupported expert format")
         t = load_file(str(folder / f"{name}.safetensors"))
         n_layers = sum(1 for k in t if k.endswith(".weight"))
         weights = [(t[f"pi.{i}.weight"], t[f"pi.{i}.bias"]) for i in range(n_layers)]

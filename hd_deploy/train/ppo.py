@@ -26,6 +26,7 @@ from hd_deploy.envs.vec_env import VecLocomotionEnv
 from hd_deploy.files import atomic_write_text
 from hd_deploy.models import TeacherConfig, TeacherPolicy
 from hd_deploy.models.checkpoint import load_teacher, save_checkpoint
+from hd_deploy.train.bc import resolve_device
 from hd_deploy.train.collect import Collector, obs_tensors
 from hd_deploy.train.config import PPOConfig
 from hd_deploy.train.rundir import recover, staging, swap_in
@@ -85,10 +86,11 @@ def train_teacher(
     Raises:
         FileExistsError: run_dir already holds a run and resume is False.
         FileNotFoundError: resume is True but run_dir holds no checkpoint.
+        ConfigError: An unknown device, or CUDA asked for and not available.
     """
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoint"
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = resolve_device(device or "auto")  # fail before a run folder is written
     if resume:
         if not recover(ckpt_dir) or not (ckpt_dir / "trainer_state.pt").exists():
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")

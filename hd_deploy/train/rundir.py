@@ -5,12 +5,19 @@ last), then swapped in: ``<name>`` -> ``<name>.old``, ``<name>.tmp`` -> ``<name>
 ``<name>.old`` removed. A kill can land between any two of those steps; :func:`recover`
 (called before a run resumes) finishes or undoes the swap, so that ``<name>`` holds the
 newest complete checkpoint wherever the kill landed.
+
+A trainer that collects more data during the run (a DAgger round) writes a checkpoint
+recording how many samples its data held, collects, then replaces its data file
+atomically; :func:`round_saved` tells a resumed run that a kill landed after that
+replacement, so the round is not collected twice.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 COMPLETE = ".complete"
 
@@ -49,3 +56,21 @@ def recover(dst: Path) -> bool:
         if leftover.exists() and dst.exists():
             shutil.rmtree(leftover)
     return dst.is_dir()
+
+
+def round_saved(state: Mapping[str, Any] | None, epoch: int, n_samples: int) -> bool:
+    """True when the data round due at ``epoch`` was saved before the run was killed.
+
+    A trainer writes a checkpoint whose state holds ``epoch`` and ``samples`` (the samples
+    its data held) just before collecting a round, and saves the grown data only after the
+    collection. A run resumed from that very checkpoint whose data hold more samples than
+    it records holds the round already.
+
+    Args:
+        state: The trainer state the run resumed from (None for a new run).
+        epoch: The epoch at which the round is due.
+        n_samples: Samples in the data loaded from disk.
+    """
+    if state is None or state["epoch"] != epoch or "samples" not in state:
+        return False  # a new run, a later epoch, or a checkpoint older than this record
+    return n_samples > int(state["samples"])

@@ -25,7 +25,7 @@ def resolve_policy(policy: str) -> tuple[str, Path]:
 
     Raises:
         FileNotFoundError: The path does not exist.
-        ValueError: The path is neither a checkpoint folder nor an ONNX file.
+        CheckpointError: The path is neither a readable checkpoint folder nor an ONNX file.
     """
     if policy in ("teacher", "student"):
         return policy, shipped(policy)
@@ -34,18 +34,20 @@ def resolve_policy(policy: str) -> tuple[str, Path]:
         raise FileNotFoundError(f"{path}: no such checkpoint or controller file")
     if path.is_file() and path.suffix == ".onnx":
         return "onnx", path
+    from hd_deploy.models.checkpoint import CheckpointError  # torch, for checkpoint folders only
+
     meta = path / "checkpoint.json"
     if path.is_dir() and meta.exists():
         try:
             kind = json.loads(meta.read_text())["kind"]
-        except (ValueError, KeyError) as exc:
-            raise ValueError(f"{meta}: not a readable checkpoint ({exc})") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{meta}: not a readable checkpoint ({exc})") from None
         if kind not in ("teacher", "student"):
-            raise ValueError(f"{path}: unknown checkpoint kind {kind!r}")
+            raise CheckpointError(f"{path}: unknown checkpoint kind {kind!r}")
         return kind, path
     if path.is_dir() and (path / "checkpoint" / "checkpoint.json").exists():
-        raise ValueError(f"{path}: a run folder, not a checkpoint; pass {path / 'checkpoint'}")
-    raise ValueError(f"{path}: neither a checkpoint folder nor an .onnx controller")
+        raise CheckpointError(f"{path}: a run folder, not a checkpoint; pass {path / 'checkpoint'}")
+    raise CheckpointError(f"{path}: neither a checkpoint folder nor an .onnx controller")
 
 
 def golden_outputs(teacher: str | Path, student: str | Path, *, seed: int = 0) -> dict:

@@ -11,6 +11,7 @@ import pytest
 
 from hd_deploy.bench import CONVENTION, REPORT_SCHEMA, SCHEMA_VERSION
 from hd_deploy.bench.render import markdown
+from hd_deploy.exporters.c import find_compiler
 
 from ._helpers import CALLS, EPISODES, ROBOT_LIMBS
 
@@ -80,7 +81,22 @@ def test_robot_entries(bench_run: tuple[dict[str, Any], Path]) -> None:
                 assert 0 < stats["min"] <= stats["p50"] <= stats["p99"]
             assert len(m["returns"]) == EPISODES
         assert set(r["teacher"]["latency_us"]) == {"torch", "onnx"}
-        assert set(r["student"]["latency_us"]) == {"torch", "onnx", "numpy"}
+        c = {"c"} if find_compiler() else set()
+        assert set(r["student"]["latency_us"]) == {"torch", "onnx", "numpy"} | c
+        for kind in ("teacher", "student"):
+            m = r[kind]
+            assert m["obs_us_p50"] > 0 and m["policy_us_p50"] > 0 and m["physics_us_p50"] > 0
+            want = (m["obs_us_p50"] + m["policy_us_p50"]) / m["physics_us_p50"]
+            assert _close(m["obs_policy_over_physics"], want)
+        assert r["teacher"]["floor_us"] is None and r["teacher"]["overhead_us"] is None
+        floor = r["student"]["floor_us"]
+        if c:  # the floor is the C arithmetic alone; every backend's overhead is over it
+            assert floor > 0
+            assert r["student"]["overhead_us"] == {
+                b: stats["p50"] - floor for b, stats in r["student"]["latency_us"].items()
+            }
+        else:
+            assert floor is None
         assert r["student"]["widths"][0] == r["obs_dim"]
         assert r["student"]["widths"][-1] == r["n_actuators"]
         assert r["student"]["bake_ms"] > 0 and r["student"]["hypernet_macs_per_bake"] > 0

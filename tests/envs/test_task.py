@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hd_deploy.envs.task import LocomotionTask, TaskConfig
+from hd_deploy.envs.task import FLOOR_MATERIAL, LocomotionTask, TaskConfig
 from hd_deploy.envs.vec_env import VecLocomotionEnv
 from hd_deploy.morphology import CONTEXT_DIM, PROPRIO_DIM
 
@@ -126,6 +126,7 @@ def test_a_robot_with_its_own_floor_gets_no_second_one() -> None:
         planes = [g for g in range(model.ngeom)
                   if model.geom_type[g] == mujoco.mjtGeom.mjGEOM_PLANE]  # fmt: skip
         assert len(planes) == 1, source.name
+        assert mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_MATERIAL, FLOOR_MATERIAL) == -1
 
 
 def test_the_task_adds_a_floor_to_a_robot_without_one(tiny_xml: str) -> None:
@@ -135,6 +136,28 @@ def test_the_task_adds_a_floor_to_a_robot_without_one(tiny_xml: str) -> None:
 
     model, _ = build_model(tiny_xml)
     assert model.geom("hd_floor").type[0] == mujoco.mjtGeom.mjGEOM_PLANE
+
+
+def test_the_added_floor_is_a_textured_grid_with_unchanged_physics(tiny_xml: str) -> None:
+    import mujoco
+
+    from hd_deploy.envs.task import _HEADLESS_TEXELS, build_model
+
+    model, _ = build_model(tiny_xml)
+    floor = model.geom("hd_floor")
+    material = model.material(FLOOR_MATERIAL)
+    assert floor.matid[0] == material.id
+    texture = material.texid[mujoco.mjtTextureRole.mjTEXROLE_RGB]
+    assert texture == model.texture(FLOOR_MATERIAL).id
+    assert model.tex_width[texture] == model.tex_height[texture] == 300
+    # Only the looks changed: the contact settings are the task's as before.
+    np.testing.assert_allclose(floor.size, [50.0, 50.0, 0.1])
+    np.testing.assert_allclose(floor.friction, [1.0, 0.005, 0.0001])
+    assert floor.condim[0] == 3
+    # A model that is never drawn keeps a few texels of it.
+    headless, _ = build_model(tiny_xml, headless=True)
+    texture = headless.material(FLOOR_MATERIAL).texid[mujoco.mjtTextureRole.mjTEXROLE_RGB]
+    assert headless.tex_width[texture] == headless.tex_height[texture] == _HEADLESS_TEXELS
 
 
 def test_a_robot_that_diverges_under_its_motors_is_refused() -> None:

@@ -86,7 +86,7 @@ def test_c_export_is_verified_against_torch(kit: Kit, tmp_path: Path, monkeypatc
 
     def broken(mlp, meta):  # a wrong bias: verification must notice
         header, source = real(mlp, meta)
-        return header, source.replace("double acc = b[o];", "double acc = b[o] + 0.01;")
+        return header, source.replace("acc[o] = b[o];", "acc[o] = b[o] + 0.01;")
 
     monkeypatch.setattr(c_export, "render_c", broken)
     with pytest.raises(c_export.CExportError, match="differs from torch"):

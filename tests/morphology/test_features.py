@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import mujoco
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from hd_deploy.morphology import CONTEXT_DIM, PROPRIO_DIM, context, load_model, 
 from hd_deploy.morphology.features import (
     CONTEXT_SCALE,
     JOINT_RANGE_CLASSES,
+    Proprioception,
     gear_class,
     joint_range_class,
     proprio,
@@ -123,6 +126,7 @@ def _check_same_observation(sources: list, *, steps: int = 30) -> None:
     rng = np.random.default_rng(0)
     for source in sources:
         task = LocomotionTask(source)
+        observe = Proprioception(task.robot, task.model)  # one gather index, state moving
         task.reset(rng)
         for _ in range(steps):
             result = task.step(rng.uniform(-1, 1, task.model.nu))
@@ -133,12 +137,31 @@ def _check_same_observation(sources: list, *, steps: int = 30) -> None:
             scale = np.maximum(1.0, np.abs(want))
             err = float(np.max(np.abs(got - want) / scale))
             assert err <= 4 * np.finfo(np.float32).eps, (task.robot.name, err)
+            np.testing.assert_array_equal(observe(task.data), got)
             if result.terminated or result.truncated:
                 task.reset(rng)
 
 
 def test_vectorised_observation_on_generated_robots() -> None:
     _check_same_observation([generate_robot(seed) for seed in range(12)])
+
+
+def test_one_observer_follows_each_data_it_is_given() -> None:
+    """The gather index is bound to one ``MjData``; another one (or a pickled copy of the
+    observer, as workers receive it) reads its own state, not the first one's."""
+    task = LocomotionTask(generate_robot(3))
+    observe = Proprioception(task.robot, task.model)
+    other = mujoco.MjData(task.model)
+    task.reset(np.random.default_rng(0))
+    other.qpos[:] = task.data.qpos
+    other.qpos[2] += 0.25
+    other.qvel[:] = 0.5
+    mujoco.mj_forward(task.model, other)
+    first, second = observe(task.data), observe(other)
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(observe(task.data), first)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(observe))(other), second)
+    np.testing.assert_allclose(second, _proprio_per_body(task.robot, task.model, other), atol=1e-6)
 
 
 @pytest.mark.parametrize("split", ["train", "test"])

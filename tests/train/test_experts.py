@@ -65,6 +65,42 @@ def test_clone_labels_are_the_experts_actions_in_slot_layout(experts_dir, tmp_pa
     assert load_teacher(run / "checkpoint").normalizer.count > 0
 
 
+def test_clone_resume_after_a_crash_does_not_collect_a_round_twice(
+    experts_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hd_deploy.train.clone as clone
+
+    kwargs = {"teacher_config": TeacherConfig.tiny(), "config": CloneConfig.tiny(),
+              "show_progress": False}  # fmt: skip
+    rounds: list[int] = []  # the round of every collection
+    collect, save = clone._collect, clone.save_checkpoint
+
+    def counted(*args):
+        rounds.append(args[4])
+        return collect(*args)
+
+    def killed_after_round_data(*args, **kw):
+        if rounds == [0, 1]:  # round 1 collected and its data saved; no checkpoint since
+            raise RuntimeError("killed")
+        save(*args, **kw)
+
+    monkeypatch.setattr(clone, "_collect", counted)
+    whole = clone_teacher(experts_dir, tmp_path / "whole", **kwargs)
+    assert rounds == [0, 1]
+
+    rounds.clear()
+    run = tmp_path / "crashed"
+    monkeypatch.setattr(clone, "save_checkpoint", killed_after_round_data)
+    with pytest.raises(RuntimeError, match="killed"):
+        clone_teacher(experts_dir, run, **kwargs)
+    assert DistillData.load(run / "data.npz").n_samples == whole.samples  # the round is on disk
+    monkeypatch.setattr(clone, "save_checkpoint", save)
+    resumed = clone_teacher(experts_dir, run, resume=True, show_progress=False)
+
+    assert rounds == [0, 1]  # as many collections as the uninterrupted run
+    assert resumed.samples == whole.samples == DistillData.load(run / "data.npz").n_samples
+
+
 def test_cloning_fits_the_experts(experts_dir: Path, tmp_path: Path) -> None:
     config = dataclasses.replace(CloneConfig.tiny(), dagger_rounds=0, epochs=30, lr=3e-3)
     clone_teacher(experts_dir, tmp_path / "fit", teacher_config=TeacherConfig.tiny(),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hd_deploy.train import rundir
-from hd_deploy.train.rundir import recover, staging, swap_in
+from hd_deploy.train.rundir import recover, round_saved, staging, swap_in
 
 
 class Killed(Exception):
@@ -100,3 +100,12 @@ def test_recover_restores_the_previous_checkpoint_left_by_the_old_swap(tmp_path:
     assert recover(tmp_path / "checkpoint")
     assert _version(tmp_path / "checkpoint") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+
+
+def test_round_saved_only_for_more_data_than_the_checkpoint_before_the_round() -> None:
+    state = {"epoch": 4, "samples": 100}  # written just before the round due at epoch 4
+    assert round_saved(state, 4, 150)  # killed after the grown data were saved
+    assert not round_saved(state, 4, 100)  # killed before: collect the round
+    assert not round_saved(state, 6, 150)  # a later round is never taken as saved
+    assert not round_saved(None, 4, 150)  # a new run (seeded with another run's data)
+    assert not round_saved({"epoch": 4}, 4, 150)  # a checkpoint without the record

@@ -173,6 +173,50 @@ def test_distill_dagger_round_adds_student_driven_samples(teacher_run: Path, tmp
     assert [r.split(",")[1] for r in rows] == ["0", "1"]
 
 
+def test_distill_resume_after_a_crash_does_not_collect_a_round_twice(
+    teacher_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hd_deploy.train.distill as distill
+
+    robots = bundled_robots()[:1]
+    cfg = dataclasses.replace(DistillConfig.tiny(), dagger_rounds=1)
+    kwargs = {"student_config": HyperNetConfig.tiny(), "config": cfg, "show_progress": False}
+    rounds: list[int] = []  # the round of every collection
+    collect, save = distill.collect, distill.save_checkpoint
+
+    def counted(*args, **kw):
+        rounds.append(kw.get("seed_offset", 0))
+        return collect(*args, **kw)
+
+    def killed_after_round_data(*args, **kw):
+        if rounds == [0, 1]:  # round 1 collected and its data saved; no checkpoint since
+            raise RuntimeError("killed")
+        save(*args, **kw)
+
+    monkeypatch.setattr(distill, "collect", counted)
+    whole = distill_student(teacher_run / "checkpoint", robots, tmp_path / "whole", **kwargs)
+    assert rounds == [0, 1]
+
+    rounds.clear()
+    run = tmp_path / "crashed"
+    monkeypatch.setattr(distill, "save_checkpoint", killed_after_round_data)
+    with pytest.raises(RuntimeError, match="killed"):
+        distill_student(teacher_run / "checkpoint", robots, run, **kwargs)
+    assert DistillData.load(run / "data.npz").n_samples == whole.samples  # the round is on disk
+    monkeypatch.setattr(distill, "save_checkpoint", save)
+    resumed = distill_student(None, robots, run, resume=True, show_progress=False)
+
+    assert rounds == [0, 1]  # as many collections as the uninterrupted run
+    assert resumed.samples == whole.samples == 2 * cfg.samples_per_robot
+    assert DistillData.load(run / "data.npz").n_samples == whole.samples
+
+    def epoch_round_samples(folder: Path) -> list[list[str]]:
+        rows = (folder / "progress.csv").read_text().strip().splitlines()
+        return [row.split(",")[:3] for row in rows]
+
+    assert epoch_round_samples(run) == epoch_round_samples(tmp_path / "whole")
+
+
 def test_distill_init_starts_from_a_student_checkpoint(teacher_run: Path, tmp_path) -> None:
     from hd_deploy.models import CheckpointError
 
