@@ -200,6 +200,46 @@ def markdown(report: Mapping[str, Any]) -> str:
         "",
     ]
 
+    lines += ["## The student against its arithmetic floor, and each stage of a control step", ""]
+    rows = []
+    for r in robots:
+        u = r["student"]
+        over = u.get("overhead_us") or {}
+        rows.append(
+            [r["name"], fmt_float(u.get("floor_us"), 2)]
+            + [
+                "-" if _lat(u, b) is None else f"{_lat(u, b)['p50']:.1f} (+{over.get(b, 0):.1f})"
+                for b in ("c", "numpy", "onnx")
+            ]
+            + [
+                fmt_float(u.get("obs_us_p50")),
+                fmt_float(u.get("policy_us_p50")),
+                fmt_float(u.get("physics_us_p50")),
+                fmt_float(u.get("obs_policy_over_physics"), 3),
+            ]
+        )
+    lines += _md_table(
+        [
+            "robot",
+            "floor us",
+            "C (ctypes) us",
+            "numpy us",
+            "ORT us",
+            "loop: obs us",
+            "policy (ORT) us",
+            "physics us",
+            "(obs + policy) / physics",
+        ],
+        rows,
+    )
+    lines += [
+        "Floor: the baked MLP's C `hd_act` timed inside C (no Python, no ctypes; `-O3`); each "
+        "backend's p50 is followed by its overhead over the floor. The stages are p50 per "
+        "control step of the student's onnxruntime control loop (observation with its state "
+        "checks, `act`, `frame_skip` MuJoCo steps).",
+        "",
+    ]
+
     lines += ["## Control loop and return per robot", ""]
     rows = []
     for r in robots:
@@ -370,6 +410,25 @@ def rich_tables(report: Mapping[str, Any]) -> list[Any]:
                 fmt_float(m.get("return_mean")),
                 end_section=kind == "student",
             )
+    stages = _compact_table(
+        "student per control step, us p50: arithmetic floor (C timed inside C), the "
+        "backends, and the loop's stages with ORT"
+    )
+    stages.add_column("robot", overflow="fold")
+    for c in ("floor", "C", "numpy", "ORT", "obs", "physics", "(obs+ORT)\n/physics"):
+        stages.add_column(c, justify="right", no_wrap=True)
+    for r in report["robots"]:
+        u = r["student"]
+        stages.add_row(
+            r["name"],
+            fmt_float(u.get("floor_us"), 2),
+            _us_short(_lat(u, "c")),
+            _us_short(_lat(u, "numpy")),
+            _us_short(_lat(u, "onnx")),
+            fmt_float(u.get("obs_us_p50")),
+            fmt_float(u.get("physics_us_p50"), 0),
+            fmt_float(u.get("obs_policy_over_physics"), 2),
+        )
     s = report["summary"]
     summary = _compact_table(f"summary over {s['n_robots']} robots")
     summary.add_column("", overflow="fold")
@@ -391,7 +450,7 @@ def rich_tables(report: Mapping[str, Any]) -> list[Any]:
             summary.add_row("return student/teacher, all", fmt_float(s["return_ratio"], 3), "")
     else:
         summary.add_row("return student/teacher", "skipped", "")
-    out = [table, summary]
+    out = [table, stages, summary]
     ref = report.get("reference")
     if ref:
         t, u = ref["teacher"], ref["student"]

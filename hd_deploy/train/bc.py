@@ -80,6 +80,7 @@ def bc_epoch(
     robots_per_batch: int,
     max_grad_norm: float,
     device: torch.device = torch.device("cpu"),
+    warmup_steps: int = 0,
 ) -> float:
     """One pass of 0.5 x squared error over real actuators, averaged per robot.
 
@@ -92,6 +93,10 @@ def bc_epoch(
         opt: Optimiser over ``params``.
         data: Labelled samples.
         device: Where the model lives.
+        warmup_steps: The optimiser's first steps run at ``lr * (step + 1) / (warmup_steps
+            + 1)`` (counted by the optimiser's own state, so it holds across epochs and
+            resumes): Adam's first steps move every weight by about ``lr`` whatever the
+            gradient, which a hypernetwork's generated weights amplify.
 
     Returns:
         The mean loss over the epoch.
@@ -113,7 +118,7 @@ def bc_epoch(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-        opt.step()
+        _warmed_step(opt, params[0], warmup_steps)
         total += loss.detach()
         n += 1
     return float(total.item()) / max(n, 1)
@@ -132,6 +137,20 @@ def masked_bc_error(
         ``(N,)``.
     """
     return 0.5 * ((pred - target) ** 2 * action_mask).sum(dim=(1, 2)) / action_mask.sum(dim=(1, 2))
+
+
+def _warmed_step(opt: torch.optim.Optimizer, param: torch.nn.Parameter, warmup_steps: int) -> None:
+    """``opt.step()``, at a fraction of the learning rate during the first steps."""
+    done = int(opt.state.get(param, {}).get("step", 0))
+    if done >= warmup_steps:
+        opt.step()
+        return
+    lrs = [group["lr"] for group in opt.param_groups]
+    for group, lr in zip(opt.param_groups, lrs, strict=True):
+        group["lr"] = lr * (done + 1) / (warmup_steps + 1)
+    opt.step()
+    for group, lr in zip(opt.param_groups, lrs, strict=True):
+        group["lr"] = lr
 
 
 def set_cosine_lr(

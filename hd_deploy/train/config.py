@@ -107,6 +107,7 @@ class DistillConfig:
     robots_per_batch: int = 16
     lr: float = 1e-3
     warmup_epochs: int = 3  # linear ramp to lr (a fresh hypernetwork's hidden layer can die)
+    warmup_steps: int = 20  # and over the first optimiser steps (short runs: Adam overshoots)
     max_grad_norm: float = 0.5
     # regularisation of the context -> weights mapping (generalisation to unseen robots)
     weight_decay: float = 0.0  # decoupled (AdamW-style)
@@ -119,7 +120,7 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         _check_lr(self.lr)
-        for name in ("weight_decay", "context_noise", "warmup_epochs",
+        for name in ("weight_decay", "context_noise", "warmup_epochs", "warmup_steps",
                      "start_samples_per_robot"):  # fmt: skip
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -7,8 +7,11 @@
    0.5 x squared error over real actuators, averaged per robot (balanced over robots).
 3. Optional DAgger rounds: the *student* acts, the teacher labels, the data grows.
 
-The learning rate ramps up over the first epochs (warm-up), then decays along a cosine
-over all epochs (Adam; optional decoupled weight decay and noise on the context).
+The learning rate ramps up over the first epochs and, within them, over the first
+optimiser steps (warm-up; Adam's first steps move every weight by about the learning rate,
+and a short run whose epochs are one step each otherwise ends worse than it started), then
+decays along a cosine over all epochs (optional decoupled weight decay and noise on the
+context).
 
 The student starts from the teacher's observation statistics (frozen), so a baked MLP
 sees exactly what the teacher saw.
@@ -235,7 +238,8 @@ def train_epoch(student: HyperNetPolicy, opt, data: DistillData, config: Distill
     student.train()
     loss = bc_epoch(predict, _trainable(student), opt, data, batch_size=config.batch_size,
                     robots_per_batch=config.robots_per_batch,
-                    max_grad_norm=config.max_grad_norm, device=device)  # fmt: skip
+                    max_grad_norm=config.max_grad_norm, device=device,
+                    warmup_steps=config.warmup_steps)  # fmt: skip
     student.eval()
     return loss
 

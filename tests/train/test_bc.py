@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from hd_deploy.train.bc import Batch, balanced_batches, bc_epoch, resolve_device, set_cosine_lr
+from hd_deploy.train.bc import (
+    Batch,
+    _warmed_step,
+    balanced_batches,
+    bc_epoch,
+    resolve_device,
+    set_cosine_lr,
+)
 from hd_deploy.train.rollout import DistillData
 
 L = 4
@@ -100,3 +107,20 @@ def test_cosine_lr_warms_up_linearly_then_follows_the_cosine() -> None:
     assert [round(lr(e, 3), 8) for e in range(3)] == [2.5e-4, 5e-4, 7.5e-4]
     assert lr(3, 3) == lr(3, 0) and lr(0, 0) == 1e-3  # after (or without) warm-up: cosine
     assert lr(9, 3) < lr(4, 3) < 1e-3
+
+
+def test_the_first_optimiser_steps_are_warmed_up() -> None:
+    """Adam's first steps move a weight by about lr whatever the gradient (the hd-distill
+    loss jump of 2-epoch runs); the first ``warmup_steps`` run at a growing fraction of it,
+    counted by the optimiser's state, and the group's lr is left as it was."""
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([w], lr=0.1)
+    moves = []
+    for _ in range(5):
+        before = w.detach().clone()
+        opt.zero_grad()
+        (-w).sum().backward()  # a constant gradient: each Adam step moves w by its lr
+        _warmed_step(opt, w, warmup_steps=3)
+        moves.append(float(w - before))
+        assert opt.param_groups[0]["lr"] == 0.1
+    np.testing.assert_allclose(moves, [0.025, 0.05, 0.075, 0.1, 0.1], rtol=1e-4)
