@@ -103,6 +103,7 @@ run_app = app("Run an exported controller on its robot (flat-terrain locomotion)
 class Backend(str, Enum):
     onnx = "onnx"
     numpy = "numpy"
+    c = "c"
 
 
 @run_app.command()
@@ -115,7 +116,10 @@ def run(
     ] = None,
     episodes: Annotated[int, typer.Option(min=1, help="Episodes to run.")] = 3,
     seed: Annotated[int, typer.Option(help="Seed of the reset noise.")] = 0,
-    backend: Annotated[Backend, typer.Option(help="Inference backend.")] = Backend.onnx,
+    backend: Annotated[
+        Backend,
+        typer.Option(help="Inference backend (numpy and c: students only; c needs a C compiler)."),
+    ] = Backend.onnx,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the results as JSON.")
     ] = None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from hd_deploy.runtime.controllers import (
     BACKENDS,
+    CController,
     Controller,
     NumpyController,
     OnnxController,
@@ -27,6 +28,7 @@ from hd_deploy.runtime.metadata import (
 
 __all__ = [
     "BACKENDS",
+    "CController",
     "FORMAT_KEY",
     "FORMAT_VERSION",
     "ControlLoop",

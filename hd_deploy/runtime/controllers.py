@@ -1,8 +1,10 @@
 """Controllers: one ``reset()`` / ``act(obs) -> ctrl`` interface for every backend.
 
 ``OnnxController`` runs an exported file with onnxruntime, tuned for batch-1 latency;
-``NumpyController`` runs a baked-MLP file with numpy alone. Both check the file's metadata
-first, so a corrupted or foreign file fails with one line (:class:`ControllerError`).
+``NumpyController`` runs a baked-MLP file with numpy alone; ``CController`` runs its weights
+as C (the source ``hd-export --format c`` writes), compiled on first use. Each checks the
+file's metadata first, so a corrupted or foreign file fails with one line
+(:class:`ControllerError`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 from hd_deploy.errors import ConfigError
 from hd_deploy.runtime.metadata import ControllerError, check_weights, decode_metadata
 
-BACKENDS = ("onnx", "numpy")
+BACKENDS = ("onnx", "numpy", "c")
 INPUT_NAME = "obs"
 OUTPUT_NAME = "ctrl"
 
@@ -60,7 +62,8 @@ def load_controller(path: str | Path, backend: str = "onnx", *, threads: int = 1
 
     Args:
         path: An exported ``.onnx`` controller.
-        backend: ``"onnx"`` (onnxruntime, student or teacher) or ``"numpy"`` (student only).
+        backend: ``"onnx"`` (onnxruntime, student or teacher), ``"numpy"`` or ``"c"``
+            (students only; ``c`` compiles the weights as C with the system compiler).
         threads: onnxruntime intra-op threads (ignored by numpy).
 
     Raises:
@@ -70,6 +73,8 @@ def load_controller(path: str | Path, backend: str = "onnx", *, threads: int = 1
         return OnnxController(path, threads=threads)
     if backend == "numpy":
         return NumpyController(path)
+    if backend == "c":
+        return CController(path)
     raise ControllerError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
 
 
@@ -191,23 +196,8 @@ class NumpyController(_Checked):
 
         self.path = Path(path)
         source = str(self.path)
-        proto = _load_proto(self.path)
-        self.metadata = _checked_metadata(proto, source=source)
-        if self.metadata["policy_kind"] != "student":
-            raise ControllerError(
-                f"{source}: the numpy backend runs student (baked MLP) controllers only; this "
-                f"file holds a {self.metadata['policy_kind']}; use --backend onnx"
-            )
+        proto, self.metadata = _student_file(self.path, "numpy")
         self._set_sizes()
-        graph = proto.graph
-        init = {t.name for t in graph.initializer}
-        _check_io(
-            [(i.name, _proto_shape(i)) for i in graph.input if i.name not in init],
-            [(o.name, _proto_shape(o)) for o in graph.output],
-            self.obs_dim,
-            self.n_actuators,
-            source,
-        )
         self.graph = NumpyGraph(proto, source=source)
         self._run = self.graph.bind(self._obs)
 
@@ -217,7 +207,66 @@ class NumpyController(_Checked):
         return self._run()[0].astype(np.float32, copy=True)
 
 
+class CController(_Checked):
+    """A baked-MLP file's weights as C (the ``hd-export --format c`` source), compiled with
+    the system compiler on first use (cached by content) and called through ctypes.
+
+    Args:
+        path: Exported student (baked MLP) controller file.
+
+    Raises:
+        ControllerError: Missing, corrupted or foreign file, a teacher file, or no C
+            compiler.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        from hd_deploy.runtime.native import NativeError, c_controller
+
+        self.path = Path(path)
+        proto, self.metadata = _student_file(self.path, "c")
+        self._set_sizes()
+        try:
+            self.library = c_controller(proto, self.metadata, source=str(self.path))
+        except NativeError as exc:
+            raise ControllerError(f"{self.path}: {exc}") from exc
+        self._ctrl = np.zeros(self.n_actuators, dtype=np.float32)
+        self._call = self.library.bind(self._obs, self._ctrl)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Controls for one observation ``(obs_dim,)`` -> ``(n_actuators,)`` float32."""
+        self._load_obs(obs)
+        self._call()
+        return self._ctrl.copy()
+
+
 # --- file reading -------------------------------------------------------------------
+
+
+def _student_file(path: Path, backend: str) -> tuple[Any, dict[str, Any]]:
+    """The proto and checked metadata of a student file, for a backend that runs students
+    only.
+
+    Raises:
+        ControllerError: Missing, corrupted or foreign file, a teacher, or odd inputs.
+    """
+    source = str(path)
+    proto = _load_proto(path)
+    metadata = _checked_metadata(proto, source=source)
+    if metadata["policy_kind"] != "student":
+        raise ControllerError(
+            f"{source}: the {backend} backend runs student (baked MLP) controllers only; this "
+            f"file holds a {metadata['policy_kind']}; use --backend onnx"
+        )
+    graph = proto.graph
+    init = {t.name for t in graph.initializer}
+    _check_io(
+        [(i.name, _proto_shape(i)) for i in graph.input if i.name not in init],
+        [(o.name, _proto_shape(o)) for o in graph.output],
+        int(metadata["obs_dim"]),
+        int(metadata["n_actuators"]),
+        source,
+    )
+    return proto, metadata
 
 
 def _load_proto(path: str | Path) -> Any:

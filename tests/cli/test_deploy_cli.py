@@ -13,6 +13,7 @@ from exporters.deploy_kit import OTHER_ROBOT_FILE, Exported, Kit, kit, student  
 from typer.testing import CliRunner
 
 from hd_deploy.cli.deploy import export_app, run_app
+from hd_deploy.runtime.native import find_compiler
 
 runner = CliRunner()
 JSON_KEYS = {
@@ -61,7 +62,10 @@ def test_export_errors_are_one_line(kit: Kit, tmp_path: Path, monkeypatch) -> No
 # --- hd-run ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["onnx", "numpy"])
+NEEDS_CC = pytest.mark.skipif(not find_compiler(), reason="no C compiler")
+
+
+@pytest.mark.parametrize("backend", ["onnx", "numpy", pytest.param("c", marks=NEEDS_CC)])
 def test_run_prints_and_writes_json(student: Exported, tmp_path: Path, backend: str) -> None:  # noqa: F811
     report = tmp_path / "report.json"
     args = [str(student.path), "--episodes", "2", "--seed", "1", "--backend", backend]

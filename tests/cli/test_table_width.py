@@ -58,7 +58,9 @@ def _bench_report() -> dict[str, Any]:
         "n_limbs": 12,
         "n_actuators": 24,
         "teacher": _model(1_660_418, 19_955_712, {"torch": 12345.6, "onnx": 2345.6}),
-        "student": _model(123_926, 123_392, {"torch": 345.6, "onnx": 92.1, "numpy": 99.9, "c": 199.9}),
+        "student": _model(
+            123_926, 123_392, {"torch": 345.6, "onnx": 92.1, "numpy": 99.9, "c": 199.9}
+        ),
     }
     ratio = {"params_ratio": 13.4, "macs_ratio": 162.0, "latency_ratio_onnx": 26.7,
              "latency_ratio_torch_vs_onnx": 118.0}  # fmt: skip

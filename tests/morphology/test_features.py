@@ -20,6 +20,8 @@ from hd_deploy.morphology.features import (
 )
 from hd_deploy.morphology.generator import generate_robot
 from hd_deploy.morphology.robot import Robot
+from hd_deploy.runtime import native
+from hd_deploy.runtime.native import NativeObservation
 from tests.conftest import unimal_robots
 
 
@@ -127,6 +129,7 @@ def _check_same_observation(sources: list, *, steps: int = 30) -> None:
     for source in sources:
         task = LocomotionTask(source)
         observe = Proprioception(task.robot, task.model)  # one gather index, state moving
+        in_c = NativeObservation(task.robot, task.model) if native.available() else None
         task.reset(rng)
         for _ in range(steps):
             result = task.step(rng.uniform(-1, 1, task.model.nu))
@@ -138,6 +141,9 @@ def _check_same_observation(sources: list, *, steps: int = 30) -> None:
             err = float(np.max(np.abs(got - want) / scale))
             assert err <= 4 * np.finfo(np.float32).eps, (task.robot.name, err)
             np.testing.assert_array_equal(observe(task.data), got)
+            if in_c is not None:  # the C observation: the same definition, not a second one
+                err_c = float(np.max(np.abs(in_c(task.data) - want) / scale))
+                assert err_c <= 4 * np.finfo(np.float32).eps, (task.robot.name, err_c)
             if result.terminated or result.truncated:
                 task.reset(rng)
 

@@ -15,25 +15,25 @@ from onnx import TensorProto, helper
 
 from hd_deploy.models.controller import TorchController
 from hd_deploy.runtime import (
+    CController,
     Controller,
     ControllerError,
     NumpyController,
     OnnxController,
     load_controller,
+    native,
     read_metadata,
 )
 
 N_OBS = 12
+ARRAY_BACKENDS = ["onnx", "numpy"] + (["c"] if native.find_compiler() else [])
 
 
 def test_every_backend_gives_the_same_controls(student: Exported) -> None:
     obs = rollout_obs(student.task, N_OBS)
     want = torch_ctrl(student.module, obs)
-    controllers = [
-        load_controller(student.path, "onnx"),
-        load_controller(student.path, "numpy"),
-        TorchController(student.module, student.task.robot),
-    ]
+    controllers = [load_controller(student.path, b) for b in ARRAY_BACKENDS]
+    controllers.append(TorchController(student.module, student.task.robot))
     for ctrl in controllers:
         assert isinstance(ctrl, Controller)
         ctrl.reset()
@@ -45,7 +45,7 @@ def test_every_backend_gives_the_same_controls(student: Exported) -> None:
 
 def test_act_returns_a_fresh_array_and_checks_shape(student: Exported) -> None:
     obs = rollout_obs(student.task, 2)
-    for backend in ("onnx", "numpy"):
+    for backend in ARRAY_BACKENDS:
         ctrl = load_controller(student.path, backend)
         first = ctrl.act(obs[0])
         kept = first.copy()
@@ -58,10 +58,12 @@ def test_act_returns_a_fresh_array_and_checks_shape(student: Exported) -> None:
 def test_numpy_backend_refuses_teacher_files(teacher: Exported) -> None:
     with pytest.raises(ControllerError, match="student .*only.*teacher"):
         NumpyController(teacher.path)
+    with pytest.raises(ControllerError, match="c backend runs student .*only.*teacher"):
+        CController(teacher.path)
     OnnxController(teacher.path).act(np.zeros(85, dtype=np.float32))
 
 
-@pytest.mark.parametrize("backend", ["onnx", "numpy"])
+@pytest.mark.parametrize("backend", ARRAY_BACKENDS)
 def test_corrupted_file_is_one_clear_line(student: Exported, tmp_path, backend: str) -> None:
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"\x08\x07not an onnx file at all\xff\xfe" * 10)
@@ -237,3 +239,11 @@ def test_act_refuses_complex_and_float32_overflow(student) -> None:
     with pytest.raises(ValueError, match="overflow float32"):
         ctl.act(huge)
     assert np.isfinite(ctl.act(np.zeros(n))).all()  # float64 in range is fine
+
+
+def test_c_backend_without_a_compiler_is_one_line(student: Exported, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("HD_DEPLOY_CACHE", str(tmp_path))  # nothing built yet
+    monkeypatch.setattr(native, "find_compiler", lambda: None)
+    with pytest.raises(ControllerError, match="no C compiler found") as info:
+        load_controller(student.path, "c")
+    assert "\n" not in str(info.value) and str(student.path) in str(info.value)

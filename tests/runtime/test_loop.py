@@ -14,8 +14,10 @@ from hd_deploy.models.controller import TorchController
 from hd_deploy.runtime import (
     ControllerError,
     ControlLoop,
+    ObservationBuilder,
     RunReport,
     load_controller,
+    native,
     read_metadata,
     run_episodes,
 )
@@ -101,7 +103,30 @@ def test_timestep_mismatch_is_refused(student: Exported) -> None:
         ControlLoop(load_controller(student.path), model, data)
 
 
-def test_nonfinite_observation_never_reaches_the_actuators(student: Exported) -> None:
+@pytest.fixture(params=["native", "numpy"])
+def observation(request, monkeypatch) -> str:
+    """Both observation paths of the loop: C (with its own finiteness check) and numpy."""
+    if request.param == "numpy":
+        monkeypatch.setattr(native, "_OBSERVE", False)
+    elif not native.available():
+        pytest.skip("no C compiler")
+    return request.param
+
+
+def test_both_observation_paths_agree(student: Exported, monkeypatch) -> None:
+    task, loop, _ = _task_loop(student)
+    for _ in range(5):
+        task.step(loop.control())
+    monkeypatch.setattr(native, "_OBSERVE", False)
+    plain = ObservationBuilder(loop.robot, task.model, task.data)
+    assert not plain.native
+    if loop.observe.native:
+        np.testing.assert_allclose(loop.observe(), plain(), rtol=1e-6, atol=1e-6)
+
+
+def test_nonfinite_observation_never_reaches_the_actuators(
+    student: Exported, observation: str
+) -> None:
     model, data = _user_model(_mjcf(student))
     ctrl = Recorder(load_controller(student.path))
     loop = ControlLoop(ctrl, model, data)
@@ -161,8 +186,9 @@ def _task_loop(student: Exported, *, output: float | None = None):
     return task, ControlLoop(controller, task.model, task.data), controller
 
 
-def test_a_nan_written_into_the_state_is_caught(student: Exported) -> None:
+def test_a_nan_written_into_the_state_is_caught(student: Exported, observation: str) -> None:
     task, loop, controller = _task_loop(student)
+    assert loop.observe.native == (observation == "native")
     task.data.qvel[0] = np.nan  # after mj_forward: the derived quantities are still finite
     assert np.isfinite(loop.observe()).all()
     ctrl = loop.control()
