@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -487,7 +488,11 @@ def _observe_fn() -> Any:
     if _OBSERVE is None:
         _OBSERVE = False
         if os.environ.get("HD_DEPLOY_NATIVE", "1") != "0" and find_compiler() is not None:
-            lib = ctypes.CDLL(str(cached_library({"hd_observe.c": OBSERVATION_SOURCE})))
+            try:
+                lib = ctypes.CDLL(str(cached_library({"hd_observe.c": OBSERVATION_SOURCE})))
+            except (NativeError, OSError) as exc:  # the numpy observation is the same one
+                warnings.warn(f"native observation unavailable, using numpy: {exc}", stacklevel=2)
+                return None
             fn = lib.hd_observe
             fn.restype = ctypes.c_int
             fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p]

@@ -222,3 +222,16 @@ def test_run_reports_the_time_of_each_stage(student: Exported) -> None:
         (doc["obs_us_p50"] + doc["latency_us_p50"]) / doc["physics_us_p50"]
     )
     assert "physics" in report.summary()
+
+
+def test_a_native_build_that_fails_falls_back_to_numpy(student: Exported, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise native.NativeError("hd_observe.c: the C compiler failed: error: nope")
+
+    monkeypatch.setattr(native, "_OBSERVE", None)
+    monkeypatch.setattr(native, "find_compiler", lambda: "cc")
+    monkeypatch.setattr(native, "cached_library", broken)
+    with pytest.warns(UserWarning, match="using numpy.*compiler failed"):
+        task, loop, _ = _task_loop(student)
+    assert not loop.observe.native
+    task.step(loop.control())
