@@ -28,7 +28,7 @@ from hd_deploy.models.checkpoint import CheckpointError, save_checkpoint
 from hd_deploy.train.bc import Batch, bc_epoch, resolve_device, set_cosine_lr
 from hd_deploy.train.config import CloneConfig
 from hd_deploy.train.rollout import DistillData, _map, _policy
-from hd_deploy.train.rundir import recover, round_saved, staging, swap_in
+from hd_deploy.train.rundir import read_run, recover, round_saved, staging, swap_in
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
 
 LOG_COLUMNS = ("epoch", "round", "samples", "wall_s", "loss", "lr")
@@ -95,7 +95,7 @@ def clone_teacher(
     if resume:
         if not recover(ckpt) or not (ckpt / "trainer_state.pt").exists():
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
-        meta = json.loads((run_dir / "run.json").read_text())
+        meta = read_run(run_dir, ("clone", "robots"))
         config = CloneConfig.from_dict(meta["clone"])
         robots = [tuple(r) for r in meta["robots"]]
         teacher = load_teacher(ckpt)

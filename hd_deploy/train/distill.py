@@ -30,11 +30,11 @@ import torch
 from hd_deploy.errors import ConfigError
 from hd_deploy.files import atomic_write_text
 from hd_deploy.models import HyperNetConfig, HyperNetPolicy, load_student, load_teacher
-from hd_deploy.models.checkpoint import save_checkpoint
+from hd_deploy.models.checkpoint import CheckpointError, save_checkpoint
 from hd_deploy.train.bc import Batch, bc_epoch, masked_bc_error, resolve_device, set_cosine_lr
 from hd_deploy.train.config import DistillConfig
 from hd_deploy.train.rollout import DistillData, collect
-from hd_deploy.train.rundir import recover, round_saved, staging, swap_in
+from hd_deploy.train.rundir import read_run, recover, round_saved, staging, swap_in
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
 
 LOG_COLUMNS = ("epoch", "round", "samples", "wall_s", "loss", "teacher_action_rms")
@@ -91,7 +91,7 @@ def distill_student(
     if resume:
         if not recover(ckpt) or not (ckpt / "trainer_state.pt").exists():
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
-        meta = json.loads((run_dir / "run.json").read_text())
+        meta = read_run(run_dir, ("distill", "robots"))
         if teacher_checkpoint is None:
             teacher_checkpoint = meta["teacher"]  # the run's own teacher, not the shipped one
         elif Path(teacher_checkpoint).resolve() != Path(meta["teacher"]).resolve():
@@ -198,7 +198,10 @@ def _load_data(path: Path, n_robots: int) -> DistillData | None:
     """The samples already collected in ``path`` (None if absent), of ``n_robots`` robots."""
     if not path.exists():
         return None
-    data = DistillData.load(path)
+    try:
+        data = DistillData.load(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # truncated, not npz, fields
+        raise CheckpointError(f"{path}: unreadable distillation data ({exc})") from None
     if data.n_robots != n_robots:
         raise ConfigError(f"{path}: holds data of {data.n_robots} robots, the run has {n_robots}")
     return data

@@ -29,7 +29,7 @@ from hd_deploy.models.checkpoint import load_teacher, save_checkpoint
 from hd_deploy.train.bc import resolve_device
 from hd_deploy.train.collect import Collector, obs_tensors
 from hd_deploy.train.config import PPOConfig
-from hd_deploy.train.rundir import recover, staging, swap_in
+from hd_deploy.train.rundir import read_run, recover, staging, swap_in
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
 from hd_deploy.train.scaling import RunningScale
 
@@ -94,7 +94,7 @@ def train_teacher(
     if resume:
         if not recover(ckpt_dir) or not (ckpt_dir / "trainer_state.pt").exists():
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
-        meta = json.loads((run_dir / "run.json").read_text())
+        meta = read_run(run_dir, ("ppo", "robots"))
         ppo = PPOConfig.from_dict(meta["ppo"])
         robots = meta["robots"]  # a resumed run keeps its robot set (and eval robots)
         eval_robots = eval_robots or meta.get("eval_robots", [])

@@ -14,10 +14,13 @@ replacement, so the round is not collected twice.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from hd_deploy.models.checkpoint import CheckpointError
 
 COMPLETE = ".complete"
 
@@ -74,3 +77,23 @@ def round_saved(state: Mapping[str, Any] | None, epoch: int, n_samples: int) -> 
     if state is None or state["epoch"] != epoch or "samples" not in state:
         return False  # a new run, a later epoch, or a checkpoint older than this record
     return n_samples > int(state["samples"])
+
+
+def read_run(run_dir: Path, keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The run record ``run_dir/run.json`` a resumed run continues from.
+
+    Raises:
+        CheckpointError: Missing, not JSON, not an object, or without one of ``keys``
+            (one line naming the file).
+    """
+    path = run_dir / "run.json"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing; this folder holds no run to resume") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: unreadable run record ({exc}); start a new run") from None
+    missing = [k for k in keys if not isinstance(meta, dict) or k not in meta]
+    if missing:
+        raise CheckpointError(f"{path}: not a run record of this kind (no {missing[0]!r})")
+    return meta

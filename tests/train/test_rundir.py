@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from hd_deploy.models.checkpoint import CheckpointError
 from hd_deploy.train import rundir
-from hd_deploy.train.rundir import recover, round_saved, staging, swap_in
+from hd_deploy.train.rundir import read_run, recover, round_saved, staging, swap_in
 
 
 class Killed(Exception):
@@ -109,3 +110,18 @@ def test_round_saved_only_for_more_data_than_the_checkpoint_before_the_round() -
     assert not round_saved(state, 6, 150)  # a later round is never taken as saved
     assert not round_saved(None, 4, 150)  # a new run (seeded with another run's data)
     assert not round_saved({"epoch": 4}, 4, 150)  # a checkpoint without the record
+
+
+@pytest.mark.parametrize(
+    "text", ["", '{"ppo": {}', "[1, 2]", '{"robots": []}', "\udcff"], ids=str.__len__
+)
+def test_a_damaged_run_record_is_one_line(tmp_path: Path, text: str) -> None:
+    (tmp_path / "run.json").write_text(text, encoding="utf-8", errors="surrogateescape")
+    with pytest.raises(CheckpointError) as info:
+        read_run(tmp_path, ("ppo", "robots"))
+    assert "\n" not in str(info.value) and "run.json" in str(info.value)
+
+
+def test_a_missing_run_record_says_so(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no run to resume"):
+        read_run(tmp_path)
