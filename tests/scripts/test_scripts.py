@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pytest
 import torch
 
 from hd_deploy.models import HyperNetConfig, HyperNetPolicy
+from hd_deploy.morphology.sources import bundled_robots
+from hd_deploy.runtime import native
 from hd_deploy.train.config import DistillConfig
 from hd_deploy.train.distill import imitation_errors
 from hd_deploy.train.rollout import DistillData
@@ -157,3 +160,13 @@ def test_fuzz_sample_never_crashes(robots: int, controllers: int, tmp_path: Path
 def test_fuzz_everything_never_crashes() -> None:
     results = _load("fuzz").main(["--robots", "300", "--controllers", "80"])
     assert results["robots"]["crashed"] == 0 and results["controllers"]["crashed"] == 0
+
+
+def test_control_step_benchmark_times_every_stage_of_every_backend() -> None:
+    rows = _load("bench_control_step").main([str(bundled_robots()[0]), "--steps", "20"])
+    backends = {"onnx", "numpy"} | ({"c"} if native.find_compiler() else set())
+    assert {r["backend"] for r in rows} == backends
+    for r in rows:
+        assert r["obs_us_p50"] > 0 and r["latency_us_p50"] > 0 and r["physics_us_p50"] > 0
+        want = (r["obs_us_p50"] + r["latency_us_p50"]) / r["physics_us_p50"]
+        assert math.isclose(r["obs_policy_over_physics"], want, rel_tol=1e-9)
