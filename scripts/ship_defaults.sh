@@ -117,6 +117,12 @@ cp training/teacher_ref/checkpoint/{model.safetensors,checkpoint.json} \
   hd_deploy/assets/checkpoints/teacher/
 cp training/student_ref6/checkpoint/{model.safetensors,checkpoint.json} \
   hd_deploy/assets/checkpoints/student/
+# The fingerprints of the training robots (these runs predate the trainers recording them;
+# checkpoint.json changes, the weights and the checkpoint hashes do not).
+python scripts/add_fingerprints.py hd_deploy/assets/checkpoints/teacher "$UNIMAL/train" \
+  training/generated
+python scripts/add_fingerprints.py hd_deploy/assets/checkpoints/student "$UNIMAL/train" \
+  training/generated training/generated_d
 python scripts/model_card.py --teacher teacher_ref --student student_ref6
 python scripts/golden.py
 

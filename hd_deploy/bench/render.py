@@ -1,4 +1,5 @@
-"""Render a benchmark report for people: Markdown (``report.md``) and rich tables."""
+"""Render a benchmark report for people: Markdown (``report.md``) and the formatting
+helpers the terminal tables (:mod:`hd_deploy.bench.terminal`) share."""
 
 from __future__ import annotations
 
@@ -45,21 +46,43 @@ def fmt_range(r: Sequence[float] | None) -> str:
     return "-" if not r else f"{r[0]:.3g}-{r[1]:.3g}x"
 
 
+def training_label(robots: Sequence[Mapping[str, Any]]) -> str:
+    """Whether the checkpoints were trained on these robots (a set, or one robot): "seen in
+    training", "unseen", "seen by teacher only" / "seen by student only", "partly seen", or
+    "unknown" (a checkpoint records no fingerprints)."""
+    seen: dict[str, str] = {}
+    for kind in ("teacher", "student"):
+        flags = [r["seen_in_training"][kind] for r in robots]
+        if None in flags:
+            return "unknown"
+        seen[kind] = "all" if all(flags) else "none" if not any(flags) else "some"
+    if seen["teacher"] == seen["student"] == "all":
+        return "seen in training"
+    if seen["teacher"] == seen["student"] == "none":
+        return "unseen"
+    for kind, other in (("teacher", "student"), ("student", "teacher")):
+        if seen[kind] == "all" and seen[other] == "none":
+            return f"seen by {kind} only"
+    return "partly seen"
+
+
+def labelled_sets(report: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], str]]:
+    """Each ``summary.sets[]`` entry with the training label of its robots."""
+    return [
+        (x, training_label([r for r in report["robots"] if r["set"] == x["name"]]))
+        for x in report["summary"]["sets"]
+    ]
+
+
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines + [""]
 
 
-def _lat(model: Mapping[str, Any], backend: str) -> Mapping[str, Any] | None:
+def latency_stats(model: Mapping[str, Any], backend: str) -> Mapping[str, Any] | None:
+    """A model entry's latency statistics for one backend (None: not measured)."""
     return model["latency_us"].get(backend)
-
-
-def _us_short(stats: Mapping[str, Any] | None) -> str:
-    """p50 in whole microseconds from 100 up (the terminal table's width)."""
-    if stats is None or stats["p50"] < 100:
-        return fmt_us(stats)
-    return f"{stats['p50']:.0f}"
 
 
 def markdown(report: Mapping[str, Any]) -> str:
@@ -90,30 +113,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         ],
     ]
     lines += _md_table(["ratio", f"mean over {s['n_robots']} robots", "range"], rows)
-    if st["returns"]:
-        rows = [
-            [
-                x["name"],
-                str(x["n_robots"]),
-                fmt_float(x["teacher_return_mean"]),
-                fmt_float(x["student_return_mean"]),
-                fmt_float(x["return_ratio"], 3),
-            ]
-            for x in s["sets"]
-        ]
-        rows.append(
-            [
-                "**all**",
-                str(s["n_robots"]),
-                fmt_float(s["teacher_return_mean"]),
-                fmt_float(s["student_return_mean"]),
-                fmt_float(s["return_ratio"], 3),
-            ]
-        )
-        lines += [f"Return ({st['episodes']} episodes per robot, seed {st['seed']}):", ""]
-        lines += _md_table(["robot set", "robots", "teacher", "student", "student / teacher"], rows)
-    else:
-        lines += ["Returns were not measured (`--no-returns`).", ""]
+    lines += _sets_md(report)
 
     lines += ["## Size and compute per robot", ""]
     rows = []
@@ -162,11 +162,11 @@ def markdown(report: Mapping[str, Any]) -> str:
     for r in robots:
         t, u = r["teacher"], r["student"]
         cells = [
-            _lat(t, "torch"),
-            _lat(t, "onnx"),
-            _lat(u, "torch"),
-            _lat(u, "onnx"),
-            _lat(u, "numpy"),
+            latency_stats(t, "torch"),
+            latency_stats(t, "onnx"),
+            latency_stats(u, "torch"),
+            latency_stats(u, "onnx"),
+            latency_stats(u, "numpy"),
         ]
         rows.append(
             [r["name"]]
@@ -208,8 +208,9 @@ def markdown(report: Mapping[str, Any]) -> str:
         rows.append(
             [r["name"], fmt_float(u.get("floor_us"), 2)]
             + [
-                "-" if _lat(u, b) is None else f"{_lat(u, b)['p50']:.1f} (+{over.get(b, 0):.1f})"
+                "-" if stats is None else f"{stats['p50']:.1f} (+{over.get(b, 0):.1f})"
                 for b in ("c", "numpy", "onnx")
+                for stats in [latency_stats(u, b)]
             ]
             + [
                 fmt_float(u.get("obs_us_p50")),
@@ -248,6 +249,7 @@ def markdown(report: Mapping[str, Any]) -> str:
             [
                 r["name"],
                 r["set"],
+                training_label([r]),
                 fmt_float(r["physics_steps_per_s"], 0),
                 fmt_float(t["steps_per_s"], 0),
                 fmt_float(u["steps_per_s"], 0),
@@ -260,6 +262,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         [
             "robot",
             "set",
+            "training",
             "physics only steps/s",
             "teacher (ORT) steps/s",
             "student (ORT) steps/s",
@@ -306,6 +309,30 @@ def markdown(report: Mapping[str, Any]) -> str:
     if report.get("plots"):
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in report["plots"]] + [""]
     return "\n".join(lines)
+
+
+def _sets_md(report: Mapping[str, Any]) -> list[str]:
+    """The robot sets, each labelled seen in training or unseen, with their returns."""
+    s, st = report["summary"], report["settings"]
+    header = ["robot set", "robots", "training"]
+    rows = [[x["name"], str(x["n_robots"]), label] for x, label in labelled_sets(report)]
+    rows.append(["**all**", str(s["n_robots"]), training_label(report["robots"])])
+    if st["returns"]:
+        header += ["teacher return", "student return", "student / teacher"]
+        for row, x in zip(rows, [*s["sets"], s], strict=True):
+            row += [
+                fmt_float(x["teacher_return_mean"]),
+                fmt_float(x["student_return_mean"]),
+                fmt_float(x["return_ratio"], 3),
+            ]
+        intro = f"Robot sets and returns ({st['episodes']} episodes per robot, seed {st['seed']}):"
+    else:
+        intro = "Robot sets (returns were not measured: `--no-returns`):"
+    note = (
+        "Training: whether the teacher and student checkpoints were trained on the robots, "
+        "by robot fingerprint (a renamed file of a training robot is seen)."
+    )
+    return [intro, ""] + _md_table(header, rows) + [note, ""]
 
 
 def _all_models(report: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
@@ -368,121 +395,3 @@ def _reference_md(ref: Mapping[str, Any]) -> list[str]:
         "",
     ]
     return lines
-
-
-# --- terminal ---------------------------------------------------------------------------
-
-
-def _compact_table(title: str) -> Any:
-    """A rich table without outer edges and with two spaces between columns, so that
-    hd-bench's widest table fits 80 columns."""
-    from rich import box
-    from rich.table import Table
-
-    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
-                 pad_edge=False, collapse_padding=True)  # fmt: skip
-
-
-def rich_tables(report: Mapping[str, Any]) -> list[Any]:
-    """rich renderables: per-robot table, summary table (and the reference, if any)."""
-    st = report["settings"]
-    # 80 columns: the numbers never wrap, a long robot name or robot set folds.
-    table = _compact_table(
-        "hd-bench per control step: latency p50 at batch 1 on 1 thread, control loop "
-        "with ORT; L limbs, A actuators"
-    )
-    table.add_column("robot", overflow="fold")
-    table.add_column("model", no_wrap=True)
-    for c in ("params", "MACs", "torch\nus", "ORT\nus", "numpy\nus", "loop\nsteps/s", "return"):
-        table.add_column(c, justify="right", no_wrap=True)
-    for r in report["robots"]:
-        for kind in ("teacher", "student"):
-            m = r[kind]
-            table.add_row(
-                r["name"] if kind == "teacher" else f"[dim]{r['n_limbs']}L {r['n_actuators']}A",
-                kind,
-                fmt_count(m["params"]),
-                fmt_count(m["macs"]),
-                _us_short(_lat(m, "torch")),
-                _us_short(_lat(m, "onnx")),
-                _us_short(_lat(m, "numpy")),
-                fmt_float(m["steps_per_s"], 0),
-                fmt_float(m.get("return_mean")),
-                end_section=kind == "student",
-            )
-    stages = _compact_table(
-        "student per control step, us p50: arithmetic floor (C timed inside C), the "
-        "backends, and the loop's stages with ORT"
-    )
-    stages.add_column("robot", overflow="fold")
-    for c in ("floor", "C", "numpy", "ORT", "obs", "physics", "(obs+ORT)\n/physics"):
-        stages.add_column(c, justify="right", no_wrap=True)
-    for r in report["robots"]:
-        u = r["student"]
-        stages.add_row(
-            r["name"],
-            fmt_float(u.get("floor_us"), 2),
-            _us_short(_lat(u, "c")),
-            _us_short(_lat(u, "numpy")),
-            _us_short(_lat(u, "onnx")),
-            fmt_float(u.get("obs_us_p50")),
-            fmt_float(u.get("physics_us_p50"), 0),
-            fmt_float(u.get("obs_policy_over_physics"), 2),
-        )
-    s = report["summary"]
-    summary = _compact_table(f"summary over {s['n_robots']} robots")
-    summary.add_column("", overflow="fold")
-    for c in ("mean", "range"):
-        summary.add_column(c, justify="right", no_wrap=True)
-    for label, key in (
-        ("params teacher/student", "params_ratio"),
-        ("MACs teacher/student", "macs_ratio"),
-        ("latency ORT teacher / ORT student", "latency_ratio_onnx"),
-        ("latency torch teacher / ORT student", "latency_ratio_torch_vs_onnx"),
-    ):
-        summary.add_row(label, fmt_ratio(s[key]), fmt_range(s[f"{key}_range"]))
-    if st["returns"]:
-        for x in s["sets"]:
-            summary.add_row(
-                f"return student/teacher, {x['name']}", fmt_float(x["return_ratio"], 3), ""
-            )
-        if len(s["sets"]) > 1:
-            summary.add_row("return student/teacher, all", fmt_float(s["return_ratio"], 3), "")
-    else:
-        summary.add_row("return student/teacher", "skipped", "")
-    out = [table, stages, summary]
-    ref = report.get("reference")
-    if ref:
-        t, u = ref["teacher"], ref["student"]
-        rt = _compact_table(
-            f"reference architectures, {ref['n_limbs']} limbs ({ref['n_actuators']} actuators)"
-        )
-        rt.add_column("")
-        for c in ("teacher", "baked MLP", "ratio", "paper"):
-            rt.add_column(c, justify="right", no_wrap=True)
-        rt.add_row(
-            "params",
-            f"{t['params']:,}",
-            f"{u['params']:,}",
-            fmt_ratio(ref["params_ratio"]),
-            "6-14x",
-        )
-        rt.add_row(
-            "MACs", f"{t['macs']:,}", f"{u['macs']:,}", fmt_ratio(ref["macs_ratio"]), "67-160x"
-        )
-        rt.add_row(
-            "ORT p50 us",
-            _us_short(t["latency_us"].get("onnx")),
-            _us_short(u["latency_us"].get("onnx")),
-            fmt_ratio(ref["latency_ratio_onnx"]),
-            "",
-        )
-        rt.add_row(
-            "torch T vs ORT S p50 us",
-            _us_short(t["latency_us"].get("torch")),
-            _us_short(u["latency_us"].get("onnx")),
-            fmt_ratio(ref["latency_ratio_torch_vs_onnx"]),
-            "",
-        )
-        out.append(rt)
-    return out

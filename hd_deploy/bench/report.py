@@ -70,6 +70,17 @@ def _returns_of(robots: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"teacher_return_mean": t, "student_return_mean": s, "return_ratio": return_ratio(t, s)}
 
 
+def seen_in_training(robots: Sequence[Mapping[str, Any]]) -> bool | None:
+    """True when both checkpoints were trained on every robot, False when on none of them,
+    None otherwise (some were, or a checkpoint records no fingerprints)."""
+    flags = [r["seen_in_training"][kind] for r in robots for kind in ("teacher", "student")]
+    if None in flags:
+        return None
+    if all(flags):
+        return True
+    return False if not any(flags) else None
+
+
 def summarize(robots: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The ``summary`` section from the per-robot entries (which carry ``ratios``)."""
     out: dict[str, Any] = {"n_robots": len(robots)}
@@ -81,7 +92,10 @@ def summarize(robots: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     sets: dict[str, list[Mapping[str, Any]]] = {}
     for r in robots:
         sets.setdefault(r["set"], []).append(r)
-    out["sets"] = [{"name": k, "n_robots": len(v), **_returns_of(v)} for k, v in sets.items()]
+    out["sets"] = [
+        {"name": k, "n_robots": len(v), "seen_in_training": seen_in_training(v), **_returns_of(v)}
+        for k, v in sets.items()
+    ]
     bad = [
         f"{r['name']} {kind}"
         for r in robots

@@ -2,7 +2,8 @@
 
 For each robot: parameters and MACs (fvcore, cross-checked), ONNX export of both
 controllers, interleaved batch-1 latency of five backends, bake time, control-loop
-throughput and (optionally) returns; then the summary, the reference architectures with
+throughput and (optionally) returns, and whether each checkpoint was trained on it (by the
+robot's fingerprint, not its name); then the summary, the reference architectures with
 ``reference=True``, and the report files (see :data:`~hd_deploy.bench.schema.REPORT_SCHEMA`).
 """
 
@@ -35,6 +36,7 @@ from hd_deploy.models import (
     count_params,
     load_student,
     load_teacher,
+    read_checkpoint_info,
 )
 from hd_deploy.morphology.sources import bundled_robots, resolve_robots
 
@@ -171,6 +173,7 @@ def profile_robot(
         "name": name,
         "file": str(source.file),
         "set": source.set,
+        "fingerprint": task.robot.fingerprint,
         "n_limbs": task.robot.n_limbs,
         "n_actuators": task.robot.n_actuators,
         "obs_dim": d.teacher.n_limbs * d.teacher.proprio_dim,
@@ -261,6 +264,7 @@ def run_benchmark(
     s_path = Path(student) if student is not None else shipped("student")
     t_model, s_model = load_teacher(t_path), load_student(s_path)
     hashes = (checkpoint_hash(t_path), checkpoint_hash(s_path))
+    infos = {"teacher": read_checkpoint_info(t_path), "student": read_checkpoint_info(s_path)}
     sources = robot_sources(robots)
     out = Path(out_dir)
     (out / "onnx").mkdir(parents=True, exist_ok=True)
@@ -308,6 +312,7 @@ def run_benchmark(
             )
     for e in entries:
         e["ratios"] = robot_ratios(e["teacher"], e["student"])
+        e["seen_in_training"] = {k: i.trained_on(e["fingerprint"]) for k, i in infos.items()}
     settings = {
         "teacher": str(t_path),
         "student": str(s_path),

@@ -60,8 +60,12 @@ value that was not measured (e.g. returns with `--no-returns`).
   `bake_repeats`, `reference` (bool).
 - `models`: `teacher.config`, `student.config` (config dicts), `student.hypernet_params`.
 - `robots[]`, one per robot:
-  - `name`, `file`, `set` (the `--robots` argument it came from), `n_limbs`,
-    `n_actuators`, `obs_dim`, `physics_steps_per_s` (zero controls, no policy);
+  - `name`, `file`, `set` (the `--robots` argument it came from), `fingerprint` (the
+    robot's, as exported controllers carry it), `n_limbs`, `n_actuators`, `obs_dim`,
+    `physics_steps_per_s` (zero controls, no policy);
+  - `seen_in_training` {`teacher`, `student`}: whether that checkpoint was trained on this
+    robot, by fingerprint (a renamed copy of a training robot is seen; null when the
+    checkpoint records no fingerprints);
   - `teacher` and `student`, each: `params`, `params_analytic`, `macs` (fvcore),
     `macs_check` {`fvcore`, `analytic`, `rel_diff`, `tolerance`, `agree`}, `onnx_file`,
     `onnx_bytes`, `latency_us` {backend: {`p50`, `p99`, `mean`, `min`, `n`}} with backends
@@ -82,9 +86,10 @@ value that was not measured (e.g. returns with `--no-returns`).
   `latency_ratio_torch_vs_onnx` (each the mean over robots of the per-robot ratio) with
   `*_range` ([min, max] over robots); `teacher_return_mean`, `student_return_mean` (mean
   over robots), `return_ratio` (student / teacher of those means; null unless the
-  teacher's is > 0); `sets[]` (`name`, `n_robots`, `teacher_return_mean`,
-  `student_return_mean`, `return_ratio`), one per robot set; `macs_checks_agree` (bool)
-  and `macs_disagreements` (list of "robot model" strings).
+  teacher's is > 0); `sets[]` (`name`, `n_robots`, `seen_in_training` (true when both
+  checkpoints were trained on every robot of the set, false when on none, null otherwise),
+  `teacher_return_mean`, `student_return_mean`, `return_ratio`), one per robot set;
+  `macs_checks_agree` (bool) and `macs_disagreements` (list of "robot model" strings).
 - `reference` (null without `--reference`): the paper-sized architectures with random
   weights on a generated 12-limb robot: `robot`, `seed`, `n_limbs`, `n_actuators`,
   `teacher` and `student` each {`config`, `params`, `params_analytic`, `macs`,

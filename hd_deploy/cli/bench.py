@@ -52,7 +52,8 @@ def bench(
     from rich.console import Console
 
     from hd_deploy.bench import run_benchmark
-    from hd_deploy.bench.render import macs_disagreements, rich_tables
+    from hd_deploy.bench.render import macs_disagreements
+    from hd_deploy.bench.terminal import rich_tables
     from hd_deploy.train.shipped import shipped
 
     for flag, path, kind in (("--teacher", teacher, "teacher"), ("--student", student, "student")):

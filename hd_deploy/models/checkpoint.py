@@ -5,7 +5,12 @@ A checkpoint is a directory holding
 - ``model.safetensors``: the model's parameters and buffers, except the normaliser's;
 - ``checkpoint.json``: ``format_version``, ``kind`` (``"teacher"`` or ``"student"``),
   ``config`` (the config dict), ``normalizer`` (its statistics), ``robots`` (names the
-  model was trained on) and ``extra`` (free-form JSON from the trainer).
+  model was trained on), optionally ``robot_fingerprints`` (their fingerprints, parallel to
+  ``robots``; checkpoints written before it have none) and ``extra`` (free-form JSON from
+  the trainer).
+
+Whether a model has seen a robot is decided by fingerprint (:attr:`Robot.fingerprint`),
+never by name: a renamed file is the same robot, and two files of one name may differ.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class CheckpointInfo:
         normalizer: Normaliser statistics (``ObsNormalizer.to_dict()`` form).
         robots: Names of the robots the model was trained on.
         extra: Free-form JSON stored by the trainer.
+        robot_fingerprints: Fingerprints of those robots, parallel to ``robots``; None
+            when the checkpoint records none (written before they were recorded).
     """
 
     path: Path
@@ -60,6 +67,13 @@ class CheckpointInfo:
     normalizer: dict[str, Any]
     robots: tuple[str, ...]
     extra: dict[str, Any]
+    robot_fingerprints: tuple[str, ...] | None = None
+
+    def trained_on(self, fingerprint: str) -> bool | None:
+        """Whether a robot of this fingerprint was among the training robots (None: unknown)."""
+        if self.robot_fingerprints is None:
+            return None
+        return fingerprint in self.robot_fingerprints
 
 
 def save_checkpoint(
@@ -67,6 +81,7 @@ def save_checkpoint(
     model: TeacherPolicy | HyperNetPolicy,
     *,
     robots: Sequence[str],
+    fingerprints: Sequence[str] | Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint directory (created if needed; existing files are replaced).
@@ -75,6 +90,9 @@ def save_checkpoint(
         path_dir: Directory to write.
         model: A teacher or a student.
         robots: Names of the robots the model was trained on.
+        fingerprints: Their fingerprints (``Robot.fingerprint``): a list parallel to
+            ``robots``, or a name -> fingerprint mapping covering every name; None records
+            none (the checkpoint then cannot tell which robots it has seen).
         extra: JSON-serialisable metadata (training step, returns, ...).
 
     Returns:
@@ -82,7 +100,8 @@ def save_checkpoint(
 
     Raises:
         TypeError: ``model`` is neither a teacher nor a student.
-        ValueError: ``extra`` or ``robots`` cannot be written as JSON.
+        ValueError: ``extra`` or ``robots`` cannot be written as JSON, or ``fingerprints``
+            does not match ``robots``.
     """
     if isinstance(model, TeacherPolicy):
         kind = "teacher"
@@ -90,14 +109,17 @@ def save_checkpoint(
         kind = "student"
     else:
         raise TypeError(f"cannot checkpoint a {type(model).__name__}")
-    meta = {
+    names = [str(r) for r in robots]
+    meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "kind": kind,
         "config": model.config.to_dict(),
         "normalizer": model.normalizer.to_dict(),
-        "robots": [str(r) for r in robots],
+        "robots": names,
         "extra": dict(extra or {}),
     }
+    if fingerprints is not None:
+        meta["robot_fingerprints"] = parallel_fingerprints(names, fingerprints)
     try:
         text = json.dumps(meta, indent=2, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -115,6 +137,26 @@ def save_checkpoint(
     os.replace(tmp_w, out / WEIGHTS_FILE)
     os.replace(tmp_m, out / META_FILE)
     return out
+
+
+def parallel_fingerprints(
+    robots: Sequence[str], fingerprints: Sequence[str] | Mapping[str, str]
+) -> list[str]:
+    """``fingerprints`` as a list parallel to ``robots`` (what ``checkpoint.json`` stores).
+
+    Raises:
+        ValueError: A list of another length, or a mapping that misses a name.
+    """
+    if isinstance(fingerprints, Mapping):
+        missing = [r for r in robots if r not in fingerprints]
+        if missing:
+            raise ValueError(f"no fingerprint for robots {missing[:5]}")
+        return [str(fingerprints[r]) for r in robots]
+    if isinstance(fingerprints, str) or len(fingerprints) != len(robots):
+        raise ValueError(
+            f"{len(fingerprints)} fingerprints for {len(robots)} robots (one per robot)"
+        )
+    return [str(f) for f in fingerprints]
 
 
 def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
@@ -167,6 +209,15 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
         )
     if not isinstance(meta["robots"], list) or not isinstance(meta["extra"], dict):
         raise CheckpointError(f"{meta_path}: 'robots' must be a list and 'extra' an object")
+    fingerprints = meta.get("robot_fingerprints")
+    if fingerprints is not None and (
+        not isinstance(fingerprints, list)
+        or len(fingerprints) != len(meta["robots"])
+        or not all(isinstance(f, str) for f in fingerprints)
+    ):
+        raise CheckpointError(
+            f"{meta_path}: 'robot_fingerprints' must be a list of strings, one per robot"
+        )
     return CheckpointInfo(
         path=directory,
         kind=kind,
@@ -174,6 +225,7 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
         normalizer=norm,
         robots=tuple(str(r) for r in meta["robots"]),
         extra=meta["extra"],
+        robot_fingerprints=None if fingerprints is None else tuple(fingerprints),
     )
 
 
@@ -234,7 +286,10 @@ def checkpoint_hash(path: str | Path) -> str:
     """Content hash of a checkpoint, 16 hex digits.
 
     Hashes the metadata as canonical JSON and every tensor's name, dtype, shape and bytes
-    in name order, so it does not depend on how either file happens to be laid out.
+    in name order, so it does not depend on how either file happens to be laid out. The
+    robots' fingerprints are left out: they restate the robot names, and recording them in
+    an older checkpoint (``scripts/add_fingerprints.py``) keeps it the same model, with the
+    same hash in the controllers exported from it.
 
     Raises:
         CheckpointError: A file is missing or unreadable.
@@ -242,6 +297,7 @@ def checkpoint_hash(path: str | Path) -> str:
     info = read_checkpoint_info(path)
     meta_path, weights_path = info.path / META_FILE, info.path / WEIGHTS_FILE
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta.pop("robot_fingerprints", None)
     tensors = _read_tensors(weights_path)
     h = hashlib.sha256(json.dumps(meta, sort_keys=True, separators=(",", ":")).encode())
     for name in sorted(tensors):

@@ -12,6 +12,7 @@ from hd_deploy.morphology.robot import (
     load_model,
     load_spec,
     parse_robot,
+    robot_fingerprint,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "load_spec",
     "parse_robot",
     "proprio",
+    "robot_fingerprint",
 ]

@@ -225,6 +225,16 @@ def parse_robot(
     return Robot(fingerprint=_fingerprint(model, limbs, robot_fields), **robot_fields)
 
 
+def robot_fingerprint(source: str | Path) -> str:
+    """The fingerprint of an MJCF file or text (:attr:`Robot.fingerprint`; about 15 ms).
+
+    Raises:
+        MorphologyError: The robot cannot be read or is unsupported.
+    """
+    model = load_model(source)
+    return parse_robot(model, name=robot_name(source, model), max_limbs=None).fingerprint
+
+
 # --- numbers -----------------------------------------------------------------------
 
 # (element, attribute as written in MJCF, model array, object type naming the row)

@@ -25,6 +25,7 @@ import torch
 from hd_deploy.files import atomic_write_text
 from hd_deploy.models import TeacherConfig, TeacherPolicy, load_teacher
 from hd_deploy.models.checkpoint import CheckpointError, save_checkpoint
+from hd_deploy.morphology.robot import robot_fingerprint
 from hd_deploy.train.bc import Batch, bc_epoch, resolve_device, set_cosine_lr
 from hd_deploy.train.config import CloneConfig
 from hd_deploy.train.rollout import DistillData, _map, _policy
@@ -122,6 +123,7 @@ def clone_teacher(
         log.truncate_after("epoch", start_epoch)
 
     names = [n for n, _ in robots]
+    fingerprints = [robot_fingerprint(src) for _, src in robots]  # once per run
     experts = str(meta["experts"])
     data_path = run_dir / "data.npz"
     if data_path.exists():
@@ -144,8 +146,8 @@ def clone_teacher(
             rnd = min(epoch // per_round, rounds - 1)
             due = rnd > 0 and epoch == rnd * per_round
             if due and not round_saved(state, epoch, data.n_samples):
-                _save(ckpt, teacher, opt, epoch, wall0 + time.time() - t0, names, device,
-                      samples=data.n_samples)  # fmt: skip
+                _save(ckpt, teacher, opt, epoch, wall0 + time.time() - t0, names,
+                      fingerprints, device, samples=data.n_samples)  # fmt: skip
                 extra = _collect(experts, robots, str(ckpt), config, rnd,
                                  teacher.config.max_limbs, show_progress)  # fmt: skip
                 data = data.merge(extra)
@@ -157,7 +159,8 @@ def clone_teacher(
                         "wall_s": wall, "loss": loss, "lr": opt.param_groups[0]["lr"]})  # fmt: skip
             bar.update(job, advance=1, status=f"loss {loss:.4g}")
             if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
-                _save(ckpt, teacher, opt, epoch + 1, wall, names, device, samples=data.n_samples)
+                _save(ckpt, teacher, opt, epoch + 1, wall, names, fingerprints, device,
+                      samples=data.n_samples)  # fmt: skip
                 plot_curve(log, run_dir / "learning_curve.png", x="epoch", ys=("loss",),
                            title="Teacher cloned from experts")  # fmt: skip
     return CloneResult(run_dir, config.epochs, loss, data.n_samples)
@@ -177,13 +180,14 @@ def _epoch(teacher: TeacherPolicy, params, opt, data: DistillData, config: Clone
 
 
 def _save(ckpt: Path, teacher: TeacherPolicy, opt, epoch: int, wall: float, names,
-          device: torch.device, *, samples: int) -> None:  # fmt: skip
+          fingerprints, device: torch.device, *, samples: int) -> None:  # fmt: skip
     """Swap in a checkpoint; ``samples`` (in the data now) lets a resume tell a saved round."""
     tmp = staging(ckpt)
     save_checkpoint(
         tmp,
         teacher,
         robots=names,
+        fingerprints=fingerprints,
         extra={
             "epoch": epoch,
             "wall_s": round(wall, 1),

@@ -31,6 +31,7 @@ from hd_deploy.errors import ConfigError
 from hd_deploy.files import atomic_write_text
 from hd_deploy.models import HyperNetConfig, HyperNetPolicy, load_student, load_teacher
 from hd_deploy.models.checkpoint import CheckpointError, save_checkpoint
+from hd_deploy.morphology.robot import robot_fingerprint
 from hd_deploy.train.bc import Batch, bc_epoch, masked_bc_error, resolve_device, set_cosine_lr
 from hd_deploy.train.config import DistillConfig
 from hd_deploy.train.rollout import DistillData, collect
@@ -157,6 +158,7 @@ def distill_student(
     rounds = config.dagger_rounds + 1
     epochs_per_round = max(1, config.epochs // rounds)
     names = [Path(r).stem for r in robots]
+    fingerprints = [robot_fingerprint(r) for r in robots]  # once per run, for checkpoints
     t0 = time.time()
     loss = log.last("loss")  # a finished run reports its last loss
     with progress_bar(disable=not show_progress) as bar:
@@ -165,8 +167,8 @@ def distill_student(
             rnd = epoch // epochs_per_round
             due = rnd > 0 and epoch % epochs_per_round == 0 and rnd < rounds
             if due and not round_saved(state, epoch, data.n_samples):
-                _save(ckpt, student, opt, epoch, wall0 + time.time() - t0, names, device,
-                      samples=data.n_samples)  # fmt: skip
+                _save(ckpt, student, opt, epoch, wall0 + time.time() - t0, names,
+                      fingerprints, device, samples=data.n_samples)  # fmt: skip
                 extra = collect(
                     teacher_checkpoint, robots, config=config, student_checkpoint=ckpt,
                     show_progress=show_progress, seed_offset=rnd,
@@ -188,7 +190,8 @@ def distill_student(
             )
             bar.update(job, advance=1, status=f"loss {loss:.4g}")
             if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
-                _save(ckpt, student, opt, epoch + 1, wall, names, device, samples=data.n_samples)
+                _save(ckpt, student, opt, epoch + 1, wall, names, fingerprints, device,
+                      samples=data.n_samples)  # fmt: skip
                 plot_curve(log, run_dir / "learning_curve.png", x="epoch", ys=("loss",),
                            title="Hypernetwork distillation")  # fmt: skip
     return DistillResult(run_dir, config.epochs, loss, data.n_samples)
@@ -247,12 +250,12 @@ def train_epoch(student: HyperNetPolicy, opt, data: DistillData, config: Distill
     return loss
 
 
-def _save(ckpt: Path, student, opt, epoch: int, wall: float, names, device, *,
+def _save(ckpt: Path, student, opt, epoch: int, wall: float, names, fingerprints, device, *,
           samples: int) -> None:  # fmt: skip
     """Swap in a checkpoint; ``samples`` (in the data now) lets a resume tell a saved round."""
     tmp = staging(ckpt)
     extra = {"epoch": epoch, "wall_s": round(wall, 1), "device": str(device)}
-    save_checkpoint(tmp, student, robots=names, extra=extra)
+    save_checkpoint(tmp, student, robots=names, fingerprints=fingerprints, extra=extra)
     torch.save(
         {
             "optimizer": opt.state_dict(),

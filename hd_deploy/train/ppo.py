@@ -26,6 +26,7 @@ from hd_deploy.envs.vec_env import VecLocomotionEnv
 from hd_deploy.files import atomic_write_text
 from hd_deploy.models import TeacherConfig, TeacherPolicy
 from hd_deploy.models.checkpoint import load_teacher, save_checkpoint
+from hd_deploy.morphology.robot import robot_fingerprint
 from hd_deploy.train.bc import resolve_device
 from hd_deploy.train.collect import Collector, obs_tensors
 from hd_deploy.train.config import PPOConfig
@@ -138,6 +139,7 @@ def train_teacher(
         log.truncate_after("iteration", start_iter)
 
     names = [Path(r).stem for r in robots]
+    fingerprints = [robot_fingerprint(r) for r in robots]  # once per run, for checkpoints
     recent: deque[float] = deque(maxlen=100)
     env = VecLocomotionEnv(
         robots, n_envs=ppo.n_envs, n_workers=ppo.n_workers, config=task,
@@ -180,7 +182,10 @@ def train_teacher(
                 evaluate_now = bool(eval_robots) and ((it + 1) % ppo.eval_every == 0 or last)
                 save = (it + 1) % ppo.checkpoint_every == 0 or last or evaluate_now
                 if save:
-                    _checkpoint(ckpt_dir, teacher, opt, scaler, it + 1, env_steps, wall, names)
+                    _checkpoint(
+                        ckpt_dir, teacher, opt, scaler, it + 1, env_steps, wall,
+                        names, fingerprints,
+                    )  # fmt: skip
                 if evaluate_now:
                     row.update(_zero_shot(ckpt_dir, eval_robots, seed=ppo.seed))
                 log.append(row)
@@ -297,10 +302,12 @@ def _set_lr(opt, ppo: PPOConfig, it: int) -> None:
         g["lr"] = lr
 
 
-def _checkpoint(ckpt_dir, teacher, opt, scaler, iteration, env_steps, wall, names) -> None:
+def _checkpoint(
+    ckpt_dir, teacher, opt, scaler, iteration, env_steps, wall, names, fingerprints
+) -> None:
     tmp = staging(ckpt_dir)
     save_checkpoint(
-        tmp, teacher, robots=names,
+        tmp, teacher, robots=names, fingerprints=fingerprints,
         extra={"iteration": iteration, "env_steps": env_steps, "wall_s": round(wall, 1)},
     )  # fmt: skip
     torch.save(

@@ -1,4 +1,8 @@
-"""Tiny checkpoints, two small robot sets and one benchmark run shared by the bench tests."""
+"""Tiny checkpoints, two small robot sets and one benchmark run shared by the bench tests.
+
+The checkpoints record the first set's robot as their training robot (by fingerprint): the
+first set is seen in training, the second unseen.
+"""
 
 from __future__ import annotations
 
@@ -15,19 +19,10 @@ from hd_deploy.models import (
     TeacherPolicy,
     save_checkpoint,
 )
+from hd_deploy.morphology import robot_fingerprint
 from hd_deploy.morphology.generator import generate_robot
 
 from ._helpers import CALLS, EPISODES, ROBOT_LIMBS, STEPS
-
-
-@pytest.fixture(scope="session")
-def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(teacher, student) checkpoint folders with tiny random models."""
-    root = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    teacher = save_checkpoint(root / "teacher", TeacherPolicy(TeacherConfig.tiny()), robots=["x"])
-    student = save_checkpoint(root / "student", HyperNetPolicy(HyperNetConfig.tiny()), robots=["x"])
-    return teacher, student
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +36,23 @@ def robot_sets(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     b = root / "small-b.xml"
     b.write_text(generate_robot(4, n_limbs=ROBOT_LIMBS[1]))
     return [folder, b]
+
+
+@pytest.fixture(scope="session")
+def checkpoints(
+    tmp_path_factory: pytest.TempPathFactory, robot_sets: list[Path]
+) -> tuple[Path, Path]:
+    """(teacher, student) checkpoint folders with tiny random models, trained (so their
+    metadata says) on the first robot set's robot."""
+    root = tmp_path_factory.mktemp("ckpt")
+    trained = sorted(robot_sets[0].glob("*.xml"))
+    names, fingerprints = [f.stem for f in trained], [robot_fingerprint(f) for f in trained]
+    torch.manual_seed(0)
+    teacher = save_checkpoint(root / "teacher", TeacherPolicy(TeacherConfig.tiny()),
+                              robots=names, fingerprints=fingerprints)  # fmt: skip
+    student = save_checkpoint(root / "student", HyperNetPolicy(HyperNetConfig.tiny()),
+                              robots=names, fingerprints=fingerprints)  # fmt: skip
+    return teacher, student
 
 
 @pytest.fixture(scope="session")

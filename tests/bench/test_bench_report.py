@@ -176,3 +176,55 @@ def test_keys_the_issue_requires(bench_run: tuple[dict[str, Any], Path]) -> None
             "return_ratio"} <= set(report["summary"])  # fmt: skip
     assert {"convention", "machine", "command"} <= set(report)
     assert {"cpu", "cores", "versions"} <= set(report["machine"])
+
+
+def test_sets_are_labelled_seen_or_unseen_by_fingerprint(
+    bench_run: tuple[dict[str, Any], Path], robot_sets: list[Path]
+) -> None:
+    report, out = bench_run
+    seen = {r["set"]: r["seen_in_training"] for r in report["robots"]}
+    assert seen == {
+        str(robot_sets[0]): {"teacher": True, "student": True},
+        str(robot_sets[1]): {"teacher": False, "student": False},
+    }
+    for r in report["robots"]:
+        assert len(r["fingerprint"]) == 16
+    assert [(x["name"], x["seen_in_training"]) for x in report["summary"]["sets"]] == [
+        (str(robot_sets[0]), True),
+        (str(robot_sets[1]), False),
+    ]
+    for key in ("seen_in_training", "fingerprint"):
+        assert f"`{key}`" in REPORT_SCHEMA, key
+    md = (out / "report.md").read_text()
+    assert f"| {robot_sets[0]} | 1 | seen in training |" in md
+    assert f"| {robot_sets[1]} | 1 | unseen |" in md
+    assert "| **all** | 2 | partly seen |" in md
+    name_b = report["robots"][1]["name"]
+    assert f"| {name_b} | {robot_sets[1]} | unseen |" in md  # the per-robot table
+
+
+def _robot(set_name: str, teacher: bool | None, student: bool | None) -> dict[str, Any]:
+    return {"set": set_name, "seen_in_training": {"teacher": teacher, "student": student}}
+
+
+@pytest.mark.parametrize(
+    ("flags", "want", "label"),
+    [
+        ([(True, True), (True, True)], True, "seen in training"),
+        ([(False, False), (False, False)], False, "unseen"),
+        ([(True, True), (False, False)], None, "partly seen"),
+        ([(True, False), (True, False)], None, "seen by teacher only"),
+        ([(False, True)], None, "seen by student only"),
+        ([(True, None), (True, None)], None, "unknown"),  # the student records no fingerprints
+        ([(None, None)], None, "unknown"),
+    ],
+)
+def test_set_seen_needs_both_checkpoints_and_every_robot(
+    flags: list[tuple[bool | None, bool | None]], want: bool | None, label: str
+) -> None:
+    from hd_deploy.bench.render import training_label
+    from hd_deploy.bench.report import seen_in_training
+
+    robots = [_robot("s", t, s) for t, s in flags]
+    assert seen_in_training(robots) is want
+    assert training_label(robots) == label

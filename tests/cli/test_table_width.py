@@ -8,7 +8,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from hd_deploy.bench.render import rich_tables
+from hd_deploy.bench.terminal import rich_tables
 from hd_deploy.cli.inspect import inspect_app
 from hd_deploy.cli.train import eval_table
 from hd_deploy.morphology.sources import bundled_robots
@@ -55,6 +55,8 @@ def _bench_report() -> dict[str, Any]:
     """A report with the widest values a run gives: a long name, slow latencies, big counts."""
     robot = {
         "name": LONG_NAME,
+        "set": LONG_SET,
+        "seen_in_training": {"teacher": True, "student": True},
         "n_limbs": 12,
         "n_actuators": 24,
         "teacher": _model(1_660_418, 19_955_712, {"torch": 12345.6, "onnx": 2345.6}),
@@ -66,8 +68,8 @@ def _bench_report() -> dict[str, Any]:
              "latency_ratio_torch_vs_onnx": 118.0}  # fmt: skip
     summary = {"n_robots": 2, "return_ratio": 0.168, **ratio}
     summary |= {f"{k}_range": [v / 2, v * 2] for k, v in ratio.items()}
-    summary["sets"] = [{"name": LONG_SET, "return_ratio": 0.167},
-                       {"name": "bundled", "return_ratio": 0.409}]  # fmt: skip
+    summary["sets"] = [{"name": LONG_SET, "n_robots": 1, "return_ratio": 0.167},
+                       {"name": "bundled", "n_robots": 1, "return_ratio": 0.409}]  # fmt: skip
     reference = {
         "n_limbs": 12,
         "n_actuators": 22,
@@ -76,9 +78,11 @@ def _bench_report() -> dict[str, Any]:
         "student": {"params": 123_926, "macs": 123_392, "latency_us": {"onnx": {"p50": 92.1}}},
         **ratio,
     }  # fmt: skip
+    unseen = {**robot, "name": "gen-11", "set": "bundled",
+              "seen_in_training": {"teacher": False, "student": False}}  # fmt: skip
     return {
         "settings": {"returns": True},
-        "robots": [robot, {**robot, "name": "gen-11"}],
+        "robots": [robot, unseen],
         "summary": summary,
         "reference": reference,
     }
@@ -90,7 +94,9 @@ def test_bench_tables_fit_80_columns() -> None:
     for word in ("model", "params", "MACs", "us", "steps/s", "return"):
         assert f" {word}" in header, header
     _assert_whole(lines, ["teacher", "student", "12346", "2346", "-1234.5", "99.9", "12346",
-                          "1.66M", "20M", "0.167", "19,955,712", "10908", "67-160x"])  # fmt: skip
+                          "1.66M", "20M", "0.167", "19,955,712", "10908", "67-160x",
+                          "12L 24A seen", "12L 24A unseen", "seen in training",
+                          "unseen"])  # fmt: skip
     assert any(line.startswith("floor-1409-11-14") for line in lines)  # folded, not cut
 
 

@@ -160,3 +160,51 @@ def test_extra_must_be_json(tmp_path: Path, teacher: TeacherPolicy) -> None:
         save_checkpoint(tmp_path, teacher, robots=ROBOTS, extra={"x": object()})
     with pytest.raises(TypeError, match="cannot checkpoint a Linear"):
         save_checkpoint(tmp_path, torch.nn.Linear(2, 2), robots=ROBOTS)  # type: ignore[arg-type]
+
+
+def test_fingerprints_of_the_training_robots_are_recorded(
+    tmp_path: Path, teacher: TeacherPolicy
+) -> None:
+    fps = ("0123456789abcdef", "fedcba9876543210")
+    save_checkpoint(tmp_path / "list", teacher, robots=ROBOTS, fingerprints=fps)
+    by_name = dict(zip(ROBOTS, fps, strict=True))
+    save_checkpoint(tmp_path / "map", teacher, robots=ROBOTS, fingerprints=by_name)
+    for name in ("list", "map"):
+        info = read_checkpoint_info(tmp_path / name)
+        assert info.robots == ROBOTS and info.robot_fingerprints == fps
+        assert info.trained_on(fps[1]) is True and info.trained_on("0" * 16) is False
+        meta = json.loads((tmp_path / name / "checkpoint.json").read_text())
+        assert meta["robot_fingerprints"] == list(fps)
+    with pytest.raises(ValueError, match="1 fingerprints for 2 robots"):
+        save_checkpoint(tmp_path / "bad", teacher, robots=ROBOTS, fingerprints=fps[:1])
+    with pytest.raises(ValueError, match=r"no fingerprint for robots \['robot_b'\]"):
+        save_checkpoint(tmp_path / "bad", teacher, robots=ROBOTS, fingerprints={"robot_a": "x"})
+
+
+def test_checkpoints_without_fingerprints_load_and_cannot_tell(
+    tmp_path: Path, teacher: TeacherPolicy
+) -> None:
+    save_checkpoint(tmp_path / "old", teacher, robots=ROBOTS)  # as written before fingerprints
+    meta = json.loads((tmp_path / "old" / "checkpoint.json").read_text())
+    assert "robot_fingerprints" not in meta
+    info = read_checkpoint_info(tmp_path / "old")
+    assert info.robot_fingerprints is None and info.trained_on("0123456789abcdef") is None
+    load_teacher(tmp_path / "old")
+
+
+def test_recording_fingerprints_keeps_the_hash(tmp_path: Path, teacher: TeacherPolicy) -> None:
+    save_checkpoint(tmp_path / "a", teacher, robots=ROBOTS)
+    save_checkpoint(tmp_path / "b", teacher, robots=ROBOTS, fingerprints=["1" * 16, "2" * 16])
+    assert checkpoint_hash(tmp_path / "a") == checkpoint_hash(tmp_path / "b")
+    save_checkpoint(tmp_path / "c", teacher, robots=ROBOTS[:1], fingerprints=["1" * 16])
+    assert checkpoint_hash(tmp_path / "c") != checkpoint_hash(tmp_path / "a")  # names count
+
+
+@pytest.mark.parametrize("stored", [["x"], "ab", [1, 2]])
+def test_bad_fingerprints_raise_one_line_errors(
+    tmp_path: Path, teacher: TeacherPolicy, stored: object
+) -> None:
+    save_checkpoint(tmp_path, teacher, robots=ROBOTS)
+    edit_meta(tmp_path, robot_fingerprints=stored)
+    with pytest.raises(CheckpointError, match="'robot_fingerprints' must be a list of strings"):
+        read_checkpoint_info(tmp_path)

@@ -97,6 +97,43 @@ def test_sweep_trains_a_fresh_student_per_setting_and_reports_every_set() -> Non
     assert res["final"]["held_out"]["relative_median"] > 0
 
 
+def test_add_fingerprints_records_the_named_robots_and_keeps_the_weights(
+    tmp_path: Path, tiny_xml: str
+) -> None:
+    from hd_deploy.models import (
+        TeacherConfig,
+        TeacherPolicy,
+        checkpoint_hash,
+        read_checkpoint_info,
+        save_checkpoint,
+    )
+    from hd_deploy.morphology import robot_fingerprint
+    from hd_deploy.morphology.generator import generate_robot
+
+    script = _load("add_fingerprints")
+    robots = tmp_path / "robots"
+    robots.mkdir()
+    (robots / "tiny.xml").write_text(tiny_xml)
+    (robots / "gen.xml").write_text(generate_robot(3, n_limbs=3))
+    (robots / "other.xml").write_text(generate_robot(4, n_limbs=3))  # not named: not read
+    ckpt = save_checkpoint(tmp_path / "ckpt", TeacherPolicy(TeacherConfig.tiny()),
+                           robots=["gen", "tiny"])  # fmt: skip
+    weights, hashed = (ckpt / "model.safetensors").read_bytes(), checkpoint_hash(ckpt)
+    want = [robot_fingerprint(robots / "gen.xml"), robot_fingerprint(robots / "tiny.xml")]
+    assert script.add_fingerprints(ckpt, [robots]) == want
+    assert read_checkpoint_info(ckpt).robot_fingerprints == tuple(want)
+    assert (ckpt / "model.safetensors").read_bytes() == weights
+    assert checkpoint_hash(ckpt) == hashed
+    (robots / "tiny.xml").unlink()
+    with pytest.raises(ValueError, match=r"no robot file for 1 of the .+: \['tiny'\]"):
+        script.add_fingerprints(ckpt, [robots])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "gen.xml").write_text(generate_robot(5, n_limbs=3))
+    with pytest.raises(ValueError, match="another file named gen is a different robot"):
+        script.add_fingerprints(ckpt, [robots, elsewhere])
+
+
 def test_model_card_reports_the_generalisation_sweep(tmp_path: Path) -> None:
     card = _load("model_card")
     assert not any("Regularising" in line for line in card._limits(tmp_path, "t", "s"))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hd_deploy.envs.task import LocomotionTask
-from hd_deploy.models import TeacherConfig, load_teacher
+from hd_deploy.models import TeacherConfig, load_teacher, read_checkpoint_info
 from hd_deploy.morphology.sources import bundled_robots
 from hd_deploy.train.clone import clone_teacher
 from hd_deploy.train.config import CloneConfig, ExpertConfig
@@ -63,6 +63,9 @@ def test_clone_labels_are_the_experts_actions_in_slot_layout(experts_dir, tmp_pa
         np.testing.assert_allclose(data.action[i, robot.actuator_limb, robot.actuator_slot], want)
         assert not data.action[i][~data.action_mask[r]].any()
     assert load_teacher(run / "checkpoint").normalizer.count > 0
+    info = read_checkpoint_info(run / "checkpoint")
+    experts = [Expert.load(experts_dir, name) for name in info.robots]
+    assert info.robot_fingerprints == tuple(e.fingerprint for e in experts)
 
 
 def test_clone_resume_after_a_crash_does_not_collect_a_round_twice(

@@ -18,6 +18,7 @@ from hd_deploy.models import (
     TeacherConfig,
     load_student,
     load_teacher,
+    read_checkpoint_info,
 )
 from hd_deploy.morphology.sources import bundled_robots
 from hd_deploy.train.config import DistillConfig, PPOConfig
@@ -26,6 +27,12 @@ from hd_deploy.train.ppo import _gae, train_teacher
 from hd_deploy.train.rollout import DistillData, evaluate
 
 ROBOTS = 2
+
+
+def _fingerprints(robots) -> tuple[str, ...]:
+    from hd_deploy.envs.task import LocomotionTask
+
+    return tuple(LocomotionTask(f).robot.fingerprint for f in robots)
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +53,8 @@ def test_ppo_writes_checkpoint_log_and_plot(teacher_run: Path) -> None:
     state = torch.load(teacher_run / "checkpoint" / "trainer_state.pt", weights_only=True)
     assert state["env_steps"] == PPOConfig.tiny().total_steps
     assert load_teacher(teacher_run / "checkpoint").normalizer.count > 0
+    info = read_checkpoint_info(teacher_run / "checkpoint")
+    assert info.robot_fingerprints == _fingerprints(bundled_robots()[:ROBOTS])
 
 
 def test_ppo_resume_continues_where_it_stopped(teacher_run: Path, tmp_path: Path) -> None:
@@ -130,6 +139,7 @@ def test_distill_and_evaluate(teacher_run: Path, tmp_path: Path) -> None:
     torch.testing.assert_close(student.normalizer.mean, teacher.normalizer.mean)
     meta = json.loads((tmp_path / "student" / "checkpoint" / "checkpoint.json").read_text())
     assert meta["kind"] == "student" and len(meta["robots"]) == ROBOTS
+    assert tuple(meta["robot_fingerprints"]) == _fingerprints(robots)
     report = evaluate("student", tmp_path / "student" / "checkpoint", robots[:1], episodes=1,
                       workers=1, show_progress=False)  # fmt: skip
     assert report["robots"][0]["name"] == robots[0].stem
