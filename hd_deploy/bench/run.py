@@ -38,11 +38,12 @@ from hd_deploy.models import (
     load_teacher,
     read_checkpoint_info,
 )
-from hd_deploy.morphology.sources import bundled_robots, resolve_robots
+from hd_deploy.morphology.sources import bundled_robots, bundled_seen_robots, resolve_robots
 
 DEFAULT_EPISODES = 2
 DEFAULT_BAKE_REPEATS = 5
 BUNDLED_SET = "bundled"
+BUNDLED_SEEN_SET = "bundled/seen"
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,9 @@ def robot_sources(robots: Sequence[str | Path] | None) -> list[RobotSource]:
         MorphologyError: A path is missing or a folder holds no robot.
     """
     if not robots:
-        return [RobotSource(f, BUNDLED_SET) for f in bundled_robots()]
+        return [RobotSource(f, BUNDLED_SET) for f in bundled_robots()] + [
+            RobotSource(f, BUNDLED_SEEN_SET) for f in bundled_seen_robots()
+        ]
     return [RobotSource(f, str(src)) for src in robots for f in resolve_robots([src])]
 
 
@@ -318,7 +321,7 @@ def run_benchmark(
         "student": str(s_path),
         "teacher_hash": hashes[0],
         "student_hash": hashes[1],
-        "robot_sources": [str(r) for r in robots] if robots else [BUNDLED_SET],
+        "robot_sources": [str(r) for r in robots] if robots else [BUNDLED_SET, BUNDLED_SEEN_SET],
         "episodes": episodes if returns else None,
         "seed": seed,
         "returns": returns,

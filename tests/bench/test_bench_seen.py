@@ -12,8 +12,10 @@ from typing import Any
 
 from typer.testing import CliRunner
 
+from hd_deploy.bench.run import BUNDLED_SEEN_SET, BUNDLED_SET, robot_sources
 from hd_deploy.cli.bench import bench_app
 from hd_deploy.models import read_checkpoint_info
+from hd_deploy.morphology.robot import robot_fingerprint
 from hd_deploy.morphology.sources import bundled_robots
 from hd_deploy.train.shipped import shipped
 from tests.conftest import unimal_robots
@@ -70,3 +72,16 @@ def test_training_robot_is_seen_under_any_file_name(tmp_path: Path) -> None:
     md = (tmp_path / "out" / "report.md").read_text()
     assert f"| {renamed.parent} | 1 | seen in training |" in md
     assert _terminal_labels(output) == (["seen", "seen"], ["seen in training"] * 2)
+
+
+def test_the_default_run_has_a_seen_and_an_unseen_bundled_set() -> None:
+    """hd-bench with no --robots: the bundled robots (none trained on) and the bundled seen
+    robots, which both shipped checkpoints name by fingerprint."""
+    sources = robot_sources(None)
+    sets = {s.set for s in sources}
+    assert sets == {BUNDLED_SET, BUNDLED_SEEN_SET}
+    teacher, student = (read_checkpoint_info(shipped(kind)) for kind in ("teacher", "student"))
+    for source in sources:
+        fp = robot_fingerprint(source.file)
+        seen = source.set == BUNDLED_SEEN_SET
+        assert teacher.trained_on(fp) is seen and student.trained_on(fp) is seen, source.file
