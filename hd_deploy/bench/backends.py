@@ -10,11 +10,11 @@ import numpy as np
 
 from hd_deploy.bench.latency import TimingPlan, gc_paused, time_interleaved
 from hd_deploy.envs.task import LocomotionTask
-from hd_deploy.exporters.c import SharedController, compile_shared, export_c, find_compiler
 from hd_deploy.exporters.onnx import export_controller
 from hd_deploy.models import BakedMLP, HyperNetPolicy, TeacherExport, TeacherPolicy
 from hd_deploy.models.controller import TorchController
 from hd_deploy.runtime import Controller, load_controller
+from hd_deploy.runtime.native import SharedController, find_compiler
 
 #: Backends timed per model (the numpy runtime and C run baked MLPs only; C when a
 #: compiler is present).
@@ -78,14 +78,10 @@ def deploy(
         ("student", "numpy"): load_controller(s_path, "numpy"),
     }
     student_c = None
-    if find_compiler() is not None:
-        meta = controllers["student", "onnx"].metadata
-        c_dir = onnx_dir.parent / "c"
-        c = export_c(s_mod, meta, c_dir)
-        lib = compile_shared(c.header, c.source, c_dir / f"lib{stem}.so", timing=True)
-        obs_dim, n_ctrl = int(meta["obs_dim"]), int(meta["n_actuators"])
-        student_c = SharedController(lib, obs_dim, n_ctrl, metadata=meta)
-        controllers["student", "c"] = student_c
+    if find_compiler() is not None:  # the c backend, as hd-run --backend c builds it
+        c = load_controller(s_path, "c")
+        controllers["student", "c"] = c
+        student_c = c.library  # type: ignore[attr-defined]
     return Deployed(t_mod, s_mod, t_path, s_path, controllers, student_c)
 
 

@@ -234,10 +234,11 @@ def markdown(report: Mapping[str, Any]) -> str:
         rows,
     )
     lines += [
-        "Floor: the baked MLP's C `hd_act` timed inside C (no Python, no ctypes; `-O3`); each "
-        "backend's p50 is followed by its overhead over the floor. The stages are p50 per "
-        "control step of the student's onnxruntime control loop (observation with its state "
-        "checks, `act`, `frame_skip` MuJoCo steps).",
+        "Floor: the baked MLP's C `hd_act` timed inside C (no Python, no ctypes; built as "
+        "the c backend builds it, `-O3 -march=native`); each backend's p50 is followed by its "
+        "overhead over the floor. The stages are p50 per control step of the student's "
+        "onnxruntime control loop (observation with its state checks, `act`, `frame_skip` "
+        "MuJoCo steps).",
         "",
     ]
 

@@ -22,12 +22,13 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import re
 import shutil
 import subprocess
 import tempfile
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,7 +280,13 @@ double hd_bench_ns(const float *obs, float *ctrl, long n) {
 
 
 def compile_shared(
-    header: Path, source: Path, out: Path, *, compiler: str | None = None, timing: bool = False
+    header: Path,
+    source: Path,
+    out: Path,
+    *,
+    compiler: str | None = None,
+    timing: bool = False,
+    flags: Sequence[str] = (),
 ) -> Path:
     """Compile the controller into a shared library (for tests, verification, timing).
 
@@ -289,6 +296,7 @@ def compile_shared(
         out: The library to write.
         compiler: C compiler (default: :func:`find_compiler`).
         timing: Link :data:`TIMING_SOURCE` in, for :meth:`SharedController.inside_us`.
+        flags: More compiler flags, after :data:`CFLAGS`.
 
     Raises:
         NativeError: No compiler, or it failed (its first error line is in the message).
@@ -301,7 +309,8 @@ def compile_shared(
         harness = out.with_name(out.stem + "_timing.c")
         harness.write_text(TIMING_SOURCE, encoding="utf-8")
         sources.append(str(harness))
-    cmd = [cc, *CFLAGS, "-shared", "-fPIC", "-I", str(header.parent), *sources, "-o", str(out)]
+    cmd = [cc, *CFLAGS, *flags, "-shared", "-fPIC", "-I", str(header.parent), *sources]
+    cmd += ["-o", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines()
@@ -385,15 +394,32 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "hd_deploy"
 
 
+#: The libraries built for this machine only (the cache) also target its CPU.
+HOST_FLAGS = ("-march=native",)
+
+
+def _host() -> str:
+    """What a library built with :data:`HOST_FLAGS` is tied to: the CPU's model and flags
+    (a cache shared by machines of another kind builds its own)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        lines = [ln for ln in text.splitlines() if ln.startswith(("model name", "flags"))]
+        cpu = "\n".join(sorted(set(lines)))
+    except OSError:
+        cpu = ""
+    return f"{platform.machine()} {platform.processor()} {cpu}"
+
+
 def cached_library(files: Mapping[str, str], *, timing: bool = False) -> Path:
-    """A shared library of ``files`` (name -> text; the ``.c`` file is the one compiled),
-    built once per content and compiler flags, atomically (concurrent builds are safe).
+    """A shared library of ``files`` (name -> text; the ``.c`` file is the one compiled)
+    for this machine (:data:`HOST_FLAGS`, dropped when the compiler refuses them), built
+    once per content, flags and CPU, atomically (concurrent builds are safe).
 
     Raises:
         NativeError: No compiler, or it failed.
     """
-    key = hashlib.sha256(repr((sorted(files.items()), CFLAGS, timing)).encode()).hexdigest()
-    out = cache_dir() / f"lib-{key[:24]}.so"
+    key_text = repr((sorted(files.items()), CFLAGS, HOST_FLAGS, timing, _host()))
+    out = cache_dir() / f"lib-{hashlib.sha256(key_text.encode()).hexdigest()[:24]}.so"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -401,7 +427,11 @@ def cached_library(files: Mapping[str, str], *, timing: bool = False) -> Path:
         for name, text in files.items():
             (Path(tmp) / name).write_text(text, encoding="utf-8")
         (source,) = [Path(tmp) / n for n in files if n.endswith(".c")]
-        lib = compile_shared(Path(tmp) / "unused.h", source, Path(tmp) / out.name, timing=timing)
+        build = Path(tmp) / out.name
+        try:
+            lib = compile_shared(source, source, build, timing=timing, flags=HOST_FLAGS)
+        except NativeError:  # a compiler without -march=native: portable code is fine
+            lib = compile_shared(source, source, build, timing=timing)
         os.replace(lib, out)
     return out
 
