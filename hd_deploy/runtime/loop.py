@@ -25,6 +25,7 @@ import numpy as np
 from hd_deploy.envs.task import divergence_warnings, finite_state
 from hd_deploy.morphology.features import PROPRIO_DIM, Proprioception
 from hd_deploy.morphology.robot import Robot, parse_robot
+from hd_deploy.runtime import native as c_native
 from hd_deploy.runtime.controllers import Controller
 from hd_deploy.runtime.metadata import ControllerError
 
@@ -53,13 +54,13 @@ class ObservationBuilder:
         *,
         native: bool | None = None,
     ) -> None:
-        from hd_deploy.runtime import native as c
-
         self.robot, self.model, self.data = robot, model, data
         self.obs_dim = robot.n_limbs * PROPRIO_DIM
-        self.native = c.available() if native is None else native
+        self.native = c_native.available() if native is None else native
         self._observe = (
-            c.NativeObservation(robot, model) if self.native else Proprioception(robot, model)
+            c_native.NativeObservation(robot, model)
+            if self.native
+            else Proprioception(robot, model)
         )
 
     def __call__(self) -> np.ndarray:
@@ -70,7 +71,7 @@ class ObservationBuilder:
         """``(finite, observation)``: whether the state itself (``qpos``, ``qvel``) and the
         observation are finite. The observation comes from quantities derived before the
         state was last written, so a non-finite state can hide behind a finite one."""
-        if self.native:
+        if isinstance(self._observe, c_native.NativeObservation):
             ok, obs = self._observe.checked(self.data)
             return ok, obs.reshape(self.obs_dim)
         state_ok = finite_state(self.data)

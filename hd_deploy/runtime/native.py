@@ -79,7 +79,7 @@ def weights_from_onnx(proto: Any, *, source: str) -> CWeights:
     from onnx import numpy_helper
 
     inits = {t.name: numpy_helper.to_array(t).astype(np.float32) for t in proto.graph.initializer}
-    layers = []
+    layers: list[tuple[np.ndarray, np.ndarray]] = []
     while f"layers.{len(layers)}.weight" in inits:
         i = len(layers)
         layers.append((inits[f"layers.{i}.weight"], inits[f"layers.{i}.bias"]))
