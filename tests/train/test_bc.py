@@ -121,6 +121,6 @@ def test_the_first_optimiser_steps_are_warmed_up() -> None:
         opt.zero_grad()
         (-w).sum().backward()  # a constant gradient: each Adam step moves w by its lr
         _warmed_step(opt, w, warmup_steps=3)
-        moves.append(float(w - before))
+        moves.append(float((w.detach() - before).item()))
         assert opt.param_groups[0]["lr"] == 0.1
     np.testing.assert_allclose(moves, [0.025, 0.05, 0.075, 0.1, 0.1], rtol=1e-4)
