@@ -3,8 +3,10 @@
 What ``hd-run --json`` reports (``obs_us_p50``, ``latency_us_p50``, ``physics_us_p50`` and
 ``obs_policy_over_physics``), for the shipped student exported for each robot and run
 whole episodes in the runtime loop with every backend (``onnx``, ``numpy``, ``c``) and both
-observation paths (C when a compiler is present, numpy). All runs of one robot take turns
-in one process, so they share the machine's noise; the physics column is each run's own.
+observation paths (C when a compiler is present, numpy); the ``c`` backend on the C
+observation runs both as one C call per step (``c``, the loop's default) and as two
+(``c-split``). All runs of one robot take turns in one process, so they share the
+machine's noise; the physics column is each run's own.
 
     python scripts/bench_control_step.py ../shared/unimal/test --robots 3
 """
@@ -21,7 +23,7 @@ import numpy as np
 from hd_deploy.envs.task import TaskConfig
 from hd_deploy.exporters.robots import export_robots
 from hd_deploy.morphology.sources import resolve_robots
-from hd_deploy.runtime import load_controller, native, run_episodes
+from hd_deploy.runtime import load_controller, native, native_step, run_episodes
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -34,20 +36,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
 
     files = resolve_robots([args.robots])[: args.count]
-    paths = ["native", "numpy"] if native.available() else ["numpy"]
-    backends = ["onnx", "numpy"] + (["c"] if native.find_compiler() else [])
+    paths = ["native", "numpy"] if native_step.available() else ["numpy"]
+    backends = ["onnx", "numpy"] + (["c", "c-split"] if native.find_compiler() else [])
     rows = []
     with tempfile.TemporaryDirectory(prefix="hd_step_") as tmp:
         results = export_robots(files, out_dir=tmp)
         for result in results:
-            runs = [(b, p) for p in paths for b in backends]
+            runs = [(b, p) for p in paths for b in backends if p == "native" or b != "c-split"]
             for b, p in runs:
-                native._OBSERVE = None if p == "native" else False  # the loop's choice
-                controller = load_controller(result.path, b)
+                controller = load_controller(result.path, b.removesuffix("-split"))
                 meta = controller.metadata
                 config = TaskConfig(timestep=meta["sim_timestep"], frame_skip=meta["frame_skip"],
                                     episode_steps=args.steps)  # fmt: skip
-                rep = run_episodes(controller, episodes=args.episodes, config=config)
+                rep = run_episodes(controller, episodes=args.episodes, config=config,
+                                   native=p == "native", fuse=b == "c")  # fmt: skip
                 rows.append(
                     {
                         "robot": rep.robot,
@@ -70,8 +72,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for b in backends:
             ratio = [r["obs_policy_over_physics"] for r in rows
                      if r["backend"] == b and r["observation"] == p]  # fmt: skip
-            print(f"  {b:6s} backend, {p:6s} observation: {np.median(ratio):.3f}")
-    native._OBSERVE = None
+            if ratio:
+                print(f"  {b:7s} backend, {p:6s} observation: {np.median(ratio):.3f}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return rows

@@ -56,6 +56,31 @@ def train(
         float | None,
         typer.Option(help="Stop (checkpoint written) after this many minutes; --resume goes on."),
     ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Start from this teacher checkpoint (or run folder), not from scratch."),
+    ] = None,
+    critic_warmup: Annotated[
+        int | None,
+        typer.Option(
+            help="First iterations that train only the value network. "
+            "[default: 10 with --init, else 0]"
+        ),
+    ] = None,
+    target_kl: Annotated[
+        float | None,
+        typer.Option(
+            help="Stop an update's epochs once an epoch's KL exceeds this. [default: 0, off]"
+        ),
+    ] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate. [default: 3e-4]")] = None,
+    action_std: Annotated[
+        float | None,
+        typer.Option(help="Fixed exploration std of the policy. [default: the model's, 0.9]"),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="Learner threads (share a machine). [default: 2]")
+    ] = None,
 ) -> None:
     """Train a teacher; checkpoints, progress.csv and learning_curve.png go to --out."""
     import dataclasses
@@ -72,9 +97,21 @@ def train(
         ppo, model = PPOConfig.tiny(), TeacherConfig.tiny()
     else:
         ppo, model = PPOConfig(), TeacherConfig.small()
-    changes: dict[str, int | bool] = {"seed": seed, "overlap": overlap}
+    if resume and any(v is not None for v in (init, critic_warmup, target_kl, lr, action_std)):
+        raise ConfigError(
+            "--resume keeps the run's settings: drop --init, --critic-warmup, "
+            "--target-kl, --lr and --action-std"
+        )
+    if init is not None and reference:
+        raise ConfigError("--init takes the size of its checkpoint; drop --reference")
+    if critic_warmup is None:
+        critic_warmup = 10 if init is not None else 0
+    changes: dict[str, int | float | bool] = {
+        "seed": seed, "overlap": overlap, "critic_warmup": critic_warmup,
+    }  # fmt: skip
     for key, value in (("total_steps", steps), ("n_envs", n_envs), ("n_workers", workers),
-                       ("eval_every", eval_every)):  # fmt: skip
+                       ("eval_every", eval_every), ("target_kl", target_kl), ("lr", lr),
+                       ("threads", threads)):  # fmt: skip
         if value is not None:
             changes[key] = value
     ppo = dataclasses.replace(ppo, **changes)  # type: ignore[arg-type]
@@ -82,7 +119,8 @@ def train(
         files, out, teacher_config=model, ppo=ppo, resume=resume,
         total_steps=steps if resume else None, show_progress=sys.stderr.isatty(),
         eval_robots=resolve_robots(eval_robots) if eval_robots else (), device=device,
-        max_wall_s=None if max_minutes is None else 60.0 * max_minutes,
+        max_wall_s=None if max_minutes is None else 60.0 * max_minutes, init=init,
+        action_std=action_std,
     )  # fmt: skip
     typer.echo(
         f"teacher: {result.env_steps} env steps, recent return {result.return_recent:.1f}, "

@@ -159,6 +159,8 @@ def run_episodes(
     config: TaskConfig | None = None,
     allow_mismatch: bool = False,
     on_step: Callable[[LocomotionTask], None] | None = None,
+    native: bool | None = None,
+    fuse: bool = True,
 ) -> RunReport:
     """Run whole episodes of flat-terrain locomotion.
 
@@ -171,6 +173,8 @@ def run_episodes(
         allow_mismatch: See :class:`ControlLoop`.
         on_step: Called after every control step with the task (rendering, viewers); its
             time counts towards ``steps_per_s``.
+        native: The C observation (None: when available); see :class:`ControlLoop`.
+        fuse: One C call per step where possible; see :class:`ControlLoop`.
 
     Raises:
         ControllerError: The controller does not fit the robot.
@@ -180,8 +184,9 @@ def run_episodes(
         raise ConfigError(f"episodes must be >= 1, got {episodes}")
     task = task_for(controller, robot, config=config)
     loop = ControlLoop(
-        controller, task.model, task.data, allow_mismatch=allow_mismatch, name=task.robot.name
-    )
+        controller, task.model, task.data, allow_mismatch=allow_mismatch, name=task.robot.name,
+        native=native, fuse=fuse,
+    )  # fmt: skip
     rng = np.random.default_rng(seed)
     returns, lengths, unstable, wall = [], [], 0, 0.0
     for _ in range(episodes):

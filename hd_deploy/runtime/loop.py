@@ -26,6 +26,7 @@ from hd_deploy.envs.task import divergence_warnings, finite_state
 from hd_deploy.morphology.features import PROPRIO_DIM, Proprioception
 from hd_deploy.morphology.robot import Robot, parse_robot
 from hd_deploy.runtime import native as c_native
+from hd_deploy.runtime import native_step
 from hd_deploy.runtime.controllers import Controller
 from hd_deploy.runtime.metadata import ControllerError
 
@@ -35,7 +36,7 @@ LATENCY_WINDOW = 100_000
 class ObservationBuilder:
     """Flat observation of a robot in a compiled model, as the controllers expect it.
 
-    Computed in C (:class:`~hd_deploy.runtime.native.NativeObservation`, one call) when a C
+    Computed in C (:class:`~hd_deploy.runtime.native_step.NativeObservation`, one call) when a C
     compiler is present, else with numpy (:class:`~hd_deploy.morphology.features.
     Proprioception`); both give the same values to float32 rounding.
 
@@ -56,12 +57,17 @@ class ObservationBuilder:
     ) -> None:
         self.robot, self.model, self.data = robot, model, data
         self.obs_dim = robot.n_limbs * PROPRIO_DIM
-        self.native = c_native.available() if native is None else native
+        self.native = native_step.available() if native is None else native
         self._observe = (
-            c_native.NativeObservation(robot, model)
+            native_step.NativeObservation(robot, model)
             if self.native
             else Proprioception(robot, model)
         )
+
+    @property
+    def native_observation(self) -> native_step.NativeObservation | None:
+        """The C observation in use, or None (numpy)."""
+        return self._observe if isinstance(self._observe, native_step.NativeObservation) else None
 
     def __call__(self) -> np.ndarray:
         """Current observation, shape ``(n_limbs * 17,)`` float32, limb-major."""
@@ -71,7 +77,7 @@ class ObservationBuilder:
         """``(finite, observation)``: whether the state itself (``qpos``, ``qvel``) and the
         observation are finite. The observation comes from quantities derived before the
         state was last written, so a non-finite state can hide behind a finite one."""
-        if isinstance(self._observe, c_native.NativeObservation):
+        if isinstance(self._observe, native_step.NativeObservation):
             ok, obs = self._observe.checked(self.data)
             return ok, obs.reshape(self.obs_dim)
         state_ok = finite_state(self.data)
@@ -89,6 +95,10 @@ class ControlLoop:
         allow_mismatch: Run a controller whose robot fingerprint or timestep differs from
             this model's; observation and control sizes must still agree.
         name: Robot name for messages (default: the model name).
+        native: Compute the observation in C (None: when a compiler is present).
+        fuse: With the ``c`` backend and the C observation, run each step's observation,
+            policy and guards in one C call (:class:`~hd_deploy.runtime.native_step.
+            FusedControl`; the same values, timings and counters).
 
     Raises:
         ControllerError: The controller was exported for another robot (fingerprints
@@ -104,21 +114,43 @@ class ControlLoop:
         *,
         allow_mismatch: bool = False,
         name: str | None = None,
+        native: bool | None = None,
+        fuse: bool = True,
     ) -> None:
         self.controller, self.model, self.data = controller, model, data
         self.robot = parse_robot(model, name=name, max_limbs=None)
         meta = controller.metadata
         _check_match(self.robot, model, meta, allow_mismatch=allow_mismatch)
         self.frame_skip = int(meta["frame_skip"])
-        self.observe = ObservationBuilder(self.robot, model, data)
+        self.observe = ObservationBuilder(self.robot, model, data, native=native)
         self._zero = np.zeros(self.robot.n_actuators, dtype=np.float32)
         self._ctrl_low = self.robot.ctrl_range[:, 0].astype(np.float32)
         self._ctrl_high = self.robot.ctrl_range[:, 1].astype(np.float32)
         self._latency_ns = np.zeros(LATENCY_WINDOW, dtype=np.int64)
         self._obs_ns = np.zeros(LATENCY_WINDOW, dtype=np.int64)
         self._physics_ns = np.zeros(LATENCY_WINDOW, dtype=np.int64)
+        self._fused = self._fuse() if fuse else None
         self.reset_stats()
         mujoco.mj_forward(model, data)
+
+    def _fuse(self) -> native_step.FusedControl | None:
+        """The whole step in one C call, when both the controller (``c`` backend) and the
+        observation are native; the same guards, values and timings as the Python path."""
+        library = getattr(self.controller, "library", None)
+        observation = self.observe.native_observation
+        if not isinstance(library, c_native.SharedController) or observation is None:
+            return None
+        try:
+            return native_step.FusedControl(
+                library, observation, self.data, self._ctrl_low, self._ctrl_high
+            )
+        except c_native.NativeError:  # e.g. a model with more actuators than the robot's
+            return None
+
+    @property
+    def fused(self) -> bool:
+        """Whether a step is one C call (observation, policy and guards together)."""
+        return self._fused is not None
 
     def reset(self) -> None:
         """Start a new episode: reset the controller and recompute derived state.
@@ -154,6 +186,8 @@ class ControlLoop:
         :attr:`last_step_flagged`. Outputs outside an actuator's ctrlrange are clipped to
         it and counted in :attr:`clipped_ctrl_events`.
         """
+        if self._fused is not None:
+            return self._fused_control(write=False)
         t0 = time.perf_counter_ns()
         ok, obs = self.observe.checked()
         self._obs_ns[self.observations % LATENCY_WINDOW] = time.perf_counter_ns() - t0
@@ -186,14 +220,42 @@ class ControlLoop:
         Returns:
             The controls applied, shape ``(n_actuators,)``.
         """
-        ctrl = self.control()
-        self.data.ctrl[:] = ctrl
+        if self._fused is not None:
+            ctrl = self._fused_control(write=True)
+        else:
+            ctrl = self.control()
+            self.data.ctrl[:] = ctrl
         sim_time = self.data.time
         t0 = time.perf_counter_ns()
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
         self.record_physics(time.perf_counter_ns() - t0, reset=self.data.time < sim_time)
         self.steps += 1
         return ctrl
+
+    def _fused_control(self, *, write: bool) -> np.ndarray:
+        fused = self._fused
+        assert fused is not None
+        t0 = time.perf_counter_ns()
+        status = fused(write=write)
+        total = time.perf_counter_ns() - t0
+        # the call's own cost (ctypes, Python) is charged to the policy: the two stages add
+        # up to the step's whole time, as on the Python path
+        obs_ns = total if status == native_step.CONTROL_BAD_OBS else min(int(fused.ns[0]), total)
+        self._obs_ns[self.observations % LATENCY_WINDOW] = obs_ns
+        self.observations += 1
+        bad = (native_step.CONTROL_BAD_OBS, native_step.CONTROL_BAD_CTRL)
+        self.last_step_flagged = status in bad
+        if status == native_step.CONTROL_BAD_OBS:
+            self.nonfinite_obs_events += 1
+            return self._zero.copy()
+        self._latency_ns[self.policy_calls % LATENCY_WINDOW] = total - obs_ns
+        self.policy_calls += 1
+        if status == native_step.CONTROL_BAD_CTRL:
+            self.nonfinite_ctrl_events += 1
+            return self._zero.copy()
+        if status == native_step.CONTROL_CLIPPED:
+            self.clipped_ctrl_events += 1
+        return fused.ctrl.copy()
 
     def record_physics(self, ns: int, *, reset: bool = False) -> None:
         """Count one control step's physics (``ns`` nanoseconds) stepped outside :meth:`step`

@@ -1,24 +1,23 @@
-"""Native (C) code for the deployment path: the baked MLP as C99, and the observation.
+"""Native (C) code for the deployment path: the baked MLP as C99, compiled and called.
 
-Torch-free, like the rest of :mod:`hd_deploy.runtime`. Three uses:
+Torch-free, like the rest of :mod:`hd_deploy.runtime`. Uses:
 
 - :func:`render_c` writes a baked MLP as ``<robot>.h`` / ``<robot>.c`` (``hd-export --format
   c``; :mod:`hd_deploy.exporters.c` verifies it against torch);
 - the ``c`` backend (``load_controller(path, "c")``, ``hd-run --backend c``) builds the same
   source from an exported ONNX file's weights and calls it through ctypes;
-- :class:`NativeObservation` computes the per-limb observation in C straight from
-  ``mjData``'s arrays: one call per control step instead of a dozen numpy operations. It
-  is the definition of :class:`~hd_deploy.morphology.features.Proprioception` (equal to
-  float32 rounding, tested on every UNIMAL robot), not a second one to keep in step.
+- :mod:`hd_deploy.runtime.native_step` builds the observation and the whole control step
+  in C with the same machinery.
 
 Libraries are compiled with the system C compiler on first use and cached by content hash
-in ``$HD_DEPLOY_CACHE`` (default ``~/.cache/hd_deploy``); without a compiler the control
-loop keeps the numpy observation and the ``c`` backend says so in one line.
-``HD_DEPLOY_NATIVE=0`` turns the native observation off.
+in ``$HD_DEPLOY_CACHE`` (default ``~/.cache/hd_deploy``, the :data:`CACHE_LIMIT` most
+recently used kept); without a compiler the control loop keeps the numpy observation and
+the ``c`` backend says so in one line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -27,7 +26,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from hd_deploy.errors import HdError
+from hd_deploy.runtime.c_sources import HARNESS_SOURCE
 
 INCLUDE_GUARD_PREFIX = "HD_CONTROLLER_"
 
@@ -264,20 +263,6 @@ def find_compiler() -> str | None:
 #: inner loop (-O2 in GCC 12 does not); -march is left to the user, who knows the target.
 CFLAGS = ("-std=c99", "-O3", "-Wall", "-Werror", "-pedantic")
 
-#: Linked beside the controller when timing it inside C: ``hd_bench_ns(obs, ctrl, n)``,
-#: the mean wall time of ``n`` back-to-back ``hd_act`` calls, nanoseconds.
-TIMING_SOURCE = """#define _POSIX_C_SOURCE 199309L
-#include <time.h>
-void hd_act(const float *obs, float *ctrl);
-double hd_bench_ns(const float *obs, float *ctrl, long n) {
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    for (long k = 0; k < n; ++k) hd_act(obs, ctrl);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    return ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / (double)n;
-}
-"""
-
 
 def compile_shared(
     header: Path,
@@ -295,7 +280,8 @@ def compile_shared(
         source: Its source.
         out: The library to write.
         compiler: C compiler (default: :func:`find_compiler`).
-        timing: Link :data:`TIMING_SOURCE` in, for :meth:`SharedController.inside_us`.
+        timing: Link :data:`HARNESS_SOURCE` in, for :meth:`SharedController.inside_us`
+            and :class:`~hd_deploy.runtime.native_step.FusedControl`.
         flags: More compiler flags, after :data:`CFLAGS`.
 
     Raises:
@@ -307,7 +293,7 @@ def compile_shared(
     sources = [str(source)]
     if timing:
         harness = out.with_name(out.stem + "_timing.c")
-        harness.write_text(TIMING_SOURCE, encoding="utf-8")
+        harness.write_text(HARNESS_SOURCE, encoding="utf-8")
         sources.append(str(harness))
     cmd = [cc, *CFLAGS, *flags, "-shared", "-fPIC", "-I", str(header.parent), *sources]
     cmd += ["-o", str(out)]
@@ -418,9 +404,12 @@ def cached_library(files: Mapping[str, str], *, timing: bool = False) -> Path:
     Raises:
         NativeError: No compiler, or it failed.
     """
-    key_text = repr((sorted(files.items()), CFLAGS, HOST_FLAGS, timing, _host()))
+    harness = HARNESS_SOURCE if timing else ""
+    key_text = repr((sorted(files.items()), CFLAGS, HOST_FLAGS, harness, _host()))
     out = cache_dir() / f"lib-{hashlib.sha256(key_text.encode()).hexdigest()[:24]}.so"
     if out.exists():
+        with contextlib.suppress(OSError):
+            os.utime(out)  # recently used: kept by the pruning below
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="hd_build_", dir=out.parent) as tmp:
@@ -433,7 +422,28 @@ def cached_library(files: Mapping[str, str], *, timing: bool = False) -> Path:
         except NativeError:  # a compiler without -march=native: portable code is fine
             lib = compile_shared(source, source, build, timing=timing)
         os.replace(lib, out)
+    prune_cache(out.parent)
     return out
+
+
+#: Libraries kept in the build cache (a fleet's worth); the least recently used go first.
+CACHE_LIMIT = 512
+
+
+def prune_cache(folder: Path, *, keep: int = CACHE_LIMIT) -> int:
+    """Delete all but the ``keep`` most recently used libraries in ``folder``; returns how
+    many went. A library in use stays loaded (the file is only unlinked)."""
+    libs = []
+    for path in folder.glob("lib-*.so"):
+        with contextlib.suppress(OSError):  # another process may be pruning too
+            libs.append((path.stat().st_mtime, path))
+    libs.sort(reverse=True)
+    removed = 0
+    for _, path in libs[keep:]:
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed += 1
+    return removed
 
 
 def c_controller(proto: Any, metadata: Mapping[str, Any], *, source: str) -> SharedController:
@@ -447,158 +457,3 @@ def c_controller(proto: Any, metadata: Mapping[str, Any], *, source: str) -> Sha
     lib = cached_library({f"{name}.h": header, f"{name}.c": text}, timing=True)
     obs_dim, n_ctrl = int(metadata["obs_dim"]), int(metadata["n_actuators"])
     return SharedController(lib, obs_dim, n_ctrl, metadata=metadata)
-
-
-# --- the observation in C -------------------------------------------------------------
-
-#: The per-limb observation (see :mod:`hd_deploy.morphology.features`) from ``mjData``'s
-#: arrays; the context struct holds every pointer and index, set up once per ``mjData``.
-OBSERVATION_SOURCE = """/* hd_deploy per-limb observation, 17 floats per limb (generated). */
-typedef struct {
-    int n_limbs, torso, nq, nv;
-    const int *body, *root, *qadr, *dadr; /* per limb; per limb x 2 slots (-1: none) */
-    const double *lo, *inv_span;           /* per limb x 2 slots */
-    const double *xpos, *xquat, *xipos, *cvel, *subtree_com, *qpos, *qvel;
-} hd_obs_ctx;
-
-/* Returns 1 when the state (qpos, qvel) and the observation are finite, else 0. */
-int hd_observe(const hd_obs_ctx *c, float *out) {
-    double finite = 0.0; /* x - x is 0 for a finite x, NaN for inf or NaN; NaN sticks */
-    for (int i = 0; i < c->nq; ++i) finite += c->qpos[i] - c->qpos[i];
-    for (int i = 0; i < c->nv; ++i) finite += c->qvel[i] - c->qvel[i];
-    const double tx = c->xpos[3 * c->torso];
-    for (int i = 0; i < c->n_limbs; ++i) {
-        const double *p = c->xpos + 3 * c->body[i], *v = c->cvel + 6 * c->body[i];
-        const double *ip = c->xipos + 3 * c->body[i], *com = c->subtree_com + 3 * c->root[i];
-        const double *q = c->xquat + 4 * c->body[i];
-        const double rx = ip[0] - com[0], ry = ip[1] - com[1], rz = ip[2] - com[2];
-        float *o = out + 17 * i;
-        o[0] = (float)(p[0] - tx);
-        o[1] = (float)p[1];
-        o[2] = (float)p[2];
-        /* the velocity of the inertial frame: linear + angular x (xipos - subtree com) */
-        o[3] = (float)(v[3] + v[1] * rz - v[2] * ry);
-        o[4] = (float)(v[4] + v[2] * rx - v[0] * rz);
-        o[5] = (float)(v[5] + v[0] * ry - v[1] * rx);
-        o[6] = (float)v[0];
-        o[7] = (float)v[1];
-        o[8] = (float)v[2];
-        o[9] = (float)q[0];
-        o[10] = (float)q[1];
-        o[11] = (float)q[2];
-        o[12] = (float)q[3];
-        for (int s = 0; s < 2; ++s) {
-            const int k = 2 * i + s;
-            const int has = c->qadr[k] >= 0;
-            o[13 + 2 * s] = has ? (float)((c->qpos[c->qadr[k]] - c->lo[k]) * c->inv_span[k]) : 0.0f;
-            o[14 + 2 * s] = has ? (float)c->qvel[c->dadr[k]] : 0.0f;
-        }
-        for (int j = 0; j < 17; ++j) finite += (double)(o[j] - o[j]);
-    }
-    return finite == 0.0;
-}
-"""
-
-_DOUBLE_P, _INT_P = ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_int)
-
-
-class _ObsCtx(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_int) for n in ("n_limbs", "torso", "nq", "nv")]
-    _fields_ += [(n, _INT_P) for n in ("body", "root", "qadr", "dadr")]
-    _fields_ += [(n, _DOUBLE_P) for n in ("lo", "inv_span", "xpos", "xquat", "xipos", "cvel",
-                                          "subtree_com", "qpos", "qvel")]  # fmt: skip
-
-
-_OBSERVE: Any = None  # the loaded hd_observe, or False when it cannot be built
-
-
-def _observe_fn() -> Any:
-    """``hd_observe`` from the cached library, or None (no compiler, or turned off)."""
-    global _OBSERVE
-    if _OBSERVE is None:
-        _OBSERVE = False
-        if os.environ.get("HD_DEPLOY_NATIVE", "1") != "0" and find_compiler() is not None:
-            try:
-                lib = ctypes.CDLL(str(cached_library({"hd_observe.c": OBSERVATION_SOURCE})))
-            except (NativeError, OSError) as exc:  # the numpy observation is the same one
-                warnings.warn(f"native observation unavailable, using numpy: {exc}", stacklevel=2)
-                return None
-            fn = lib.hd_observe
-            fn.restype = ctypes.c_int
-            fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-            _OBSERVE = fn
-    return _OBSERVE or None
-
-
-class NativeObservation:
-    """:class:`~hd_deploy.morphology.features.Proprioception` computed in C.
-
-    Args:
-        robot: The parsed robot (a :class:`~hd_deploy.morphology.robot.Robot`).
-        model: Its compiled ``MjModel``.
-
-    Raises:
-        NativeError: No C compiler (or ``HD_DEPLOY_NATIVE=0``); see :func:`available`.
-    """
-
-    def __init__(self, robot: Any, model: Any) -> None:
-        self._fn = _observe_fn()
-        if self._fn is None:
-            raise NativeError("the native observation needs a C compiler (set CC)")
-        self.n_limbs = n = robot.n_limbs
-        limb, slot = np.nonzero(robot.slot_qpos >= 0)
-        lo = np.zeros((n, 2))
-        span = np.ones((n, 2))
-        lo[limb, slot] = robot.slot_range[limb, slot, 0]
-        hi = robot.slot_range[limb, slot, 1]
-        span[limb, slot] = 1.0 / np.where(hi > lo[limb, slot], hi - lo[limb, slot], 1.0)
-        qadr = np.where(robot.slot_qpos >= 0, robot.slot_qpos, -1)
-        dadr = np.where(robot.slot_qpos >= 0, robot.slot_dof, -1)
-        bodies = np.asarray(robot.body_ids)
-        self._tables = {  # kept alive: the context points into them
-            "body": np.ascontiguousarray(bodies, dtype=np.intc),
-            "root": np.ascontiguousarray(model.body_rootid[bodies], dtype=np.intc),
-            "qadr": np.ascontiguousarray(qadr, dtype=np.intc).reshape(-1),
-            "dadr": np.ascontiguousarray(dadr, dtype=np.intc).reshape(-1),
-            "lo": np.ascontiguousarray(lo).reshape(-1),
-            "inv_span": np.ascontiguousarray(span).reshape(-1),
-        }
-        self._torso = int(robot.root_body)
-        self._data: Any = None
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_fn": None, "_data": None, "_ctx": None}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._fn = _observe_fn()
-
-    def __call__(self, data: Any) -> np.ndarray:
-        """Observation of every limb, shape ``(n_limbs, 17)`` float32."""
-        return self.checked(data)[1]
-
-    def checked(self, data: Any) -> tuple[bool, np.ndarray]:
-        """``(finite, observation)``: whether the state (``qpos``, ``qvel``) and the
-        observation are all finite, checked in the same call."""
-        if data is not self._data:
-            self._bind(data)
-        out = np.empty((self.n_limbs, 17), dtype=np.float32)
-        return bool(self._fn(self._ctx_address, out.ctypes.data)), out
-
-    def _bind(self, data: Any) -> None:
-        ctx = _ObsCtx(self.n_limbs, self._torso, data.qpos.size, data.qvel.size)
-        for name, table in self._tables.items():
-            pointer = _INT_P if table.dtype == np.intc else _DOUBLE_P
-            setattr(ctx, name, table.ctypes.data_as(pointer))
-        for name in ("xpos", "xquat", "xipos", "cvel", "subtree_com", "qpos", "qvel"):
-            array = getattr(data, name)
-            if array.dtype != np.float64 or not array.flags.c_contiguous:
-                raise NativeError(f"mjData.{name} is not a contiguous float64 array")
-            setattr(ctx, name, array.ctypes.data_as(_DOUBLE_P))
-        self._data, self._ctx = data, ctx  # data kept alive: the context points into it
-        self._ctx_address = ctypes.addressof(ctx)
-
-
-def available() -> bool:
-    """Whether the native observation can be used here (a compiler, not turned off)."""
-    return _observe_fn() is not None

@@ -30,6 +30,12 @@ class PPOConfig:
     clip: float = 0.2
     value_coef: float = 0.5
     max_grad_norm: float = 0.5
+    # stop an iteration's epochs once one epoch's mean approximate KL exceeds this (0: off;
+    # MetaMorph uses 0.05 on flat terrain)
+    target_kl: float = 0.0
+    # iterations at the start of a run that train only the value network (for a run that
+    # starts from a trained policy, whose critic has not seen its returns yet)
+    critic_warmup: int = 0
     # returns
     gamma: float = 0.99
     gae_lambda: float = 0.95
@@ -61,6 +67,8 @@ class PPOConfig:
             )
         if self.checkpoint_every < 1:
             raise ConfigError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+        if self.target_kl < 0 or self.critic_warmup < 0:
+            raise ConfigError("target_kl and critic_warmup must be >= 0")
 
     @property
     def batch_size(self) -> int:

@@ -65,6 +65,8 @@ def train_teacher(
     device: str | None = None,
     eval_robots: Sequence[str | Path] = (),
     max_wall_s: float | None = None,
+    init: str | Path | None = None,
+    action_std: float | None = None,
 ) -> TrainResult:
     """Train a universal teacher with PPO; writes checkpoints, CSV log and plot to run_dir.
 
@@ -83,6 +85,11 @@ def train_teacher(
             mean return is logged as ``eval_return`` (zero-shot return while training).
         max_wall_s: Stop after this many seconds of this call (checkpoint written), e.g.
             to end inside a machine's time limit; ``--resume`` continues.
+        init: A teacher checkpoint (or a run folder holding one) to start from instead of
+            a fresh model; its size replaces ``teacher_config``. Set
+            ``ppo.critic_warmup`` so the value network learns its returns first.
+        action_std: Exploration noise (the policy's fixed action std) instead of the
+            model's own (0.9, MetaMorph's); ignored on resume.
 
     Raises:
         FileExistsError: run_dir already holds a run and resume is False.
@@ -107,8 +114,14 @@ def train_teacher(
     else:
         if (run_dir / "run.json").exists():
             raise FileExistsError(f"{run_dir}: already holds a run (use --resume or a new folder)")
+        if init is not None:  # loaded first: a bad path leaves no run folder behind
+            init = Path(init)
+            teacher = load_teacher(init / "checkpoint" if (init / "checkpoint").is_dir() else init)
+        else:
+            teacher = TeacherPolicy(teacher_config or TeacherConfig.small())
+        if action_std is not None:
+            teacher.config = dataclasses.replace(teacher.config, action_std=action_std)
         run_dir.mkdir(parents=True, exist_ok=True)
-        teacher = TeacherPolicy(teacher_config or TeacherConfig.small())
         atomic_write_text(
             run_dir / "run.json",
             json.dumps(
@@ -117,6 +130,7 @@ def train_teacher(
                     "teacher": teacher.config.to_dict(),
                     "robots": [str(r) for r in robots],
                     "eval_robots": [str(r) for r in eval_robots],
+                    **({"init": str(init)} if init is not None else {}),
                 },
                 indent=2,
             ),
@@ -160,7 +174,7 @@ def train_teacher(
                 last = last or out_of_time
                 if ppo.overlap and not last:
                     collector.start(teacher)  # the next batch, while this one trains
-                stats = _update(teacher, opt, batch, ppo, dev)
+                stats = _update(teacher, opt, batch, ppo, dev, value_only=it < ppo.critic_warmup)
                 if not last:
                     pending = collector.wait() if ppo.overlap else collector.collect(teacher)
                 env_steps += ppo.batch_size
@@ -224,7 +238,9 @@ def _policy(teacher: TeacherPolicy, p, c, m, action, amask):
     return packing.sum(per_token), v
 
 
-def _update(teacher, opt, buf, ppo: PPOConfig, dev) -> dict:
+def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False) -> dict:
+    """One PPO update; ``value_only`` trains the value network alone (the policy's
+    parameters get no gradient, so Adam leaves them and their moments untouched)."""
     T, N = ppo.rollout_steps, ppo.n_envs
     flat = {k: torch.as_tensor(v.reshape(T * N, *v.shape[2:]), device=dev)
             for k, v in buf.items() if k not in ("last", "reward", "done")}  # fmt: skip
@@ -250,6 +266,7 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev) -> dict:
     sums = {"policy_loss": 0.0, "value_loss": 0.0, "approx_kl": 0.0, "clip_frac": 0.0}
     n = 0
     for _ in range(ppo.epochs):
+        epoch_kl, epoch_n = 0.0, 0
         perm = torch.randperm(T * N, device=dev)
         for start in range(0, T * N - ppo.minibatch_size + 1, ppo.minibatch_size):
             idx = perm[start : start + ppo.minibatch_size]
@@ -259,7 +276,7 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev) -> dict:
             a = adv_t[idx]
             pl = -torch.min(ratio * a, ratio.clamp(1 - ppo.clip, 1 + ppo.clip) * a).mean()
             vl = 0.5 * (v - ret_t[idx]).pow(2).mean()
-            loss = pl + ppo.value_coef * vl
+            loss = ppo.value_coef * vl if value_only else pl + ppo.value_coef * vl
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(teacher.parameters(), ppo.max_grad_norm)
@@ -267,9 +284,13 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev) -> dict:
             with torch.no_grad():
                 sums["policy_loss"] += pl.item()
                 sums["value_loss"] += vl.item()
-                sums["approx_kl"] += (old_logp_t[idx] - logp).mean().item()
+                kl = (old_logp_t[idx] - logp).mean().item()
+                sums["approx_kl"] += kl
                 sums["clip_frac"] += ((ratio - 1).abs() > ppo.clip).float().mean().item()
             n += 1
+            epoch_kl, epoch_n = epoch_kl + kl, epoch_n + 1
+        if ppo.target_kl and epoch_kl / max(epoch_n, 1) > ppo.target_kl:
+            break  # the policy moved far enough from the one that collected the data
     teacher.eval()
     return {k: v / max(n, 1) for k, v in sums.items()}
 

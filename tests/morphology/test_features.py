@@ -20,8 +20,8 @@ from hd_deploy.morphology.features import (
 )
 from hd_deploy.morphology.generator import generate_robot
 from hd_deploy.morphology.robot import Robot
-from hd_deploy.runtime import native
-from hd_deploy.runtime.native import NativeObservation
+from hd_deploy.runtime import native_step
+from hd_deploy.runtime.native_step import NativeObservation
 from tests.conftest import unimal_robots
 
 
@@ -129,7 +129,7 @@ def _check_same_observation(sources: list, *, steps: int = 30) -> None:
     for source in sources:
         task = LocomotionTask(source)
         observe = Proprioception(task.robot, task.model)  # one gather index, state moving
-        in_c = NativeObservation(task.robot, task.model) if native.available() else None
+        in_c = NativeObservation(task.robot, task.model) if native_step.available() else None
         task.reset(rng)
         for _ in range(steps):
             result = task.step(rng.uniform(-1, 1, task.model.nu))

@@ -247,3 +247,27 @@ def test_c_backend_without_a_compiler_is_one_line(student: Exported, monkeypatch
     with pytest.raises(ControllerError, match="no C compiler found") as info:
         load_controller(student.path, "c")
     assert "\n" not in str(info.value) and str(student.path) in str(info.value)
+
+
+def test_the_build_cache_keeps_the_most_recently_used_libraries(tmp_path) -> None:
+    import os
+
+    for i in range(5):
+        lib = tmp_path / f"lib-{i}.so"
+        lib.write_bytes(b"")
+        os.utime(lib, (1000 + i, 1000 + i))
+    (tmp_path / "notes.txt").write_text("not a library")
+    assert native.prune_cache(tmp_path, keep=3) == 2
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["lib-2.so", "lib-3.so", "lib-4.so", "notes.txt"]
+
+
+@pytest.mark.skipif(native.find_compiler() is None, reason="no C compiler")
+def test_a_cached_library_is_marked_used_on_every_hit(monkeypatch, tmp_path) -> None:
+    import os
+
+    monkeypatch.setenv("HD_DEPLOY_CACHE", str(tmp_path))
+    files = {"one.c": "int hd_one(void) { return 1; }\n"}
+    lib = native.cached_library(files)
+    os.utime(lib, (1000, 1000))
+    assert native.cached_library(files) == lib and lib.stat().st_mtime > 1000

@@ -18,6 +18,7 @@ from hd_deploy.runtime import (
     RunReport,
     load_controller,
     native,
+    native_step,
     read_metadata,
     run_episodes,
 )
@@ -107,8 +108,8 @@ def test_timestep_mismatch_is_refused(student: Exported) -> None:
 def observation(request, monkeypatch) -> str:
     """Both observation paths of the loop: C (with its own finiteness check) and numpy."""
     if request.param == "numpy":
-        monkeypatch.setattr(native, "_OBSERVE", False)
-    elif not native.available():
+        monkeypatch.setattr(native_step, "_OBSERVE", False)
+    elif not native_step.available():
         pytest.skip("no C compiler")
     return request.param
 
@@ -117,7 +118,7 @@ def test_both_observation_paths_agree(student: Exported, monkeypatch) -> None:
     task, loop, _ = _task_loop(student)
     for _ in range(5):
         task.step(loop.control())
-    monkeypatch.setattr(native, "_OBSERVE", False)
+    monkeypatch.setattr(native_step, "_OBSERVE", False)
     plain = ObservationBuilder(loop.robot, task.model, task.data)
     assert not plain.native
     if loop.observe.native:
@@ -228,10 +229,83 @@ def test_a_native_build_that_fails_falls_back_to_numpy(student: Exported, monkey
     def broken(*args, **kwargs):
         raise native.NativeError("hd_observe.c: the C compiler failed: error: nope")
 
-    monkeypatch.setattr(native, "_OBSERVE", None)
+    monkeypatch.setattr(native_step, "_OBSERVE", None)
     monkeypatch.setattr(native, "find_compiler", lambda: "cc")
     monkeypatch.setattr(native, "cached_library", broken)
     with pytest.warns(UserWarning, match="using numpy.*compiler failed"):
         task, loop, _ = _task_loop(student)
     assert not loop.observe.native
     task.step(loop.control())
+
+
+# --- the whole step in one C call (c backend on the C observation) -------------------
+
+needs_cc = pytest.mark.skipif(
+    native.find_compiler() is None or not native_step.available(), reason="no C compiler"
+)
+
+
+class ConstantC:
+    """A compiled controller whose ``hd_act`` writes one value into every control."""
+
+    def __init__(self, metadata: dict, value: str, tmp_path) -> None:
+        n = int(metadata["n_actuators"])
+        stem = f"const_{abs(hash(value))}"  # a fresh path: dlopen keeps a loaded one
+        source = tmp_path / f"{stem}.c"
+        source.write_text(
+            f"void hd_act(const float *obs, float *ctrl) {{\n"
+            f"    (void)obs;\n    for (int i = 0; i < {n}; ++i) ctrl[i] = {value};\n}}\n"
+        )
+        lib = native.compile_shared(source, source, tmp_path / f"{stem}.so", timing=True)
+        self.library = native.SharedController(lib, int(metadata["obs_dim"]), n)
+        self.metadata = metadata
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.library.act(obs)
+
+
+def _fused_and_plain(student: Exported, controller_for=None):
+    loops = []
+    for _ in range(2):
+        task = LocomotionTask(_mjcf(student))
+        task.reset(np.random.default_rng(0))
+        controller = controller_for() if controller_for else load_controller(student.path, "c")
+        loops.append((task, ControlLoop(controller, task.model, task.data)))
+    (_, fused), (_, plain) = loops
+    plain._fused = None
+    assert fused.fused and not plain.fused
+    return loops
+
+
+@needs_cc
+def test_a_fused_step_equals_the_python_step(student: Exported) -> None:
+    (task_a, fused), (task_b, plain) = _fused_and_plain(student)
+    for _ in range(20):
+        np.testing.assert_array_equal(fused.control(), plain.control())
+        np.testing.assert_array_equal(fused.step(), plain.step())
+        np.testing.assert_array_equal(task_a.data.ctrl, task_b.data.ctrl)
+    np.testing.assert_array_equal(task_a.data.qpos, task_b.data.qpos)
+    assert fused.policy_calls == plain.policy_calls == fused.observations == 40
+    stages = fused.stage_us()
+    assert 0 < stages["obs"]["p50"] and 0 < stages["policy"]["p50"]
+
+
+@needs_cc
+def test_a_fused_step_keeps_every_guard(student: Exported, tmp_path) -> None:
+    meta = read_metadata(student.path)
+    for value, event in (("5.0f", "clipped_ctrl_events"), ("1.0f / 0.0f", "nonfinite_ctrl_events")):
+        (task_a, fused), (task_b, plain) = _fused_and_plain(
+            student, lambda v=value: ConstantC(meta, v, tmp_path)
+        )
+        np.testing.assert_array_equal(fused.step(), plain.step())
+        np.testing.assert_array_equal(task_a.data.ctrl, task_b.data.ctrl)
+        assert getattr(fused, event) == getattr(plain, event) == 1
+        assert fused.last_step_flagged == plain.last_step_flagged
+    task_a.data.qvel[0] = task_b.data.qvel[0] = np.nan
+    np.testing.assert_array_equal(fused.step(), plain.step())
+    np.testing.assert_array_equal(task_a.data.ctrl, 0.0)
+    assert fused.nonfinite_obs_events == plain.nonfinite_obs_events == 1
+    assert fused.policy_calls == plain.policy_calls == 1

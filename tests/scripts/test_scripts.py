@@ -201,8 +201,10 @@ def test_fuzz_everything_never_crashes() -> None:
 
 def test_control_step_benchmark_times_every_stage_of_every_backend() -> None:
     rows = _load("bench_control_step").main([str(bundled_robots()[0]), "--steps", "20"])
-    backends = {"onnx", "numpy"} | ({"c"} if native.find_compiler() else set())
+    backends = {"onnx", "numpy"} | ({"c", "c-split"} if native.find_compiler() else set())
     assert {r["backend"] for r in rows} == backends
+    one_call = [r for r in rows if r["backend"] == "c" and r["observation"] == "native"]
+    assert len(one_call) == (1 if native.find_compiler() else 0)
     for r in rows:
         assert r["obs_us_p50"] > 0 and r["latency_us_p50"] > 0 and r["physics_us_p50"] > 0
         want = (r["obs_us_p50"] + r["latency_us_p50"]) / r["physics_us_p50"]

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -112,6 +113,63 @@ def test_ppo_refuses_to_overwrite_or_resume_nothing(teacher_run: Path, tmp_path:
                       show_progress=False)  # fmt: skip
     with pytest.raises(FileNotFoundError, match="no checkpoint to resume"):
         train_teacher(bundled_robots()[:1], tmp_path / "empty", resume=True, show_progress=False)
+
+
+def _actor_and_value(teacher) -> tuple[dict, dict]:
+    state = {k: v.clone() for k, v in teacher.state_dict().items()}
+    value = {k: v for k, v in state.items() if k.startswith("critic")}
+    actor = {k: v for k, v in state.items() if k.startswith("actor")}
+    assert value and actor
+    return actor, value
+
+
+def test_ppo_init_starts_from_a_checkpoint_and_warms_up_the_critic(
+    teacher_run: Path, tmp_path: Path
+) -> None:
+    start = load_teacher(teacher_run / "checkpoint")
+    actor0, value0 = _actor_and_value(start)
+    ppo = dataclasses.replace(PPOConfig.tiny(), critic_warmup=PPOConfig.tiny().iterations)
+    run = tmp_path / "run"
+    train_teacher(bundled_robots()[:1], run, ppo=ppo, init=teacher_run, action_std=0.4,
+                  show_progress=False)  # fmt: skip
+    after = load_teacher(run / "checkpoint")
+    actor1, value1 = _actor_and_value(after)
+    assert all(torch.equal(actor0[k], actor1[k]) for k in actor0)  # the policy is kept
+    assert any(not torch.equal(value0[k], value1[k]) for k in value0)  # the critic learns
+    assert after.config == dataclasses.replace(start.config, action_std=0.4)
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["init"] == str(teacher_run) and meta["ppo"]["critic_warmup"] == ppo.iterations
+    rows = list(csv.DictReader((run / "progress.csv").open()))
+    assert all(float(r["approx_kl"]) == 0.0 for r in rows)  # no policy step at all
+
+
+def test_ppo_target_kl_stops_the_epochs_early(teacher_run: Path, tmp_path: Path) -> None:
+    from hd_deploy.train.ppo import _update
+
+    teacher = load_teacher(teacher_run / "checkpoint")
+    ppo = dataclasses.replace(PPOConfig.tiny(), epochs=6, lr=1e-2)
+    rng = np.random.default_rng(0)
+    T, N, L = ppo.rollout_steps, ppo.n_envs, teacher.config.max_limbs
+    mask = np.zeros((T, N, L), bool)
+    mask[..., :3] = True
+    buf = {
+        "proprio": rng.normal(size=(T, N, L, 17)).astype(np.float32),
+        "context": rng.normal(size=(T, N, L, 53)).astype(np.float32),
+        "limb_mask": mask, "action_mask": np.repeat(mask[..., None], 2, -1),
+        "action": rng.normal(size=(T, N, L, 2)).astype(np.float32),
+        "reward": rng.normal(size=(T, N)), "done": np.zeros((T, N), bool),
+        "last": SimpleNamespace(proprio=np.zeros((N, L, 17), np.float32),
+                                context=np.zeros((N, L, 53), np.float32), limb_mask=mask[0]),
+    }  # fmt: skip
+    steps = {}
+    for target in (0.0, 1e-9):
+        model = load_teacher(teacher_run / "checkpoint")
+        opt = torch.optim.Adam(model.parameters(), lr=ppo.lr)
+        _update(model, opt, buf, dataclasses.replace(ppo, target_kl=target), "cpu")
+        steps[target] = max(s["step"] for s in opt.state_dict()["state"].values())
+    per_epoch = ppo.batch_size // ppo.minibatch_size
+    assert steps[0.0] == ppo.epochs * per_epoch
+    assert steps[1e-9] == per_epoch  # the first epoch moved the policy past the target
 
 
 def test_gae_matches_hand_computation() -> None:
