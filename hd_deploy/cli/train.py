@@ -78,6 +78,14 @@ def train(
         float | None,
         typer.Option(help="Fixed exploration std of the policy. [default: the model's, 0.9]"),
     ] = None,
+    update_normalizer: Annotated[
+        bool | None,
+        typer.Option(
+            "--update-normalizer/--keep-normalizer",
+            help="Update the observation statistics from the rollouts. "
+            "[default: keep with --init, else update]",
+        ),
+    ] = None,
     threads: Annotated[
         int | None, typer.Option(help="Learner threads (share a machine). [default: 2]")
     ] = None,
@@ -97,17 +105,22 @@ def train(
         ppo, model = PPOConfig.tiny(), TeacherConfig.tiny()
     else:
         ppo, model = PPOConfig(), TeacherConfig.small()
-    if resume and any(v is not None for v in (init, critic_warmup, target_kl, lr, action_std)):
+    if resume and any(
+        v is not None for v in (init, critic_warmup, target_kl, lr, action_std, update_normalizer)
+    ):
         raise ConfigError(
             "--resume keeps the run's settings: drop --init, --critic-warmup, "
-            "--target-kl, --lr and --action-std"
+            "--target-kl, --lr, --action-std and --update-normalizer"
         )
     if init is not None and reference:
         raise ConfigError("--init takes the size of its checkpoint; drop --reference")
     if critic_warmup is None:
         critic_warmup = 10 if init is not None else 0
+    if update_normalizer is None:
+        update_normalizer = init is None
     changes: dict[str, int | float | bool] = {
         "seed": seed, "overlap": overlap, "critic_warmup": critic_warmup,
+        "update_normalizer": update_normalizer,
     }  # fmt: skip
     for key, value in (("total_steps", steps), ("n_envs", n_envs), ("n_workers", workers),
                        ("eval_every", eval_every), ("target_kl", target_kl), ("lr", lr),

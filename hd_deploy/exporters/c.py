@@ -7,7 +7,7 @@ weights as ``static const float`` arrays and one function::
 
     void hd_act(const float *obs, float *ctrl);
 
-which normalises the observation, runs the MLP (accumulating in double) and maps the
+which normalises the observation, runs the MLP (in float, vectorised) and maps the
 clipped actions onto each actuator's ctrlrange, exactly as the ONNX file does. It
 includes nothing, not even ``<math.h>``. Non-finite observations are the caller's business (the
 Python control loop refuses them before they reach a controller); here they propagate.

@@ -190,24 +190,24 @@ void hd_act(const float *obs, float *ctrl);
 
 {chr(10).join(arrays)}
 
-/* y = W x + b, W stored input-major (n_in x n_out), accumulated in double; ReLU when
- * relu != 0. The inner loop runs over independent outputs (it vectorises, no reduction),
- * and each output still sums b, then the inputs in order: the order of the row-major dot. */
+/* y = W x + b, W stored input-major (n_in x n_out), in float; ReLU when relu != 0.
+ * The inner loop runs over independent outputs (it vectorises, no reduction), and each
+ * output sums b, then the inputs in order: the order of the row-major dot. */
 static void dense(const float *w, const float *b, const float *x, float *y, int n_in,
                   int n_out, int relu) {{
-    double acc[HD_WIDEST];
+    float acc[HD_WIDEST];
     for (int o = 0; o < n_out; ++o) {{
         acc[o] = b[o];
     }}
     for (int i = 0; i < n_in; ++i) {{
-        const double xi = x[i];
+        const float xi = x[i];
         const float *col = w + (long)i * n_out;
         for (int o = 0; o < n_out; ++o) {{
-            acc[o] += (double)col[o] * xi;
+            acc[o] += col[o] * xi;
         }}
     }}
     for (int o = 0; o < n_out; ++o) {{
-        float v = (float)acc[o];
+        float v = acc[o];
         y[o] = (relu && !(v > 0.0f)) ? 0.0f : v;
     }}
 }}

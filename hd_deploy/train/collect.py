@@ -4,13 +4,15 @@ A :class:`Collector` owns the vectorised environment, the current observations a
 reward scaler, and fills one rollout buffer per call. With ``overlap`` the next buffer
 is collected in a background thread by a snapshot of the policy while the trainer
 updates on the previous one, so the physics workers and the learner run at the same
-time (the policy that acts is then one update behind the one that learns; PPO's
-importance ratio is taken against the current policy, as in the synchronous case).
+time (the policy that acts is then one update behind the one that learns). Every
+transition records the log-probability of its action under the policy that acted, so
+PPO's importance ratio is taken against that policy in both cases.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import threading
 
 import numpy as np
@@ -107,6 +109,7 @@ class Collector:
             "action_mask": np.zeros((T, N, L, 2), bool),
             "action": np.zeros((T, N, L, 2), np.float32),
             "reward": np.zeros((T, N), np.float32),
+            "logp": np.zeros((T, N), np.float32),  # of the acting policy, as it acted
             "done": np.zeros((T, N), bool),
         }
         episodes: list[dict] = []
@@ -118,6 +121,11 @@ class Collector:
             mean = packing.unpack(packed_mean, L)
             noise = torch.randn(mean.shape, generator=self.noise, device=dev)
             action = (mean + std * noise).cpu().numpy()
+            # Gaussian log-density of the action taken (z = noise) over the real actuators,
+            # under the policy that acted (with overlap, one update behind the learner)
+            z2 = (noise * noise).cpu().numpy()
+            logp = -(0.5 * z2 + math.log(std) + 0.5 * math.log(2 * math.pi))
+            logp = (logp * obs.action_mask).sum(axis=(1, 2))
             step = self.env.step(action)
             reward = step.reward.astype(np.float64)
             done = step.terminated | step.truncated
@@ -132,7 +140,7 @@ class Collector:
             for key, val in (
                 ("proprio", obs.proprio), ("context", obs.context),
                 ("limb_mask", obs.limb_mask), ("action_mask", obs.action_mask),
-                ("action", action), ("reward", reward), ("done", done),
+                ("action", action), ("reward", reward), ("done", done), ("logp", logp),
             ):  # fmt: skip
                 buf[key][t] = val
             episodes.extend(step.episodes)

@@ -36,6 +36,9 @@ class PPOConfig:
     # iterations at the start of a run that train only the value network (for a run that
     # starts from a trained policy, whose critic has not seen its returns yet)
     critic_warmup: int = 0
+    # update the observation normaliser with every batch (off: keep the statistics of the
+    # checkpoint a run starts from, which its policy was trained under)
+    update_normalizer: bool = True
     # returns
     gamma: float = 0.99
     gae_lambda: float = 0.95

@@ -1,8 +1,9 @@
 """PPO for the universal transformer teacher over many robots (MetaMorph recipe).
 
-Per iteration: collect ``n_envs x rollout_steps`` transitions from worker processes,
-update the observation normaliser, recompute old log-probabilities and values under the
-new statistics, compute GAE, run clipped-objective epochs. Timeouts bootstrap from the
+Per iteration: collect ``n_envs x rollout_steps`` transitions from worker processes
+(each with the log-probability of its action under the policy that acted), update the
+observation normaliser, recompute values under the new statistics, compute GAE, run
+clipped-objective epochs with the ratio against the acting policy. Timeouts bootstrap from the
 value of the last observation. Everything needed to continue (model, optimiser,
 normaliser, reward scaler, step count, RNG) is checkpointed every few iterations.
 """
@@ -243,19 +244,19 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
     parameters get no gradient, so Adam leaves them and their moments untouched)."""
     T, N = ppo.rollout_steps, ppo.n_envs
     flat = {k: torch.as_tensor(v.reshape(T * N, *v.shape[2:]), device=dev)
-            for k, v in buf.items() if k not in ("last", "reward", "done")}  # fmt: skip
-    teacher.normalizer.update(flat["proprio"], flat["limb_mask"])
+            for k, v in buf.items() if k not in ("last", "reward", "done", "logp")}  # fmt: skip
+    if ppo.update_normalizer:
+        teacher.normalizer.update(flat["proprio"], flat["limb_mask"])
     amask = flat["action_mask"].float()
     with torch.no_grad():
         teacher.eval()
-        old_logp, values = [], []
-        for sl in _chunks(T * N, 4096):
-            lp, v = _policy(teacher, flat["proprio"][sl], flat["context"][sl],
-                            flat["limb_mask"][sl], flat["action"][sl], amask[sl])  # fmt: skip
-            old_logp.append(lp)
-            values.append(v)
-        old_logp_t = torch.cat(old_logp)
-        values_t = torch.cat(values)
+        values_t = torch.cat([
+            teacher.packed(flat["proprio"][sl], flat["context"][sl], flat["limb_mask"][sl])[2]
+            for sl in _chunks(T * N, 4096)
+        ])  # fmt: skip
+        # The ratio's denominator is the policy that acted (recorded while it acted): with
+        # overlap the batch was collected while the previous update changed the weights.
+        old_logp_t = torch.as_tensor(buf["logp"].reshape(-1), device=dev, dtype=torch.float32)
         last_v = teacher.packed(*obs_tensors(buf["last"], dev))[2].cpu().numpy()  # type: ignore[union-attr]
     adv, ret = _gae(buf["reward"], buf["done"], values_t.cpu().numpy().reshape(T, N), last_v, ppo)
     adv_t = torch.as_tensor(adv.reshape(-1), device=dev, dtype=torch.float32)
