@@ -354,6 +354,17 @@ class SharedController:
         fn, obs_at, ctrl_at = self._fn, obs.ctypes.data, ctrl.ctypes.data
         return lambda: fn(obs_at, ctrl_at)
 
+    def harness(self, name: str) -> Any:
+        """A function of the harness linked in with ``timing=True`` (:data:`HARNESS_SOURCE`).
+
+        Raises:
+            NativeError: The library was compiled without ``timing=True``.
+        """
+        try:
+            return getattr(self._lib, name)
+        except AttributeError:
+            raise NativeError("the library was compiled without timing=True") from None
+
     def inside_us(self, obs: np.ndarray, *, calls: int = 100) -> float:
         """Mean time of one ``hd_act`` call timed inside C over ``calls`` back-to-back calls
         (no Python, no ctypes): the arithmetic floor of the controller, microseconds.
@@ -361,10 +372,7 @@ class SharedController:
         Raises:
             NativeError: The library was compiled without ``timing=True``.
         """
-        try:
-            bench = self._lib.hd_bench_ns
-        except AttributeError:
-            raise NativeError("the library was compiled without timing=True") from None
+        bench = self.harness("hd_bench_ns")
         bench.restype = ctypes.c_double
         bench.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long]
         x = np.ascontiguousarray(obs, dtype=np.float32)

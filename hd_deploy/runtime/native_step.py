@@ -174,10 +174,7 @@ class FusedControl:
         ctrl_low: np.ndarray,
         ctrl_high: np.ndarray,
     ) -> None:
-        try:
-            fn = controller._lib.hd_control
-        except AttributeError:
-            raise NativeError("the library was compiled without timing=True") from None
+        fn = controller.harness("hd_control")
         n = controller.n_ctrl
         if data.ctrl.size != n or data.ctrl.dtype != np.float64 or not data.ctrl.flags.c_contiguous:
             raise NativeError(f"mjData.ctrl must hold exactly the {n} controlled actuators")
