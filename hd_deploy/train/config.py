@@ -36,6 +36,9 @@ class PPOConfig:
     # iterations at the start of a run that train only the value network (for a run that
     # starts from a trained policy, whose critic has not seen its returns yet)
     critic_warmup: int = 0
+    # cap on the importance weight proximal / acting policy of a sample (the acting policy is
+    # one update behind with overlap; truncation bounds the variance, as in V-trace)
+    max_is_weight: float = 2.0
     # update the observation normaliser with every batch (off: keep the statistics of the
     # checkpoint a run starts from, which its policy was trained under)
     update_normalizer: bool = True
@@ -72,6 +75,8 @@ class PPOConfig:
             raise ConfigError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
         if self.target_kl < 0 or self.critic_warmup < 0:
             raise ConfigError("target_kl and critic_warmup must be >= 0")
+        if self.max_is_weight < 1:
+            raise ConfigError("max_is_weight must be >= 1")
 
     @property
     def batch_size(self) -> int:

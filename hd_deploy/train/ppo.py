@@ -3,7 +3,11 @@
 Per iteration: collect ``n_envs x rollout_steps`` transitions from worker processes
 (each with the log-probability of its action under the policy that acted), update the
 observation normaliser, recompute values under the new statistics, compute GAE, run
-clipped-objective epochs with the ratio against the acting policy. Timeouts bootstrap from the
+clipped-objective epochs. With overlap the batch was collected by the policy one update
+behind the learner, so the update is the decoupled objective of Hilton et al. (2021, "Batch
+size-invariance for policy optimization"): the clip is centred on the policy at the start of
+the update (the proximal policy), and each sample is weighted by the truncated importance
+weight proximal / acting (recorded at collection). Timeouts bootstrap from the
 value of the last observation. Everything needed to continue (model, optimiser,
 normaliser, reward scaler, step count, RNG) is checkpointed every few iterations.
 """
@@ -38,7 +42,7 @@ from hd_deploy.train.scaling import RunningScale
 LOG_COLUMNS = (
     "iteration", "env_steps", "wall_s", "steps_per_s", "return_mean", "return_recent",
     "episode_length", "episodes", "unstable", "policy_loss", "value_loss", "approx_kl",
-    "clip_frac", "lr", "eval_return", "eval_length",
+    "clip_frac", "lr", "eval_return", "eval_length", "stale_kl",
 )  # fmt: skip
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -250,13 +254,20 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
     amask = flat["action_mask"].float()
     with torch.no_grad():
         teacher.eval()
-        values_t = torch.cat([
-            teacher.packed(flat["proprio"][sl], flat["context"][sl], flat["limb_mask"][sl])[2]
+        prox = [
+            _policy(teacher, flat["proprio"][sl], flat["context"][sl], flat["limb_mask"][sl],
+                    flat["action"][sl], amask[sl])
             for sl in _chunks(T * N, 4096)
-        ])  # fmt: skip
-        # The ratio's denominator is the policy that acted (recorded while it acted): with
-        # overlap the batch was collected while the previous update changed the weights.
-        old_logp_t = torch.as_tensor(buf["logp"].reshape(-1), device=dev, dtype=torch.float32)
+        ]  # fmt: skip
+        # The clip is centred on the proximal policy (these weights, this normaliser); the
+        # policy that acted (recorded as it acted; with overlap one update behind) enters
+        # through the importance weight proximal / acting, truncated for bounded variance.
+        prox_logp_t = torch.cat([lp for lp, _ in prox])
+        values_t = torch.cat([v for _, v in prox])
+        behaviour_logp_t = torch.as_tensor(buf["logp"].reshape(-1), device=dev)
+        log_w = prox_logp_t - behaviour_logp_t
+        weight_t = torch.exp(log_w.clamp(max=math.log(ppo.max_is_weight)))
+        stale_kl = -log_w.mean().item()  # KL(acting || proximal), estimated on the batch
         last_v = teacher.packed(*obs_tensors(buf["last"], dev))[2].cpu().numpy()  # type: ignore[union-attr]
     adv, ret = _gae(buf["reward"], buf["done"], values_t.cpu().numpy().reshape(T, N), last_v, ppo)
     adv_t = torch.as_tensor(adv.reshape(-1), device=dev, dtype=torch.float32)
@@ -273,9 +284,10 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
             idx = perm[start : start + ppo.minibatch_size]
             logp, v = _policy(teacher, flat["proprio"][idx], flat["context"][idx],
                               flat["limb_mask"][idx], flat["action"][idx], amask[idx])  # fmt: skip
-            ratio = torch.exp(logp - old_logp_t[idx])
+            ratio = torch.exp(logp - prox_logp_t[idx])
             a = adv_t[idx]
-            pl = -torch.min(ratio * a, ratio.clamp(1 - ppo.clip, 1 + ppo.clip) * a).mean()
+            clipped = torch.min(ratio * a, ratio.clamp(1 - ppo.clip, 1 + ppo.clip) * a)
+            pl = -(weight_t[idx] * clipped).mean()
             vl = 0.5 * (v - ret_t[idx]).pow(2).mean()
             loss = ppo.value_coef * vl if value_only else pl + ppo.value_coef * vl
             opt.zero_grad(set_to_none=True)
@@ -285,7 +297,7 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
             with torch.no_grad():
                 sums["policy_loss"] += pl.item()
                 sums["value_loss"] += vl.item()
-                kl = (old_logp_t[idx] - logp).mean().item()
+                kl = (prox_logp_t[idx] - logp).mean().item()
                 sums["approx_kl"] += kl
                 sums["clip_frac"] += ((ratio - 1).abs() > ppo.clip).float().mean().item()
             n += 1
@@ -293,7 +305,7 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
         if ppo.target_kl and epoch_kl / max(epoch_n, 1) > ppo.target_kl:
             break  # the policy moved far enough from the one that collected the data
     teacher.eval()
-    return {k: v / max(n, 1) for k, v in sums.items()}
+    return {**{k: v / max(n, 1) for k, v in sums.items()}, "stale_kl": stale_kl}
 
 
 def _gae(reward, done, values, last_value, ppo: PPOConfig):

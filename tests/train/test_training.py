@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -147,11 +148,11 @@ def test_ppo_init_starts_from_a_checkpoint_and_warms_up_the_critic(
     assert all(abs(float(r["approx_kl"])) < 1e-4 for r in rows)  # no policy step at all
 
 
-def test_ppo_target_kl_stops_the_epochs_early(teacher_run: Path, tmp_path: Path) -> None:
-    from hd_deploy.train.ppo import _policy, _update
+def _random_batch(teacher, ppo: PPOConfig) -> dict:
+    """A PPO buffer of random observations on 3-limb robots, with the log-probabilities of
+    ``teacher`` acting (as the collector records them)."""
+    from hd_deploy.train.ppo import _policy
 
-    teacher = load_teacher(teacher_run / "checkpoint")
-    ppo = dataclasses.replace(PPOConfig.tiny(), epochs=6, lr=1e-2)
     rng = np.random.default_rng(0)
     T, N, L = ppo.rollout_steps, ppo.n_envs, teacher.config.max_limbs
     mask = np.zeros((T, N, L), bool)
@@ -175,6 +176,14 @@ def test_ppo_target_kl_stops_the_epochs_early(teacher_run: Path, tmp_path: Path)
             torch.as_tensor(buf["action_mask"].reshape(T * N, L, 2)).float(),
         )
     buf["logp"] = logp.numpy().reshape(T, N)
+    return buf
+
+
+def test_ppo_target_kl_stops_the_epochs_early(teacher_run: Path, tmp_path: Path) -> None:
+    from hd_deploy.train.ppo import _update
+
+    ppo = dataclasses.replace(PPOConfig.tiny(), epochs=6, lr=1e-2)
+    buf = _random_batch(load_teacher(teacher_run / "checkpoint"), ppo)
     steps = {}
     for target in (0.0, 1e-9):
         model = load_teacher(teacher_run / "checkpoint")
@@ -184,6 +193,33 @@ def test_ppo_target_kl_stops_the_epochs_early(teacher_run: Path, tmp_path: Path)
     per_epoch = ppo.batch_size // ppo.minibatch_size
     assert steps[0.0] == ppo.epochs * per_epoch
     assert steps[1e-9] == per_epoch  # the first epoch moved the policy past the target
+
+
+def test_stale_batches_are_weighted_not_clipped(teacher_run: Path) -> None:
+    """Decoupled PPO: the clip is centred on the policy at the start of the update; a batch
+    collected by an older policy only changes each sample's (truncated) importance weight."""
+    from hd_deploy.train.ppo import _update
+
+    ppo = dataclasses.replace(
+        PPOConfig.tiny(), epochs=1, max_grad_norm=1e9, max_is_weight=2.0, target_kl=0.0
+    )
+    ppo = dataclasses.replace(ppo, minibatch_size=ppo.batch_size, update_normalizer=False)
+    buf = _random_batch(load_teacher(teacher_run / "checkpoint"), ppo)
+    moves, stats = {}, {}
+    for shift in (0.0, 1.0, -5.0):  # the acting policy's log-probabilities, shifted
+        model = load_teacher(teacher_run / "checkpoint")
+        before = [v.detach().clone() for v in model.actor_parameters()]
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)  # steps far above float32 ulps
+        stats[shift] = _update(model, opt, {**buf, "logp": buf["logp"] + shift}, ppo, "cpu")
+        after = model.actor_parameters()
+        moves[shift] = torch.cat([(v - b).flatten() for v, b in zip(after, before, strict=True)])
+    assert abs(stats[0.0]["stale_kl"]) < 1e-4
+    assert stats[1.0]["stale_kl"] == pytest.approx(1.0, abs=1e-4)
+    assert stats[1.0]["clip_frac"] == 0.0  # one step from the proximal policy: nothing clipped
+    # weight proximal / acting = e^-shift, truncated at 2: the policy's step scales with it
+    tol = {"rtol": 1e-4, "atol": 1e-4 * moves[0.0].abs().max().item()}  # float32 sums
+    torch.testing.assert_close(moves[1.0], math.exp(-1.0) * moves[0.0], **tol)
+    torch.testing.assert_close(moves[-5.0], 2.0 * moves[0.0], **tol)
 
 
 def test_gae_matches_hand_computation() -> None:
