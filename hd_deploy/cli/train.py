@@ -58,7 +58,7 @@ def train(
     ] = None,
     init: Annotated[
         Path | None,
-        typer.Option(help="Start from this teacher checkpoint (or run folder), not from scratch."),
+        typer.Option(help="Start from this teacher checkpoint folder, not from scratch."),
     ] = None,
     critic_warmup: Annotated[
         int | None,

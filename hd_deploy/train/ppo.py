@@ -90,9 +90,10 @@ def train_teacher(
             mean return is logged as ``eval_return`` (zero-shot return while training).
         max_wall_s: Stop after this many seconds of this call (checkpoint written), e.g.
             to end inside a machine's time limit; ``--resume`` continues.
-        init: A teacher checkpoint (or a run folder holding one) to start from instead of
-            a fresh model; its size replaces ``teacher_config``. Set
-            ``ppo.critic_warmup`` so the value network learns its returns first.
+        init: A teacher checkpoint folder to start from instead of a fresh model (a run
+            folder is refused, as everywhere, with its checkpoint's path); its size
+            replaces ``teacher_config``. Set ``ppo.critic_warmup`` so the value network
+            learns its returns first.
         action_std: Exploration noise (the policy's fixed action std) instead of the
             model's own (0.9, MetaMorph's); ignored on resume.
 
@@ -120,8 +121,7 @@ def train_teacher(
         if (run_dir / "run.json").exists():
             raise FileExistsError(f"{run_dir}: already holds a run (use --resume or a new folder)")
         if init is not None:  # loaded first: a bad path leaves no run folder behind
-            init = Path(init)
-            teacher = load_teacher(init / "checkpoint" if (init / "checkpoint").is_dir() else init)
+            teacher = load_teacher(init)  # a run folder is refused with the checkpoint's path
         else:
             teacher = TeacherPolicy(teacher_config or TeacherConfig.small())
         if action_std is not None:

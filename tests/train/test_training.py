@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from hd_deploy.models import (
+    CheckpointError,
     HyperNetConfig,
     HyperNetPolicy,
     TeacherConfig,
@@ -133,7 +134,11 @@ def test_ppo_init_starts_from_a_checkpoint_and_warms_up_the_critic(
         PPOConfig.tiny(), critic_warmup=PPOConfig.tiny().iterations, update_normalizer=False
     )
     run = tmp_path / "run"
-    train_teacher(bundled_robots()[:1], run, ppo=ppo, init=teacher_run, action_std=0.4,
+    with pytest.raises(CheckpointError, match="a run folder, not a checkpoint"):
+        train_teacher(bundled_robots()[:1], run, ppo=ppo, init=teacher_run, show_progress=False)
+    assert not run.exists()  # refused before a run folder is written
+    init = teacher_run / "checkpoint"
+    train_teacher(bundled_robots()[:1], run, ppo=ppo, init=init, action_std=0.4,
                   show_progress=False)  # fmt: skip
     after = load_teacher(run / "checkpoint")
     actor1, value1 = _actor_and_value(after)
@@ -143,7 +148,7 @@ def test_ppo_init_starts_from_a_checkpoint_and_warms_up_the_critic(
     for key, value in start.normalizer.state_dict().items():  # the statistics are kept
         assert torch.equal(value, after.normalizer.state_dict()[key])
     meta = json.loads((run / "run.json").read_text())
-    assert meta["init"] == str(teacher_run) and meta["ppo"]["critic_warmup"] == ppo.iterations
+    assert meta["init"] == str(init) and meta["ppo"]["critic_warmup"] == ppo.iterations
     rows = list(csv.DictReader((run / "progress.csv").open()))
     assert all(abs(float(r["approx_kl"])) < 1e-4 for r in rows)  # no policy step at all
 
