@@ -42,7 +42,7 @@ from hd_deploy.train.scaling import RunningScale
 LOG_COLUMNS = (
     "iteration", "env_steps", "wall_s", "steps_per_s", "return_mean", "return_recent",
     "episode_length", "episodes", "unstable", "policy_loss", "value_loss", "approx_kl",
-    "clip_frac", "lr", "eval_return", "eval_length", "stale_kl",
+    "clip_frac", "lr", "eval_return", "eval_length", "stale_kl", "explained_var",
 )  # fmt: skip
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -273,6 +273,8 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
     adv_t = torch.as_tensor(adv.reshape(-1), device=dev, dtype=torch.float32)
     ret_t = torch.as_tensor(ret.reshape(-1), device=dev, dtype=torch.float32)
     adv_t = (adv_t - adv_t.mean()) / (adv_t.std() + 1e-8)
+    # how much of the return's variance the critic explains before this update (1: all)
+    explained_var = 1.0 - ((ret_t - values_t).var() / (ret_t.var() + 1e-8)).item()
 
     teacher.train()
     sums = {"policy_loss": 0.0, "value_loss": 0.0, "approx_kl": 0.0, "clip_frac": 0.0}
@@ -305,7 +307,8 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
         if ppo.target_kl and epoch_kl / max(epoch_n, 1) > ppo.target_kl:
             break  # the policy moved far enough from the one that collected the data
     teacher.eval()
-    return {**{k: v / max(n, 1) for k, v in sums.items()}, "stale_kl": stale_kl}
+    means = {k: v / max(n, 1) for k, v in sums.items()}
+    return {**means, "stale_kl": stale_kl, "explained_var": explained_var}
 
 
 def _gae(reward, done, values, last_value, ppo: PPOConfig):

@@ -218,7 +218,7 @@ def test_stale_batches_are_weighted_not_clipped(teacher_run: Path) -> None:
         stats[shift] = _update(model, opt, {**buf, "logp": buf["logp"] + shift}, ppo, "cpu")
         after = model.actor_parameters()
         moves[shift] = torch.cat([(v - b).flatten() for v, b in zip(after, before, strict=True)])
-    assert abs(stats[0.0]["stale_kl"]) < 1e-4
+    assert abs(stats[0.0]["stale_kl"]) < 1e-4 and stats[0.0]["explained_var"] <= 1.0
     assert stats[1.0]["stale_kl"] == pytest.approx(1.0, abs=1e-4)
     assert stats[1.0]["clip_frac"] == 0.0  # one step from the proximal policy: nothing clipped
     # weight proximal / acting = e^-shift, truncated at 2: the policy's step scales with it
