@@ -299,7 +299,8 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
             with torch.no_grad():
                 sums["policy_loss"] += pl.item()
                 sums["value_loss"] += vl.item()
-                kl = (prox_logp_t[idx] - logp).mean().item()
+                log_r = logp - prox_logp_t[idx]  # KL estimate that is never negative (k3)
+                kl = (torch.expm1(log_r) - log_r).mean().item()
                 sums["approx_kl"] += kl
                 sums["clip_frac"] += ((ratio - 1).abs() > ppo.clip).float().mean().item()
             n += 1
