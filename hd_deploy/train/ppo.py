@@ -286,7 +286,8 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
             idx = perm[start : start + ppo.minibatch_size]
             logp, v = _policy(teacher, flat["proprio"][idx], flat["context"][idx],
                               flat["limb_mask"][idx], flat["action"][idx], amask[idx])  # fmt: skip
-            ratio = torch.exp(logp - prox_logp_t[idx])
+            log_r = logp - prox_logp_t[idx]
+            ratio = torch.exp(log_r)
             a = adv_t[idx]
             clipped = torch.min(ratio * a, ratio.clamp(1 - ppo.clip, 1 + ppo.clip) * a)
             pl = -(weight_t[idx] * clipped).mean()
@@ -299,14 +300,13 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
             with torch.no_grad():
                 sums["policy_loss"] += pl.item()
                 sums["value_loss"] += vl.item()
-                log_r = logp - prox_logp_t[idx]  # KL estimate that is never negative (k3)
-                kl = (torch.expm1(log_r) - log_r).mean().item()
+                kl = (torch.expm1(log_r) - log_r).mean().item()  # never negative (k3)
                 sums["approx_kl"] += kl
                 sums["clip_frac"] += ((ratio - 1).abs() > ppo.clip).float().mean().item()
             n += 1
             epoch_kl, epoch_n = epoch_kl + kl, epoch_n + 1
         if ppo.target_kl and epoch_kl / max(epoch_n, 1) > ppo.target_kl:
-            break  # the policy moved far enough from the one that collected the data
+            break  # the policy moved far enough from the one the update started from
     teacher.eval()
     means = {k: v / max(n, 1) for k, v in sums.items()}
     return {**means, "stale_kl": stale_kl, "explained_var": explained_var}
