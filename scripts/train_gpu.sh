@@ -1,35 +1,78 @@
 #!/usr/bin/env bash
-# Continue the PPO teacher run on a machine with a GPU and many cores, for a fixed wall time.
-# The learner and the acting forward run on the GPU; physics runs on WORKERS CPU processes.
-# The machine has no package index: wheels for what it lacks (mujoco, fvcore, gymnasium and
-# their pure-Python dependencies) travel in $WHEELS (fill it here with
-#   pip download mujoco fvcore gymnasium safetensors typer rich onnx onnxruntime -d wheels
-# ), torch is the machine's own. The run folder travels with the repository and comes back
-# (copied to $OUT when set), so the next call resumes where this one stopped.
-#   RUN=training/teacher_ppo MINUTES=8 WORKERS=14 bash scripts/train_gpu.sh
-# Rehearse on a CPU with a copy of the run and a short wall time:
-#   RUN=/tmp/run MINUTES=0.5 WORKERS=2 DEVICE=cpu WHEELS= bash scripts/train_gpu.sh
-set -euo pipefail
-RUN=${RUN:-training/teacher_ppo}
+# Train a PPO teacher run (or continue it) on a machine with a GPU and many cores, for a
+# fixed wall time. The learner and the acting forward run on the GPU; physics runs on
+# WORKERS CPU processes. Whatever happens, the run folder is copied to $OUT (when set) at
+# the end, so the next call resumes where this one stopped: put it back in training/ (the
+# optimiser state joined) and commit it, since the machine keeps nothing between calls that
+# the working tree does not carry (a run folder missing its run.json is refused, not
+# overwritten).
+#
+# The GPU machine (the `device` tool) has torch but no package index and no ../shared:
+#   - wheels of what it lacks travel in $WHEELS (.whl, ignored by git); fill it here with
+#       pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#         --platform manylinux_2_28_x86_64 -d .whl mujoco==4.0.0 mujoco-core==4.0.0 glfw
+#   - the UNIMAL robots travel in .gpu/unimal (ignored by git) and are copied to $UNIMAL
+#     there, so run.json names the same robot paths as on this machine.
+#       RUN=training/teacher_gpu MINUTES=8 WORKERS=14 bash scripts/train_gpu.sh
+# Rehearse on a CPU with a short wall time and a small batch:
+#   RUN=/tmp/run MINUTES=0.5 WORKERS=2 DEVICE=cpu WHEELS= \
+#     NEW_ARGS="--reference --n-envs 16 --rollout-steps 320 --eval-every 2" bash scripts/train_gpu.sh
+set -uo pipefail
+RUN=${RUN:-training/teacher_gpu}
 MINUTES=${MINUTES:-8}           # leave the rest of a 10-minute call for set-up and copy-back
 WORKERS=${WORKERS:-14}
 DEVICE=${DEVICE:-cuda}
-WHEELS=${WHEELS-wheels}     # empty: install nothing (the CPU rehearsal)
+WHEELS=${WHEELS-.whl}           # empty: install nothing (the CPU rehearsal)
 UNIMAL=${UNIMAL:-../shared/unimal}
+# a new run: the paper-sized teacher and PPO batch (81,920 steps an iteration), in more,
+# shorter environments than MetaMorph's 32 x 2560 so that many physics workers are busy
+NEW_ARGS=${NEW_ARGS:---reference --n-envs 256 --rollout-steps 320 --eval-every 20}
+
+copy_back() {
+  [ -n "${OUT:-}" ] && [ -d "$RUN" ] || return 0
+  mkdir -p "$OUT/run/checkpoint"
+  for f in run.json progress.csv learning_curve.png; do
+    [ -f "$RUN/$f" ] && cp "$RUN/$f" "$OUT/run/"
+  done
+  [ -d "$RUN/checkpoint" ] || return 0
+  cp "$RUN"/checkpoint/checkpoint.json "$RUN"/checkpoint/model.safetensors "$OUT/run/checkpoint/"
+  # files come back at most 16 MB each: the optimiser state (26 MB for the paper-sized
+  # teacher) in parts; here, join them: cat trainer_state.pt.part-* > trainer_state.pt
+  if [ -f "$RUN/checkpoint/trainer_state.pt" ]; then
+    split -b 15M "$RUN/checkpoint/trainer_state.pt" "$OUT/run/checkpoint/trainer_state.pt.part-"
+  fi
+  return 0
+}
+trap copy_back EXIT
 
 if [ -n "$WHEELS" ]; then
-  python -m pip install -q --no-index --find-links "$WHEELS" mujoco fvcore gymnasium \
-    safetensors typer rich onnx onnxruntime matplotlib
-  python -m pip install -q --no-deps --no-build-isolation -e .
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site "$WHEELS"/*.whl || exit 1
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # the package, without installing it
+if [ ! -d "$UNIMAL/train" ] && [ -d .gpu/unimal/train ]; then
+  mkdir -p "$UNIMAL" && cp -r .gpu/unimal/. "$UNIMAL"/ || UNIMAL=.gpu/unimal
+fi
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+nproc
+
+hd_train() {
+  python3 -c 'import sys; from hd_deploy.cli.train import train_app; sys.argv[0] = "hd-train"; train_app()' "$@"
+}
 args=(--out "$RUN" --workers "$WORKERS" --device "$DEVICE" --max-minutes "$MINUTES")
 if [ -f "$RUN/run.json" ]; then
-  hd-train --resume "${args[@]}"
+  hd_train --resume "${args[@]}"
 else
-  hd-train "$UNIMAL/train" --eval-robots "$UNIMAL/test" "${args[@]}"
+  # shellcheck disable=SC2086  # NEW_ARGS is a list of options
+  hd_train "$UNIMAL/train" --eval-robots "$UNIMAL/test" $NEW_ARGS "${args[@]}"
 fi
-if [ -n "${OUT:-}" ]; then
-  mkdir -p "$OUT/run/checkpoint"
-  cp "$RUN"/run.json "$RUN"/progress.csv "$RUN"/learning_curve.png "$OUT/run/"
-  cp "$RUN"/checkpoint/* "$OUT/run/checkpoint/"
-fi
+status=$?
+python3 - "$RUN/progress.csv" <<'EOF'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+for r in rows[:2] + rows[-8:]:
+    print(" ".join(f"{k}={r[k]}" for k in ("iteration", "env_steps", "wall_s", "steps_per_s",
+          "return_recent", "eval_return", "approx_kl", "clip_frac", "explained_var")))
+EOF
+exit $status

@@ -32,9 +32,17 @@ def train(
         int | None, typer.Option(help="Total environment steps. [default: 6000000]")
     ] = None,
     n_envs: Annotated[int | None, typer.Option(help="Parallel environments.")] = None,
+    rollout_steps: Annotated[
+        int | None,
+        typer.Option(help="Steps per environment per iteration. [default: 128; 2560 --reference]"),
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
     reference: Annotated[
-        bool, typer.Option(help="Paper-sized teacher and PPO settings (GPU-sized).")
+        bool,
+        typer.Option(
+            help="Paper-sized teacher and PPO settings (GPU-sized); with --init, the PPO "
+            "settings (the size is the checkpoint's)."
+        ),
     ] = False,
     tiny: Annotated[bool, typer.Option(help="Tiny model and run, for smoke tests.")] = False,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
@@ -112,8 +120,6 @@ def train(
             "--resume keeps the run's settings: drop --init, --critic-warmup, "
             "--target-kl, --lr, --action-std and --update-normalizer"
         )
-    if init is not None and reference:
-        raise ConfigError("--init takes the size of its checkpoint; drop --reference")
     if critic_warmup is None:
         critic_warmup = 10 if init is not None else 0
     if update_normalizer is None:
@@ -122,7 +128,8 @@ def train(
         "seed": seed, "overlap": overlap, "critic_warmup": critic_warmup,
         "update_normalizer": update_normalizer,
     }  # fmt: skip
-    for key, value in (("total_steps", steps), ("n_envs", n_envs), ("n_workers", workers),
+    for key, value in (("total_steps", steps), ("n_envs", n_envs),
+                       ("rollout_steps", rollout_steps), ("n_workers", workers),
                        ("eval_every", eval_every), ("target_kl", target_kl), ("lr", lr),
                        ("threads", threads)):  # fmt: skip
         if value is not None:

@@ -118,7 +118,9 @@ def train_teacher(
             atomic_write_text(run_dir / "run.json", json.dumps(meta, indent=2))
         teacher = load_teacher(ckpt_dir)
     else:
-        if (run_dir / "run.json").exists():
+        if (run_dir / "run.json").exists() or ckpt_dir.exists():
+            # a checkpoint without its run.json (a copy that lost it) is a run's state too:
+            # starting afresh would write over it
             raise FileExistsError(f"{run_dir}: already holds a run (use --resume or a new folder)")
         if init is not None:  # loaded first: a bad path leaves no run folder behind
             teacher = load_teacher(init)  # a run folder is refused with the checkpoint's path
@@ -141,6 +143,9 @@ def train_teacher(
             ),
         )
     torch.set_num_threads(ppo.threads)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls: ample for PPO's gradients
+        torch.backends.cudnn.allow_tf32 = True
     task = dataclasses.replace(task, max_limbs=teacher.config.max_limbs)
     teacher.to(dev)
     opt = torch.optim.Adam(teacher.parameters(), lr=ppo.lr, eps=1e-5)
@@ -148,7 +153,9 @@ def train_teacher(
     start_iter, env_steps, wall0 = 0, 0, 0.0
     torch.manual_seed(ppo.seed)
     if resume:
-        state = torch.load(ckpt_dir / "trainer_state.pt", weights_only=True)
+        # map to the CPU: a run checkpointed on a GPU resumes anywhere (Adam's state follows
+        # the parameters' device in load_state_dict)
+        state = torch.load(ckpt_dir / "trainer_state.pt", weights_only=True, map_location="cpu")
         opt.load_state_dict(state["optimizer"])
         scaler.load(state["reward_scale"])
         start_iter, env_steps, wall0 = state["iteration"], state["env_steps"], state["wall_s"]
@@ -206,7 +213,9 @@ def train_teacher(
                         names, fingerprints,
                     )  # fmt: skip
                 if evaluate_now:
-                    row.update(_zero_shot(ckpt_dir, eval_robots, seed=ppo.seed))
+                    row.update(
+                        _zero_shot(ckpt_dir, eval_robots, seed=ppo.seed, workers=ppo.n_workers)
+                    )
                 log.append(row)
                 bar.update(
                     job,
@@ -325,10 +334,13 @@ def _gae(reward, done, values, last_value, ppo: PPOConfig):
     return adv, adv + values
 
 
-def _zero_shot(ckpt_dir: Path, robots: Sequence[str | Path], *, seed: int) -> dict:
+def _zero_shot(ckpt_dir: Path, robots: Sequence[str | Path], *, seed: int, workers: int) -> dict:
+    """One deterministic episode per robot on the run's worker processes (the physics
+    workers wait meanwhile)."""
     from hd_deploy.train.rollout import evaluate
 
-    res = evaluate("teacher", ckpt_dir, robots, episodes=1, seed=seed, show_progress=False)
+    res = evaluate("teacher", ckpt_dir, robots, episodes=1, seed=seed,
+                   workers=max(1, workers), show_progress=False)  # fmt: skip
     lengths = [r["episode_length_mean"] for r in res["robots"]]
     return {"eval_return": res["return_mean"], "eval_length": float(np.mean(lengths))}
 

@@ -115,6 +115,12 @@ def test_ppo_refuses_to_overwrite_or_resume_nothing(teacher_run: Path, tmp_path:
                       show_progress=False)  # fmt: skip
     with pytest.raises(FileNotFoundError, match="no checkpoint to resume"):
         train_teacher(bundled_robots()[:1], tmp_path / "empty", resume=True, show_progress=False)
+    # a checkpoint whose run.json went missing is not written over by a fresh run either
+    lost = tmp_path / "lost"
+    shutil.copytree(teacher_run / "checkpoint", lost / "checkpoint")
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train_teacher(bundled_robots()[:1], lost, ppo=PPOConfig.tiny(), show_progress=False)
+    assert not (lost / "run.json").exists()
 
 
 def _actor_and_value(teacher) -> tuple[dict, dict]:
