@@ -1,11 +1,15 @@
-"""Training return against wall-clock time for several PPO runs (learning per hour).
+"""Training return against wall-clock time (learning per hour) or environment steps
+(learning per sample) for several PPO runs.
 
     python scripts/plot_wall_clock.py training/teacher training/teacher_ppo \
         --out docs/teacher_return_vs_wall_time.png
+    python scripts/plot_wall_clock.py training/teacher_ppo_decoupled training/teacher_gpu \
+        --x steps --at 1 5 --out docs/teacher_return_vs_steps.png
 
 Each run folder's ``progress.csv`` gives ``return_recent`` (mean of the last 100 training
-episodes) against ``wall_s``; a run that logged ``eval_return`` (zero-shot return on its
-eval robots) gets those points too. Prints each run's return at the given hours.
+episodes) against ``wall_s`` or ``env_steps``; a run that logged ``eval_return`` (zero-shot
+return on its eval robots) gets those points too. Prints each run's return at the given
+hours (or millions of steps).
 """
 
 from __future__ import annotations
@@ -21,29 +25,41 @@ def read(run: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def at_hour(rows: list[dict], hours: float, column: str = "return_recent") -> float | None:
-    """The last logged ``column`` at or before ``hours`` of wall time (None if later)."""
-    seen = [float(r[column]) for r in rows if r.get(column) and float(r["wall_s"]) <= 3600 * hours]
+#: x axis: progress.csv column, its unit per plotted unit, axis label
+AXES = {
+    "hours": ("wall_s", 3600.0, "wall-clock hours"),
+    "steps": ("env_steps", 1e6, "environment steps (millions)"),
+}
+
+
+def at_hour(
+    rows: list[dict], hours: float, column: str = "return_recent", x: str = "hours"
+) -> float | None:
+    """The last logged ``column`` at or before ``hours`` of wall time (or millions of steps
+    with ``x="steps"``); None if the run starts later."""
+    xcol, unit, _ = AXES[x]
+    seen = [float(r[column]) for r in rows if r.get(column) and float(r[xcol]) <= unit * hours]
     return seen[-1] if seen else None
 
 
-def plot(runs: Sequence[Path], out: Path) -> None:
+def plot(runs: Sequence[Path], out: Path, x: str = "hours") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    xcol, unit, label = AXES[x]
     fig, ax = plt.subplots(figsize=(7, 4))
     for run in runs:
         rows = read(run)
-        hours = [float(r["wall_s"]) / 3600 for r in rows]
-        ax.plot(hours, [float(r["return_recent"]) for r in rows], lw=1.4,
+        xs = [float(r[xcol]) / unit for r in rows]
+        ax.plot(xs, [float(r["return_recent"]) for r in rows], lw=1.4,
                 label=f"{run.name}: training return")  # fmt: skip
-        ev = [(float(r["wall_s"]) / 3600, float(r["eval_return"])) for r in rows
+        ev = [(float(r[xcol]) / unit, float(r["eval_return"])) for r in rows
               if r.get("eval_return")]  # fmt: skip
         if ev:
             ax.plot(*zip(*ev, strict=True), "o--", ms=4, label=f"{run.name}: zero-shot eval")
-    ax.set_xlabel("wall-clock hours")
+    ax.set_xlabel(label)
     ax.set_ylabel("return")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -57,15 +73,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="run folders with progress.csv")
     parser.add_argument("--out", type=Path, default=Path("docs/teacher_return_vs_wall_time.png"))
-    parser.add_argument("--hours", type=float, nargs="+", default=[0.5, 1.0])
+    parser.add_argument("--x", choices=sorted(AXES), default="hours", help="x axis")
+    parser.add_argument("--at", "--hours", dest="at", type=float, nargs="+", default=[0.5, 1.0],
+                        help="report the return at these hours (millions of steps)")  # fmt: skip
     args = parser.parse_args(argv)
     for run in args.runs:
         if not (run / "progress.csv").is_file():
             parser.error(f"{run}: no progress.csv")
-    plot(args.runs, args.out)
+    plot(args.runs, args.out, args.x)
+    unit = "h" if args.x == "hours" else "M steps"
     for run in args.runs:
         rows = read(run)
-        cells = [f"{h:g} h: {at_hour(rows, h)}" for h in args.hours]
+        cells = [
+            f"{h:g} {unit}: {at_hour(rows, h, x=args.x)} (zero-shot "
+            f"{at_hour(rows, h, 'eval_return', x=args.x)})"
+            for h in args.at
+        ]
         print(f"{run}: return_recent at " + ", ".join(cells))
     print(f"plot: {args.out}")
 

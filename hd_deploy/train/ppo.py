@@ -172,6 +172,8 @@ def train_teacher(
         seed=ppo.seed + 1000 * start_iter,
     )  # fmt: skip
     collector = Collector(env, ppo, scaler, dev, seed=ppo.seed + 1000 * start_iter)
+    # where the run trained, for the model card (a resumed run may move between machines)
+    where = {"device": _device_name(dev), "workers": ppo.n_workers}
     t_start = time.time()
     try:
         pending = collector.collect(teacher)
@@ -210,7 +212,7 @@ def train_teacher(
                 if save:
                     _checkpoint(
                         ckpt_dir, teacher, opt, scaler, it + 1, env_steps, wall,
-                        names, fingerprints,
+                        names, fingerprints, where,
                     )  # fmt: skip
                 if evaluate_now:
                     row.update(
@@ -352,13 +354,19 @@ def _set_lr(opt, ppo: PPOConfig, it: int) -> None:
         g["lr"] = lr
 
 
+def _device_name(dev: torch.device) -> str:
+    """``cpu`` or ``cuda (NVIDIA H200)``."""
+    return f"cuda ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else dev.type
+
+
 def _checkpoint(
-    ckpt_dir, teacher, opt, scaler, iteration, env_steps, wall, names, fingerprints
+    ckpt_dir, teacher, opt, scaler, iteration, env_steps, wall, names, fingerprints, where
 ) -> None:
     tmp = staging(ckpt_dir)
     save_checkpoint(
         tmp, teacher, robots=names, fingerprints=fingerprints,
-        extra={"iteration": iteration, "env_steps": env_steps, "wall_s": round(wall, 1)},
+        extra={"iteration": iteration, "env_steps": env_steps, "wall_s": round(wall, 1),
+               **where},
     )  # fmt: skip
     torch.save(
         {

@@ -58,11 +58,12 @@ def test_ppo_writes_checkpoint_log_and_plot(teacher_run: Path) -> None:
     assert load_teacher(teacher_run / "checkpoint").normalizer.count > 0
     info = read_checkpoint_info(teacher_run / "checkpoint")
     assert info.robot_fingerprints == _fingerprints(bundled_robots()[:ROBOTS])
+    # where it trained, for the model card
+    extra = json.loads((teacher_run / "checkpoint" / "checkpoint.json").read_text())["extra"]
+    assert (extra["device"], extra["workers"]) == ("cpu", PPOConfig.tiny().n_workers)
 
 
 def test_ppo_resume_continues_where_it_stopped(teacher_run: Path, tmp_path: Path) -> None:
-    import shutil
-
     run = tmp_path / "run"
     shutil.copytree(teacher_run, run)
     before = load_teacher(run / "checkpoint")
