@@ -68,10 +68,10 @@ else
   hd_train "$UNIMAL/train" --eval-robots "$UNIMAL/test" $NEW_ARGS "${args[@]}"
 fi
 status=$?
-python3 - "$RUN/progress.csv" <<'EOF'
+[ -f "$RUN/progress.csv" ] && python3 - "$RUN/progress.csv" <<'EOF'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-for r in rows[:2] + rows[-8:]:
+for r in rows if len(rows) <= 10 else rows[:2] + rows[-8:]:
     print(" ".join(f"{k}={r[k]}" for k in ("iteration", "env_steps", "wall_s", "steps_per_s",
           "return_recent", "eval_return", "approx_kl", "clip_frac", "explained_var")))
 EOF

@@ -55,8 +55,11 @@ def test_generate_writes_robots(tmp_path: Path) -> None:
 
 def test_train_distill_eval_tiny(tmp_path: Path) -> None:
     robot = str(bundled_robots()[0])
-    result = runner.invoke(train_app, [robot, "--tiny", "--out", str(tmp_path / "t")])
+    tiny = ["--tiny", "--n-envs", "2", "--rollout-steps", "16"]  # a batch of 32, as --tiny
+    result = runner.invoke(train_app, [robot, *tiny, "--out", str(tmp_path / "t")])
     assert result.exit_code == 0, result.output
+    ppo = json.loads((tmp_path / "t" / "run.json").read_text())["ppo"]
+    assert (ppo["n_envs"], ppo["rollout_steps"]) == (2, 16)
     teacher = tmp_path / "t" / "checkpoint"
     result = runner.invoke(
         distill_app, [robot, "--tiny", "--teacher", str(teacher), "--out", str(tmp_path / "s")]
