@@ -197,10 +197,16 @@ def _ppo_lines(run: dict, ckpt: dict, last: dict) -> list[str]:
         f"{len(run['robots']) - n_unimal} generated robots (`hd-generate --count 20 --seed 0`).",
         f"- Environment steps: {extra['env_steps']:,} of the planned "
         f"{run['ppo']['total_steps']:,} (iteration {extra['iteration']}); wall time "
-        f"{float(extra['wall_s']) / 3600:.2f} h on a 2-core CPU.",
+        f"{float(extra['wall_s']) / 3600:.2f} h on {_ppo_device(extra)}.",
         f"- Recent training return (last 100 episodes, stochastic policy): "
         f"{float(last.get('return_recent', 'nan')):.1f}",
     ]
+
+
+def _ppo_device(extra: dict) -> str:
+    """Where hd-train ran (checkpoints before the ``device`` field ran on the 2-core CPU)."""
+    dev = extra.get("device", "cpu")
+    return "a 2-core CPU" if dev == "cpu" else f"{dev} with {extra['workers']} physics workers"
 
 
 def _device(ckpt: dict) -> str:

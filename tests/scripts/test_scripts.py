@@ -73,6 +73,13 @@ def test_return_plot_needs_both_evaluations(tmp_path: Path) -> None:
     assert out.stat().st_size > 1000
 
 
+def test_card_names_where_a_ppo_teacher_trained() -> None:
+    card = _load("model_card")
+    assert card._ppo_device({}) == "a 2-core CPU"  # checkpoints from before the field
+    gpu = {"device": "cuda (NVIDIA H200)", "workers": 14}
+    assert card._ppo_device(gpu) == "cuda (NVIDIA H200) with 14 physics workers"
+
+
 def test_sweep_settings_and_held_out_robots() -> None:
     sweep = _load("generalisation_sweep")
     name, distill, model = sweep.parse_setting("reg:context_noise=0.2,context_dropout=0.3,lr=5e-4")
