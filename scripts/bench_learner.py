@@ -15,6 +15,7 @@ import time
 import torch
 
 from hd_deploy.models import TeacherConfig, TeacherPolicy
+from hd_deploy.models.counting import teacher_actor_params
 
 SIZES = {
     "small": TeacherConfig.small(),
@@ -40,8 +41,8 @@ def main(batch: int = 1024, limbs: int = 12, real: int = 8, repeats: int = 5) ->
             (mean.pow(2).mean() + value.pow(2).mean()).backward()
             times[name].append(time.perf_counter() - t0)
     median = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
-    for name, model in models.items():
-        params = sum(x.numel() for x in model.actor_parameters())
+    for name in models:
+        params = teacher_actor_params(SIZES[name])
         print(
             f"{name}: {median[name] / median['small']:.1f}x the small teacher's cost per "
             f"sample, actor parameters {params}"

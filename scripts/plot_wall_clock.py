@@ -32,7 +32,7 @@ AXES = {
 }
 
 
-def at_hour(
+def value_at(
     rows: list[dict], hours: float, column: str = "return_recent", x: str = "hours"
 ) -> float | None:
     """The last logged ``column`` at or before ``hours`` of wall time (or millions of steps
@@ -85,8 +85,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for run in args.runs:
         rows = read(run)
         cells = [
-            f"{h:g} {unit}: {at_hour(rows, h, x=args.x)} (zero-shot "
-            f"{at_hour(rows, h, 'eval_return', x=args.x)})"
+            f"{h:g} {unit}: {value_at(rows, h, x=args.x)} (zero-shot "
+            f"{value_at(rows, h, 'eval_return', x=args.x)})"
             for h in args.at
         ]
         print(f"{run}: return_recent at " + ", ".join(cells))
