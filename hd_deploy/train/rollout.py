@@ -97,6 +97,17 @@ class DistillData:
             self.context, self.limb_mask, self.action_mask,
         )  # fmt: skip
 
+    def concat(self, other: DistillData) -> DistillData:
+        """Both robot sets in one: ``other``'s robots follow this one's (renumbered)."""
+        return DistillData(
+            np.concatenate([self.proprio, other.proprio]),
+            np.concatenate([self.action, other.action]),
+            np.concatenate([self.robot, other.robot + self.n_robots]),
+            np.concatenate([self.context, other.context]),
+            np.concatenate([self.limb_mask, other.limb_mask]),
+            np.concatenate([self.action_mask, other.action_mask]),
+        )
+
     def save(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, **{k: getattr(self, k) for k in self.__dataclass_fields__})

@@ -97,6 +97,19 @@ def test_select_keeps_only_the_chosen_robots_renumbered() -> None:
     assert data.select([2]).n_samples == 10  # no cap: all samples
 
 
+def test_concat_appends_the_other_robots_renumbered() -> None:
+    a, b = _data(n_robots=2, per_robot=5), _data(n_robots=3, per_robot=4)
+    b.proprio = b.proprio + 1.0  # tell the halves apart
+    both = a.concat(b)
+    assert both.n_robots == 5 and np.array_equal(np.bincount(both.robot), [5, 5, 4, 4, 4])
+    assert np.array_equal(both.limb_mask[2:], b.limb_mask) and both.context.shape == (5, L, 53)
+    assert np.array_equal(both.action_mask[:2], a.action_mask)
+    for r in range(3):
+        own = b.proprio[b.robot_indices(r)]
+        assert np.array_equal(both.proprio[both.robot_indices(2 + r)], own)
+    assert np.array_equal(both.select([0, 1]).proprio, a.proprio)
+
+
 def test_cosine_lr_warms_up_linearly_then_follows_the_cosine() -> None:
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
 

@@ -1,0 +1,58 @@
+"""Seed a new distillation run with a finished run's data plus teacher data for more robots.
+
+``hd-distill`` reuses the ``data.npz`` it finds in a new run folder when the robot count
+matches. This script writes that file for "the old run's robots, then the new ones": it
+copies the old run's samples (its DAgger rounds included) and collects the teacher's labels
+on the new robots only, with the old run's sampling settings. The robot list to give
+``hd-distill`` (in this order) is written beside it, ``robots.txt``:
+
+    python scripts/extend_data.py training/student_gpu training/generated \\
+        --out training/student_gpu2
+    hd-distill $(cat training/student_gpu2/robots.txt) --teacher ... --init ... \\
+        --out training/student_gpu2 ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hd_deploy.morphology.sources import resolve_robots
+from hd_deploy.train.config import DistillConfig
+from hd_deploy.train.rollout import DistillData, collect
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="finished hd-distill run (run.json, data.npz)")
+    parser.add_argument("robots", type=Path, nargs="+", help="robot files or folders to add")
+    parser.add_argument("--out", type=Path, required=True, help="the new run folder")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    if (args.out / "run.json").exists() or (args.out / "data.npz").exists():
+        sys.exit(f"{args.out}: already holds a run or its data")
+    try:
+        meta = json.loads((args.run / "run.json").read_text())
+        old = DistillData.load(args.run / "data.npz")
+    except (OSError, ValueError, KeyError) as exc:
+        sys.exit(f"{args.run}: not a finished distillation run ({exc})")
+    old_robots = [str(r) for r in meta["robots"]]
+    if old.n_robots != len(old_robots):
+        sys.exit(f"{args.run}: data of {old.n_robots} robots, run.json lists {len(old_robots)}")
+    new_robots = [str(r) for r in resolve_robots(args.robots) if str(r) not in old_robots]
+    if not new_robots:
+        sys.exit("every robot given is already in the run")
+    config = DistillConfig.from_dict({**meta["distill"], "n_workers": args.workers})
+    new = collect(meta["teacher"], new_robots, config=config, seed_offset=len(old_robots))
+    args.out.mkdir(parents=True, exist_ok=True)
+    old.concat(new).save(args.out / "data.npz")
+    (args.out / "robots.txt").write_text("\n".join(old_robots + new_robots) + "\n")
+    print(f"{args.out}/data.npz: {len(old_robots)} + {len(new_robots)} robots, "
+          f"{old.n_samples} + {new.n_samples} samples")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
