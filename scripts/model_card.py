@@ -119,9 +119,9 @@ def _limits(runs: Path, teacher: str, student: str) -> list[str]:
     if t["train"].exists() and t["test"].exists():
         tm = {sp: json.loads(t[sp].read_text())["return_mean"] for sp in t}
         lines.append(
-            f"- Unseen robots: the teacher itself hardly generalises zero-shot (return "
-            f"{tm['test']:.1f} on UNIMAL test against {tm['train']:.1f} on train; a few robots "
-            f"carry the test mean), so the test ratio compares small, noisy numbers."
+            f"- Unseen robots: the teacher's zero-shot return on UNIMAL test is "
+            f"{tm['test']:.1f}, {tm['test'] / tm['train']:.0%} of its {tm['train']:.1f} on "
+            "train; the student's test ratio is bounded by what the teacher carries over."
         )
     gap = runs / f"gap_{student}.json"
     if gap.exists():
@@ -153,6 +153,86 @@ def _limits(runs: Path, teacher: str, student: str) -> list[str]:
             "need not vary smoothly with morphology."
         )
     return lines
+
+
+def pooled_per_robot(
+    runs: Path, run: str, split: str, seeds: set[int] | None = None
+) -> tuple[dict[str, float], list[int]]:
+    """Per-robot return averaged over the evaluation seeds of ``split`` (those in ``seeds``
+    if given), and those seeds."""
+    names = [split] + [f"{split}_seed{k}" for k in range(1, 10)]
+    reports = [json.loads(p.read_text()) for name in names
+               if (p := runs / f"eval_{run}_{name}.json").exists()]  # fmt: skip
+    reports = [r for r in reports if seeds is None or r["seed"] in seeds]
+    sums: dict[str, float] = {}
+    for report in reports:
+        for name, value in _per_robot(report).items():
+            sums[name] = sums.get(name, 0.0) + value / len(reports)
+    return sums, [r["seed"] for r in reports]
+
+
+def per_robot_table(runs: Path, teacher: str, student: str, split: str = "test") -> list[str]:
+    """A table of every robot of ``split``: teacher and student return, averaged over the
+    evaluation seeds both were measured at."""
+    seeds = set(pooled_per_robot(runs, teacher, split)[1])
+    seeds &= set(pooled_per_robot(runs, student, split)[1])
+    t, _ = pooled_per_robot(runs, teacher, split, seeds)
+    s, _ = pooled_per_robot(runs, student, split, seeds)
+    names = sorted(t.keys() & s.keys(), key=lambda n: -t[n])
+    if not names:
+        return []
+    lines = [
+        "",
+        f"## Per-robot returns, UNIMAL {split}",
+        "",
+        f"`hd-eval`, deterministic, mean over evaluation seeds "
+        f"{', '.join(map(str, sorted(seeds)))}; sorted by the teacher's return.",
+        "",
+        "| robot | teacher | student | student / teacher |",
+        "|---|---|---|---|",
+    ]
+    for n in names:
+        ratio = f"{s[n] / t[n]:.0%}" if t[n] > 0 else "-"
+        lines.append(f"| {n} | {t[n]:.1f} | {s[n]:.1f} | {ratio} |")
+    return lines
+
+
+def _held_out_line(runs: Path, teacher: str, student: str, split: str = "mutate200") -> list[str]:
+    """Both models on robots neither trained on, beside UNIMAL test (``eval_<run>_<split>``)."""
+    pair = _pair(runs, teacher, student, split)
+    if pair is None:
+        return []
+    t, s = pair
+    return [
+        f"- Held-out `{split}` ({len(t['robots'])} robots neither model trained on, "
+        f"{t['episodes']} episode each, seed {t['seed']}): teacher {t['return_mean']:.1f}, "
+        f"student {s['return_mean']:.1f} ({s['return_mean'] / t['return_mean']:.1%})."
+    ]
+
+
+def previous_lines(runs: Path, previous: str | None) -> list[str]:
+    """The pair these checkpoints replace (``TEACHER:STUDENT`` run names), seeds pooled."""
+    if not previous:
+        return []
+    names = previous.split(":")
+    rows = []
+    for split in ("train", "test"):
+        values = []
+        for run in names:
+            means, _ = pooled_per_robot(runs, run, split)
+            values.append(f"{sum(means.values()) / len(means):.1f}" if means else "-")
+        rows.append(f"| UNIMAL {split} | {' | '.join(values)} |")
+    return [
+        "",
+        "## The pair these checkpoints replace",
+        "",
+        f"`{names[0]}` and `{names[1]}` (git history has their runs), `hd-eval` return "
+        "pooled over the seeds measured:",
+        "",
+        "| robots | teacher | student |",
+        "|---|---|---|",
+        *rows,
+    ]
 
 
 def plot_returns(runs: Path, teacher: str, student: str, out: Path) -> bool:
@@ -188,19 +268,53 @@ def plot_returns(runs: Path, teacher: str, student: str, out: Path) -> bool:
     return True
 
 
-def _ppo_lines(run: dict, ckpt: dict, last: dict) -> list[str]:
-    extra = ckpt["extra"]
-    n_unimal = sum("unimal" in r for r in run["robots"])
-    return [
-        f"- Trained with `hd-train` (PPO, seed {run['ppo']['seed']}) on {len(run['robots'])} "
-        f"robots: {n_unimal} UNIMAL training robots and "
-        f"{len(run['robots']) - n_unimal} generated robots (`hd-generate --count 20 --seed 0`).",
+def robot_mix(robots: list[str]) -> str:
+    """Where a run's robots came from: "100 UNIMAL train, 100 train_mutate, 32 generated"."""
+    kinds = {"UNIMAL train": 0, "train_mutate": 0, "generated": 0, "other": 0}
+    for r in robots:
+        parent = Path(r).parent.name
+        if "unimal" in r and parent == "train":
+            kinds["UNIMAL train"] += 1
+        elif parent == "train_mutate":
+            kinds["train_mutate"] += 1
+        elif parent.startswith("generated"):
+            kinds["generated"] += 1
+        else:
+            kinds["other"] += 1
+    return ", ".join(f"{n} {k}" for k, n in kinds.items() if n)
+
+
+def zero_shot_curve(progress: Path) -> list[tuple[int, float, float]]:
+    """``(env steps, training return, zero-shot return)`` at every evaluated iteration."""
+    with progress.open() as f:
+        rows = [r for r in csv.DictReader(f) if r.get("eval_return")]
+    return [(int(r["env_steps"]), float(r["return_recent"]), float(r["eval_return"]))
+            for r in rows]  # fmt: skip
+
+
+def _ppo_lines(run: dict, ckpt: dict, last: dict, run_dir: Path) -> list[str]:
+    extra, ppo = ckpt["extra"], run["ppo"]
+    lines = [
+        f"- Trained with `hd-train` (PPO, seed {ppo['seed']}) on {len(run['robots'])} robots "
+        f"({robot_mix(run['robots'])}): {ppo['n_envs']} environments x {ppo['rollout_steps']} "
+        f"steps an iteration, {ppo['epochs']} epochs, minibatch {ppo['minibatch_size']}, "
+        f"lr {ppo['lr']} ({ppo['lr_schedule']}).",
         f"- Environment steps: {extra['env_steps']:,} of the planned "
-        f"{run['ppo']['total_steps']:,} (iteration {extra['iteration']}); wall time "
+        f"{ppo['total_steps']:,} (iteration {extra['iteration']}); wall time "
         f"{float(extra['wall_s']) / 3600:.2f} h on {_ppo_device(extra)}.",
         f"- Recent training return (last 100 episodes, stochastic policy): "
         f"{float(last.get('return_recent', 'nan')):.1f}",
     ]
+    curve = zero_shot_curve(run_dir / "progress.csv")
+    if curve:
+        n_eval = len(run.get("eval_robots") or [])
+        lines.append(
+            f"- Zero-shot return while training (deterministic, one episode on each of the "
+            f"{n_eval} eval robots), against the training return: "
+            + ", ".join(f"{z:.0f} / {r:.0f} at {s / 1e6:.2f}M steps" for s, r, z in curve)
+            + f". Learning curve: `{(run_dir / 'learning_curve.png').as_posix()}`."
+        )
+    return lines
 
 
 def _ppo_device(extra: dict) -> str:
@@ -268,6 +382,24 @@ def _init_lines(run: dict) -> list[str]:
     ]
 
 
+def _seen_lines(t_ckpt: dict, s_ckpt: dict) -> list[str]:
+    """Which bundled robots (``hd_deploy/assets/robots``) each checkpoint trained on."""
+    from hd_deploy.morphology.robot import robot_fingerprint
+    from hd_deploy.morphology.sources import bundled_robots, bundled_seen_robots
+
+    lines = []
+    for label, files in (("bundled", bundled_robots()), ("bundled/seen", bundled_seen_robots())):
+        seen = {
+            kind: sum(robot_fingerprint(f) in ckpt.get("robot_fingerprints", []) for f in files)
+            for kind, ckpt in (("teacher", t_ckpt), ("student", s_ckpt))
+        }
+        lines.append(
+            f"- `hd-bench`'s {label} robots ({len(files)}): the teacher trained on "
+            f"{seen['teacher']}, the student on {seen['student']} (by fingerprint)."
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("training"))
@@ -275,6 +407,7 @@ def main() -> None:
     parser.add_argument("--teacher", default="teacher", help="teacher run folder in --runs")
     parser.add_argument("--student", default="student", help="student run folder in --runs")
     parser.add_argument("--plot", type=Path, default=Path("docs/returns_student_vs_teacher.png"))
+    parser.add_argument("--previous", help="TEACHER:STUDENT run names of the replaced pair")
     args = parser.parse_args()
     runs = args.runs
     t_dir, s_dir = runs / args.teacher, runs / args.student
@@ -294,7 +427,7 @@ def main() -> None:
     if "clone" in t_run:
         teacher_lines = _clone_lines(t_run, t_ckpt, t_last)
     else:
-        teacher_lines = _ppo_lines(t_run, t_ckpt, t_last)
+        teacher_lines = _ppo_lines(t_run, t_ckpt, t_last, t_dir)
     lines = [
         "# Shipped checkpoints: model card",
         "",
@@ -310,8 +443,7 @@ def main() -> None:
         "## Student (`checkpoints/student`)",
         f"- Architecture: `HyperNetConfig` {json.dumps(s_ckpt['config'])}",
         f"- Distilled with `hd-distill` (seed {s_run['distill']['seed']}) from the teacher above "
-        f"on {len(s_run['robots'])} robots "
-        f"({sum('unimal' in r for r in s_run['robots'])} of them UNIMAL training robots): "
+        f"on {len(s_run['robots'])} robots ({robot_mix(s_run['robots'])}): "
         f"{_samples(s_run['distill'])}, "
         f"{s_run['distill']['epochs']} epochs, DAgger rounds {s_run['distill']['dagger_rounds']}; "
         f"final loss {float(s_last.get('loss', 'nan')):.4g}; wall time "
@@ -329,9 +461,14 @@ def main() -> None:
             for split in ("train", "test")
             if (m := _median_ratio(runs, args.teacher, args.student, split))
         ],
-        f"- Per-robot returns plotted in `{args.plot}` (repository).",
+        *_held_out_line(runs, args.teacher, args.student),
+        f"- Per-robot returns plotted in `{args.plot}` (repository); UNIMAL test robot by "
+        "robot below.",
         *_seed_lines(runs, args.teacher, args.student),
+        *_seen_lines(t_ckpt, s_ckpt),
         *_limits(runs, args.teacher, args.student),
+        *previous_lines(runs, args.previous),
+        *per_robot_table(runs, args.teacher, args.student),
         "",
         "Returns: sum over a 1000-step episode of the torso's forward velocity (m/s), i.e. "
         "forward displacement / 0.02 s; episodes end early when the robot falls.",

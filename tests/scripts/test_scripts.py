@@ -216,3 +216,62 @@ def test_control_step_benchmark_times_every_stage_of_every_backend() -> None:
         assert r["obs_us_p50"] > 0 and r["latency_us_p50"] > 0 and r["physics_us_p50"] > 0
         want = (r["obs_us_p50"] + r["latency_us_p50"]) / r["physics_us_p50"]
         assert math.isclose(r["obs_policy_over_physics"], want, rel_tol=1e-9)
+
+
+def test_extend_data_appends_teacher_data_for_the_new_robots_only(tmp_path: Path) -> None:
+    from hd_deploy.models import TeacherConfig, TeacherPolicy, save_checkpoint
+    from hd_deploy.train.rollout import collect
+
+    script = _load("extend_data")
+    teacher = save_checkpoint(tmp_path / "teacher", TeacherPolicy(TeacherConfig.tiny()), robots=[])
+    cfg = dataclasses.replace(DistillConfig.tiny(), samples_per_robot=8)
+    old_robots = [str(r) for r in bundled_robots()[:1]]
+    run = tmp_path / "run"
+    run.mkdir()
+    meta = {"distill": cfg.to_dict(), "teacher": str(teacher), "robots": old_robots}
+    (run / "run.json").write_text(json.dumps(meta))
+    old = collect(teacher, old_robots, config=cfg, show_progress=False)
+    old.save(run / "data.npz")
+    out = tmp_path / "new"
+    script.main([str(run), *map(str, bundled_robots()[:2]), "--out", str(out), "--workers", "0"])
+    both = DistillData.load(out / "data.npz")
+    assert (out / "robots.txt").read_text().split() == [*old_robots, str(bundled_robots()[1])]
+    assert both.n_robots == 2 and np.array_equal(np.bincount(both.robot), [8, 8])
+    assert np.array_equal(both.proprio[both.robot_indices(0)], old.proprio)
+    with pytest.raises(SystemExit, match="already holds a run or its data"):
+        script.main([str(run), str(bundled_robots()[2]), "--out", str(out)])
+    with pytest.raises(SystemExit, match="every robot given is already in the run"):
+        script.main([str(run), old_robots[0], "--out", str(tmp_path / "other")])
+
+
+def test_model_card_names_the_robot_mix_and_the_zero_shot_curve(tmp_path: Path) -> None:
+    card = _load("model_card")
+    robots = [
+        "../shared/unimal/train/a.xml",
+        "../shared/unimal/train_mutate/b.xml",
+        "../shared/unimal/train_mutate/c.xml",
+        "training/generated/gen-1.xml",
+        "x/d.xml",
+    ]
+    assert card.robot_mix(robots) == "1 UNIMAL train, 2 train_mutate, 1 generated, 1 other"
+    progress = tmp_path / "progress.csv"
+    progress.write_text("iteration,env_steps,return_recent,eval_return\n"
+                        "1,100,5.0,\n2,200,9.0,3.5\n3,300,12.0,\n")  # fmt: skip
+    assert card.zero_shot_curve(progress) == [(200, 9.0, 3.5)]
+
+
+def test_model_card_tables_every_test_robot_and_the_replaced_pair(tmp_path: Path) -> None:
+    card = _load("model_card")
+    for run, seeds in (("t", {0: (100.0, 40.0), 1: (80.0, 20.0)}), ("s", {0: (90.0, 0.0)})):
+        for seed, values in seeds.items():
+            name = "test" if seed == 0 else f"test_seed{seed}"
+            robots = [{"name": f"r{i}", "return_mean": v} for i, v in enumerate(values)]
+            report = {"seed": seed, "robots": robots, "return_mean": sum(values) / 2}
+            (tmp_path / f"eval_{run}_{name}.json").write_text(json.dumps(report))
+    table = card.per_robot_table(tmp_path, "t", "s")
+    assert "mean over evaluation seeds 0;" in table[3]  # only the seeds both were measured at
+    assert table[-2:] == ["| r0 | 100.0 | 90.0 | 90% |", "| r1 | 40.0 | 0.0 | 0% |"]
+    assert card.per_robot_table(tmp_path, "t", "absent") == []
+    prev = card.previous_lines(tmp_path, "t:s")
+    assert prev[-1] == "| UNIMAL test | 60.0 | 45.0 |" and prev[-2] == "| UNIMAL train | - | - |"
+    assert card.previous_lines(tmp_path, None) == []
