@@ -49,7 +49,7 @@ def rich_tables(report: Mapping[str, Any]) -> list[Any]:
     # 80 columns: the numbers never wrap, a long robot name or robot set folds.
     table = _compact_table(
         "hd-bench per control step: latency p50 at batch 1 on 1 thread, control loop "
-        "with ORT; L limbs, A actuators, seen in training or unseen"
+        "with ORT; L limbs, A actuators, seen in training (by both models, or by one) or unseen"
     )
     table.add_column("robot", overflow="fold")
     table.add_column("model", no_wrap=True)
@@ -105,7 +105,9 @@ def rich_tables(report: Mapping[str, Any]) -> list[Any]:
         summary.add_row("return student/teacher", fmt_float(s["return_ratio"], 3), "")
     else:
         summary.add_row("return student/teacher", "skipped", "")
-    sets = _compact_table("robot sets: seen in training (by robot fingerprint) or unseen")
+    sets = _compact_table(
+        "robot sets: seen in training (by both models, or by one; by robot fingerprint) or unseen"
+    )
     sets.add_column("set", overflow="fold")
     sets.add_column("robots", justify="right", no_wrap=True)
     sets.add_column("training", no_wrap=True)
