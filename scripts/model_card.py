@@ -121,7 +121,7 @@ def _limits(runs: Path, teacher: str, student: str) -> list[str]:
         lines.append(
             f"- Unseen robots: the teacher's zero-shot return on UNIMAL test is "
             f"{tm['test']:.1f}, {tm['test'] / tm['train']:.0%} of its {tm['train']:.1f} on "
-            "train; the student's test ratio is bounded by what the teacher carries over."
+            "train; the student copies what the teacher carries over, no more."
         )
     gap = runs / f"gap_{student}.json"
     if gap.exists():
