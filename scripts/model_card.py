@@ -38,6 +38,12 @@ def _pair(runs: Path, teacher: str, student: str, name: str) -> tuple[dict, dict
     return json.loads(t.read_text()), json.loads(s.read_text())
 
 
+def _seed_names(split: str) -> list[str]:
+    """Report names of ``split`` at every evaluation seed: seed 0 is ``<split>``, seed k
+    ``<split>_seed<k>``."""
+    return [split] + [f"{split}_seed{k}" for k in range(1, 10)]
+
+
 def _per_robot(report: dict) -> dict[str, float]:
     return {r["name"]: r["return_mean"] for r in report["robots"]}
 
@@ -72,8 +78,7 @@ def _seed_lines(runs: Path, teacher: str, student: str) -> list[str]:
     """
     lines = []
     for split in ("train", "test"):
-        names = [split] + [f"{split}_seed{k}" for k in range(1, 10)]
-        pairs = [p for name in names if (p := _pair(runs, teacher, student, name))]
+        pairs = [p for name in _seed_names(split) if (p := _pair(runs, teacher, student, name))]
         if len(pairs) < 2:
             continue
         tm = [t["return_mean"] for t, _ in pairs]
@@ -91,8 +96,7 @@ def _seed_lines(runs: Path, teacher: str, student: str) -> list[str]:
 
 def _deficit_line(runs: Path, teacher: str, student: str) -> list[str]:
     """Which training robots carry the student's shortfall, pooled over evaluation seeds."""
-    names = ["train"] + [f"train_seed{k}" for k in range(1, 10)]
-    pairs = [p for name in names if (p := _pair(runs, teacher, student, name))]
+    pairs = [p for name in _seed_names("train") if (p := _pair(runs, teacher, student, name))]
     if not pairs:
         return []
     gap: dict[str, float] = {}
@@ -155,29 +159,28 @@ def _limits(runs: Path, teacher: str, student: str) -> list[str]:
     return lines
 
 
-def pooled_per_robot(
-    runs: Path, run: str, split: str, seeds: set[int] | None = None
-) -> tuple[dict[str, float], list[int]]:
-    """Per-robot return averaged over the evaluation seeds of ``split`` (those in ``seeds``
-    if given), and those seeds."""
-    names = [split] + [f"{split}_seed{k}" for k in range(1, 10)]
-    reports = [json.loads(p.read_text()) for name in names
-               if (p := runs / f"eval_{run}_{name}.json").exists()]  # fmt: skip
-    reports = [r for r in reports if seeds is None or r["seed"] in seeds]
+def _reports(runs: Path, run: str, split: str) -> list[dict]:
+    """``run``'s hd-eval reports of ``split``, one per evaluation seed measured."""
+    paths = (runs / f"eval_{run}_{name}.json" for name in _seed_names(split))
+    return [json.loads(p.read_text()) for p in paths if p.exists()]
+
+
+def pooled_per_robot(reports: list[dict]) -> dict[str, float]:
+    """Per-robot return averaged over ``reports`` (one per evaluation seed)."""
     sums: dict[str, float] = {}
     for report in reports:
         for name, value in _per_robot(report).items():
             sums[name] = sums.get(name, 0.0) + value / len(reports)
-    return sums, [r["seed"] for r in reports]
+    return sums
 
 
 def per_robot_table(runs: Path, teacher: str, student: str, split: str = "test") -> list[str]:
     """A table of every robot of ``split``: teacher and student return, averaged over the
     evaluation seeds both were measured at."""
-    seeds = set(pooled_per_robot(runs, teacher, split)[1])
-    seeds &= set(pooled_per_robot(runs, student, split)[1])
-    t, _ = pooled_per_robot(runs, teacher, split, seeds)
-    s, _ = pooled_per_robot(runs, student, split, seeds)
+    t_reports, s_reports = _reports(runs, teacher, split), _reports(runs, student, split)
+    seeds = {r["seed"] for r in t_reports} & {r["seed"] for r in s_reports}
+    t = pooled_per_robot([r for r in t_reports if r["seed"] in seeds])
+    s = pooled_per_robot([r for r in s_reports if r["seed"] in seeds])
     names = sorted(t.keys() & s.keys(), key=lambda n: -t[n])
     if not names:
         return []
@@ -219,7 +222,7 @@ def previous_lines(runs: Path, previous: str | None) -> list[str]:
     for split in ("train", "test"):
         values = []
         for run in names:
-            means, _ = pooled_per_robot(runs, run, split)
+            means = pooled_per_robot(_reports(runs, run, split))
             values.append(f"{sum(means.values()) / len(means):.1f}" if means else "-")
         rows.append(f"| UNIMAL {split} | {' | '.join(values)} |")
     return [
@@ -382,17 +385,17 @@ def _init_lines(run: dict) -> list[str]:
     ]
 
 
-def _seen_lines(t_ckpt: dict, s_ckpt: dict) -> list[str]:
+def _seen_lines(t_ckpt: Path, s_ckpt: Path) -> list[str]:
     """Which bundled robots (``hd_deploy/assets/robots``) each checkpoint trained on."""
+    from hd_deploy.models import read_checkpoint_info
     from hd_deploy.morphology.robot import robot_fingerprint
     from hd_deploy.morphology.sources import bundled_robots, bundled_seen_robots
 
+    infos = {"teacher": read_checkpoint_info(t_ckpt), "student": read_checkpoint_info(s_ckpt)}
     lines = []
     for label, files in (("bundled", bundled_robots()), ("bundled/seen", bundled_seen_robots())):
-        seen = {
-            kind: sum(robot_fingerprint(f) in ckpt.get("robot_fingerprints", []) for f in files)
-            for kind, ckpt in (("teacher", t_ckpt), ("student", s_ckpt))
-        }
+        fps = [robot_fingerprint(f) for f in files]
+        seen = {kind: sum(bool(info.trained_on(fp)) for fp in fps) for kind, info in infos.items()}
         lines.append(
             f"- `hd-bench`'s {label} robots ({len(files)}): the teacher trained on "
             f"{seen['teacher']}, the student on {seen['student']} (by fingerprint)."
@@ -465,7 +468,7 @@ def main() -> None:
         f"- Per-robot returns plotted in `{args.plot}` (repository); UNIMAL test robot by "
         "robot below.",
         *_seed_lines(runs, args.teacher, args.student),
-        *_seen_lines(t_ckpt, s_ckpt),
+        *_seen_lines(t_dir / "checkpoint", s_dir / "checkpoint"),
         *_limits(runs, args.teacher, args.student),
         *previous_lines(runs, args.previous),
         *per_robot_table(runs, args.teacher, args.student),
