@@ -19,6 +19,8 @@ import json
 import sys
 from pathlib import Path
 
+from hd_deploy.models import load_teacher
+from hd_deploy.models.checkpoint import CheckpointError
 from hd_deploy.morphology.sources import resolve_robots
 from hd_deploy.train.config import DistillConfig
 from hd_deploy.train.rollout import DistillData, collect
@@ -45,6 +47,10 @@ def main(argv: list[str] | None = None) -> None:
     new_robots = [str(r) for r in resolve_robots(args.robots) if str(r) not in old_robots]
     if not new_robots:
         sys.exit("every robot given is already in the run")
+    try:
+        load_teacher(meta["teacher"])  # fail here, not in a worker after minutes of rollouts
+    except CheckpointError as exc:
+        sys.exit(f"{args.run}: its teacher does not load ({exc})")
     config = DistillConfig.from_dict({**meta["distill"], "n_workers": args.workers})
     new = collect(meta["teacher"], new_robots, config=config, seed_offset=len(old_robots))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,13 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def device_name(device: torch.device) -> str:
+    """Where a run trained, as checkpoints record it: ``cpu`` or ``cuda (NVIDIA H200)``."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
 @dataclass
 class Batch:
     """One robot-balanced batch, its tensors already on the training device.

@@ -26,7 +26,7 @@ from hd_deploy.files import atomic_write_text
 from hd_deploy.models import TeacherConfig, TeacherPolicy, load_teacher
 from hd_deploy.models.checkpoint import CheckpointError, save_checkpoint
 from hd_deploy.morphology.robot import robot_fingerprint
-from hd_deploy.train.bc import Batch, bc_epoch, resolve_device, set_cosine_lr
+from hd_deploy.train.bc import Batch, bc_epoch, device_name, resolve_device, set_cosine_lr
 from hd_deploy.train.config import CloneConfig
 from hd_deploy.train.rollout import DistillData, _map, _policy
 from hd_deploy.train.rundir import read_run, recover, round_saved, staging, swap_in
@@ -192,7 +192,7 @@ def _save(ckpt: Path, teacher: TeacherPolicy, opt, epoch: int, wall: float, name
             "epoch": epoch,
             "wall_s": round(wall, 1),
             "trainer": "hd-clone",
-            "device": str(device),
+            "device": device_name(device),
         },  # fmt: skip
     )
     torch.save({"optimizer": opt.state_dict(), "epoch": epoch, "samples": samples,

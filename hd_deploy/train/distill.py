@@ -32,7 +32,14 @@ from hd_deploy.files import atomic_write_text
 from hd_deploy.models import HyperNetConfig, HyperNetPolicy, load_student, load_teacher
 from hd_deploy.models.checkpoint import CheckpointError, save_checkpoint
 from hd_deploy.morphology.robot import robot_fingerprint
-from hd_deploy.train.bc import Batch, bc_epoch, masked_bc_error, resolve_device, set_cosine_lr
+from hd_deploy.train.bc import (
+    Batch,
+    bc_epoch,
+    device_name,
+    masked_bc_error,
+    resolve_device,
+    set_cosine_lr,
+)
 from hd_deploy.train.config import DistillConfig
 from hd_deploy.train.rollout import DistillData, collect
 from hd_deploy.train.rundir import read_run, recover, round_saved, staging, swap_in
@@ -254,7 +261,7 @@ def _save(ckpt: Path, student, opt, epoch: int, wall: float, names, fingerprints
           samples: int) -> None:  # fmt: skip
     """Swap in a checkpoint; ``samples`` (in the data now) lets a resume tell a saved round."""
     tmp = staging(ckpt)
-    extra = {"epoch": epoch, "wall_s": round(wall, 1), "device": str(device)}
+    extra = {"epoch": epoch, "wall_s": round(wall, 1), "device": device_name(device)}
     save_checkpoint(tmp, student, robots=names, fingerprints=fingerprints, extra=extra)
     torch.save(
         {

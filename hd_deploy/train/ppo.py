@@ -32,7 +32,7 @@ from hd_deploy.files import atomic_write_text
 from hd_deploy.models import TeacherConfig, TeacherPolicy
 from hd_deploy.models.checkpoint import load_teacher, save_checkpoint
 from hd_deploy.morphology.robot import robot_fingerprint
-from hd_deploy.train.bc import resolve_device
+from hd_deploy.train.bc import device_name, resolve_device
 from hd_deploy.train.collect import Collector, obs_tensors
 from hd_deploy.train.config import PPOConfig
 from hd_deploy.train.rundir import read_run, recover, staging, swap_in
@@ -173,7 +173,7 @@ def train_teacher(
     )  # fmt: skip
     collector = Collector(env, ppo, scaler, dev, seed=ppo.seed + 1000 * start_iter)
     # where the run trained, for the model card (a resumed run may move between machines)
-    where = {"device": _device_name(dev), "workers": ppo.n_workers}
+    where = {"device": device_name(dev), "workers": ppo.n_workers}
     t_start = time.time()
     try:
         pending = collector.collect(teacher)
@@ -352,11 +352,6 @@ def _set_lr(opt, ppo: PPOConfig, it: int) -> None:
     lr = ppo.lr * (0.5 * (1 + math.cos(math.pi * frac)) if ppo.lr_schedule == "cosine" else 1.0)
     for g in opt.param_groups:
         g["lr"] = lr
-
-
-def _device_name(dev: torch.device) -> str:
-    """``cpu`` or ``cuda (NVIDIA H200)``."""
-    return f"cuda ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else dev.type
 
 
 def _checkpoint(

@@ -242,6 +242,9 @@ def test_extend_data_appends_teacher_data_for_the_new_robots_only(tmp_path: Path
         script.main([str(run), str(bundled_robots()[2]), "--out", str(out)])
     with pytest.raises(SystemExit, match="every robot given is already in the run"):
         script.main([str(run), old_robots[0], "--out", str(tmp_path / "other")])
+    (teacher / "model.safetensors").unlink()  # a run whose teacher's weights were pruned
+    with pytest.raises(SystemExit, match="its teacher does not load"):
+        script.main([str(run), str(bundled_robots()[2]), "--out", str(tmp_path / "other")])
 
 
 def test_model_card_names_the_robot_mix_and_the_zero_shot_curve(tmp_path: Path) -> None:

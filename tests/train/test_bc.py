@@ -11,6 +11,7 @@ from hd_deploy.train.bc import (
     _warmed_step,
     balanced_batches,
     bc_epoch,
+    device_name,
     resolve_device,
     set_cosine_lr,
 )
@@ -53,6 +54,13 @@ def test_resolve_device() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_device_name_is_the_same_for_every_trainer(monkeypatch) -> None:
+    # hd-train, hd-clone and hd-distill record it in checkpoint.json; the model card prints it
+    assert device_name(torch.device("cpu")) == "cpu"
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    assert device_name(torch.device("cuda", 0)) == "cuda (NVIDIA H200)"
 
 
 NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
