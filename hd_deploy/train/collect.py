@@ -24,6 +24,15 @@ from hd_deploy.train.config import PPOConfig
 from hd_deploy.train.scaling import RunningScale
 
 
+def gaussian_log_density(z, std: float):
+    """Log-density of N(mean, std^2) at ``mean + std * z``, per element (numpy or torch).
+
+    The one formula for both sides of the PPO ratio: the collector's (the noise it drew is
+    ``z``) and the learner's (``z = (action - mean) / std``).
+    """
+    return -0.5 * z * z - math.log(std) - 0.5 * math.log(2 * math.pi)
+
+
 def obs_tensors(obs: VecObs, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(proprio, context, limb_mask)`` of padded observations as tensors on ``dev``."""
     return (
@@ -121,10 +130,9 @@ class Collector:
             mean = packing.unpack(packed_mean, L)
             noise = torch.randn(mean.shape, generator=self.noise, device=dev)
             action = (mean + std * noise).cpu().numpy()
-            # Gaussian log-density of the action taken (z = noise) over the real actuators,
-            # under the policy that acted (with overlap, one update behind the learner)
-            z2 = (noise * noise).cpu().numpy()
-            logp = -(0.5 * z2 + math.log(std) + 0.5 * math.log(2 * math.pi))
+            # log-density of the action taken over the real actuators, under the policy
+            # that acted (with overlap, one update behind the learner)
+            logp = gaussian_log_density(noise.cpu().numpy(), std)
             logp = (logp * obs.action_mask).sum(axis=(1, 2))
             step = self.env.step(action)
             reward = step.reward.astype(np.float64)

@@ -33,7 +33,7 @@ from hd_deploy.models import TeacherConfig, TeacherPolicy
 from hd_deploy.models.checkpoint import load_teacher, save_checkpoint
 from hd_deploy.morphology.robot import robot_fingerprint
 from hd_deploy.train.bc import device_name, resolve_device
-from hd_deploy.train.collect import Collector, obs_tensors
+from hd_deploy.train.collect import Collector, gaussian_log_density, obs_tensors
 from hd_deploy.train.config import PPOConfig
 from hd_deploy.train.rundir import read_run, recover, staging, swap_in
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
@@ -44,7 +44,6 @@ LOG_COLUMNS = (
     "episode_length", "episodes", "unstable", "policy_loss", "value_loss", "approx_kl",
     "clip_frac", "lr", "eval_return", "eval_length", "stale_kl", "explained_var",
 )  # fmt: skip
-_LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclass
@@ -242,9 +241,7 @@ def train_teacher(
 
 def _log_prob(mean: torch.Tensor, action: torch.Tensor, std: float, mask: torch.Tensor):
     """Gaussian log-density per token: ``(N, 2)`` arrays -> ``(N,)``, masked slots left out."""
-    z = (action - mean) / std
-    per = -0.5 * z * z - math.log(std) - 0.5 * _LOG_2PI
-    return (per * mask).sum(dim=-1)
+    return (gaussian_log_density((action - mean) / std, std) * mask).sum(dim=-1)
 
 
 def _policy(teacher: TeacherPolicy, p, c, m, action, amask):
