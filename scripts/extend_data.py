@@ -4,7 +4,8 @@
 matches. This script writes that file for "the old run's robots, then the new ones": it
 copies the old run's samples (its DAgger rounds included) and collects the teacher's labels
 on the new robots only, with the old run's sampling settings. The robot list to give
-``hd-distill`` (in this order) is written beside it, ``robots.txt``:
+``hd-distill`` (in this order) is written beside it, ``robots.txt``, and what the
+collection took (robots, samples, wall time; the model card cites it), ``extended.json``:
 
     python scripts/extend_data.py training/student_gpu training/generated \\
         --out training/student_gpu2
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from hd_deploy.models import load_teacher
@@ -52,10 +54,15 @@ def main(argv: list[str] | None = None) -> None:
     except CheckpointError as exc:
         sys.exit(f"{args.run}: its teacher does not load ({exc})")
     config = DistillConfig.from_dict({**meta["distill"], "n_workers": args.workers})
+    t0 = time.time()
     new = collect(meta["teacher"], new_robots, config=config, seed_offset=len(old_robots))
+    record = {"run": str(args.run), "robots_added": len(new_robots),
+              "samples_added": new.n_samples, "wall_s": round(time.time() - t0, 1),
+              "workers": args.workers}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     old.concat(new).save(args.out / "data.npz")
     (args.out / "robots.txt").write_text("\n".join(old_robots + new_robots) + "\n")
+    (args.out / "extended.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"{args.out}/data.npz: {len(old_robots)} + {len(new_robots)} robots, "
           f"{old.n_samples} + {new.n_samples} samples")  # fmt: skip
 

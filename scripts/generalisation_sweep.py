@@ -6,7 +6,7 @@ action, see scripts/imitation_gap.py) on the robots it trained on, on the held-o
 with ``--unseen``, on robots from another folder labelled by the teacher. Every setting sees
 the same robots, samples and seed; only the named options change.
 
-    python scripts/generalisation_sweep.py training/student_gpu2 \\
+    python scripts/generalisation_sweep.py training/student_gpu3 \\
         --teacher training/teacher_gpu/checkpoint --unseen ../shared/unimal/test \\
         --setting base: --setting dropout:context_dropout=0.3 \\
         --setting noise:context_noise=0.2 --setting wd:weight_decay=0.05 \\

@@ -8,7 +8,7 @@ actuators) and that loss relative to predicting zero (``err / (0.5 x teacher mea
 robots and unseen ones says the student's context -> weights mapping does not generalise,
 whatever happens in closed loop.
 
-    python scripts/imitation_gap.py training/student_gpu2/checkpoint \\
+    python scripts/imitation_gap.py training/student_gpu3/checkpoint \\
         --teacher training/teacher_gpu/checkpoint \\
         --robots ../shared/unimal/train --robots ../shared/unimal/test --json gap.json
 """

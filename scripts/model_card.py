@@ -367,6 +367,21 @@ def _samples(d: dict) -> str:
     return text
 
 
+def extended_line(run_dir: Path) -> list[str]:
+    """The teacher data ``scripts/extend_data.py`` collected for a run before it trained
+    (its ``extended.json``), a stage whose time the run's own progress.csv does not hold."""
+    path = run_dir / "extended.json"
+    if not path.exists():
+        return []
+    rec = json.loads(path.read_text())
+    return [
+        f"- Before it, `scripts/extend_data.py` carried over `{rec['run']}`'s data and "
+        f"labelled the {rec['robots_added']} added robots with the teacher "
+        f"({rec['samples_added']:,} samples, {rec['wall_s'] / 60:.1f} min, "
+        f"{rec['workers']} rollout workers)."
+    ]
+
+
 def _init_lines(run: dict) -> list[str]:
     """Where a student run started from (``hd-distill --init``), recursively."""
     init = run.get("init")
@@ -381,6 +396,7 @@ def _init_lines(run: dict) -> list[str]:
         f"{_samples(d)}, {d['epochs']} epochs, DAgger "
         f"rounds {d['dagger_rounds']}, final loss {float(last.get('loss', 'nan')):.4g}, "
         f"{float(last.get('wall_s', 'nan')) / 60:.1f} min.",
+        *extended_line(init_dir),
         *_init_lines(init_run),
     ]
 
@@ -452,6 +468,7 @@ def main() -> None:
         f"final loss {float(s_last.get('loss', 'nan')):.4g}; wall time "
         f"{float(s_last.get('wall_s', 'nan')) / 60:.1f} min (training and DAgger collection) "
         f"on {_device(s_ckpt)}.",
+        *extended_line(s_dir),
         *_init_lines(s_run),
         f"- `hd-eval` return (baked MLPs), UNIMAL train: "
         f"{_eval_line(runs / f'eval_{args.student}_train.json')}",

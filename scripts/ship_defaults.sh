@@ -37,9 +37,16 @@ EOF
 # 2. Student: HyperNetConfig.small() from scratch on the 100 UNIMAL training robots and a
 #    fixed draw of 100 of the 1000 train_mutate robots (the next 200 of the draw are the
 #    held-out mutate200 set of the evaluation), one DAgger round. Ran on the 2-core CPU.
-python3 -c "import random, pathlib; xs = sorted(str(p) for p in
-  pathlib.Path('$UNIMAL/train_mutate').glob('*.xml'));
-  print('\n'.join(sorted(random.Random(0).sample(xs, 300))))" > training/mutate300.txt
+#    The draws of train_mutate: mutate300.txt (the first 100 train, the last 200 are held
+#    out) and mutate_extra300.txt (step 2c's, disjoint from the first).
+python3 - "$UNIMAL/train_mutate" <<'EOF'
+import pathlib, random, sys
+xs = sorted(str(p) for p in pathlib.Path(sys.argv[1]).glob("*.xml"))
+first = sorted(random.Random(0).sample(xs, 300))
+extra = sorted(random.Random(1).sample(sorted(set(xs) - set(first)), 300))
+for name, draw in (("mutate300", first), ("mutate_extra300", extra)):
+    pathlib.Path(f"training/{name}.txt").write_text("\n".join(draw) + "\n")
+EOF
 mapfile -t mutate100 < <(head -100 training/mutate300.txt)
 hd-distill "$UNIMAL/train" "${mutate100[@]}" --teacher training/teacher_gpu/checkpoint \
   --out training/student_gpu --samples 4000 --start-samples 2000 --start-steps 150 \
@@ -62,6 +69,21 @@ hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
   --start-samples 2000 --start-steps 150 --epochs 30 --dagger 1 --lr 5e-4 \
   --workers "$WORKERS" --device cpu --seed 1 $(resume training/student_gpu2)
 
+# 2c. Student, continued again: 300 more train_mutate robots (a second fixed draw, disjoint
+#     from the first 300, so mutate200 stays held out): 400 of the paper's 1000 in all.
+#     student_gpu2's data (its DAgger rounds included) plus teacher data on the new robots;
+#     then 24 epochs, peak lr 5e-4, no DAgger round. Ran on the 2-core CPU.
+if [ ! -f training/student_gpu3/robots.txt ]; then
+  mapfile -t extra < training/mutate_extra300.txt
+  python scripts/extend_data.py training/student_gpu2 "${extra[@]}" \
+    --out training/student_gpu3 --workers "$WORKERS"
+fi
+mapfile -t robots < training/student_gpu3/robots.txt
+hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
+  --init training/student_gpu2/checkpoint --out training/student_gpu3 --samples 4000 \
+  --start-samples 2000 --start-steps 150 --epochs 24 --lr 5e-4 \
+  --workers "$WORKERS" --device cpu --seed 2 $(resume training/student_gpu3)
+
 # 3. Evaluation (the numbers in the model card): 3 episodes per robot at seeds 0-2 on UNIMAL
 #    train and test, 1 episode on the 200 held-out train_mutate robots; the open-loop
 #    imitation error of the student on train and unseen robots.
@@ -74,7 +96,7 @@ ev() {  # RUN NAME ROBOTS... [hd-eval options]
 mapfile -t mutate200 < <(tail -200 training/mutate300.txt)
 held_out=()
 for f in "${mutate200[@]}"; do held_out+=(--robots "$f"); done
-for run in teacher_gpu student_gpu2; do
+for run in teacher_gpu student_gpu3; do
   for split in train test; do
     ev "$run" "$split" --robots "$UNIMAL/$split" --episodes 3 --seed 0
     for seed in 1 2; do
@@ -83,14 +105,14 @@ for run in teacher_gpu student_gpu2; do
   done
   ev "$run" mutate200 "${held_out[@]}" --episodes 1 --seed 0
 done
-python scripts/imitation_gap.py training/student_gpu2/checkpoint \
+python scripts/imitation_gap.py training/student_gpu3/checkpoint \
   --teacher training/teacher_gpu/checkpoint --robots "$UNIMAL/train" --robots "$UNIMAL/test" \
-  --workers "$WORKERS" --json training/gap_student_gpu2.json
+  --workers "$WORKERS" --json training/gap_student_gpu3.json
 
 # 4. Ship: weights and JSON only (no optimiser state), model card, golden outputs. The
 #    repository keeps the weights once, in the package: a run folder that no longer holds
 #    them ships its checkpoint.json only (copy them back to rerun an evaluation above).
-for pair in teacher:teacher_gpu student:student_gpu2; do
+for pair in teacher:teacher_gpu student:student_gpu3; do
   kind=${pair%%:*} run=${pair#*:}
   mkdir -p "hd_deploy/assets/checkpoints/$kind"
   for f in model.safetensors checkpoint.json; do
@@ -99,6 +121,6 @@ for pair in teacher:teacher_gpu student:student_gpu2; do
     fi
   done
 done
-python scripts/model_card.py --teacher teacher_gpu --student student_gpu2 \
+python scripts/model_card.py --teacher teacher_gpu --student student_gpu3 \
   --previous teacher_ref:student_ref6
 python scripts/golden.py

@@ -238,6 +238,11 @@ def test_extend_data_appends_teacher_data_for_the_new_robots_only(tmp_path: Path
     assert (out / "robots.txt").read_text().split() == [*old_robots, str(bundled_robots()[1])]
     assert both.n_robots == 2 and np.array_equal(np.bincount(both.robot), [8, 8])
     assert np.array_equal(both.proprio[both.robot_indices(0)], old.proprio)
+    record = json.loads((out / "extended.json").read_text())
+    assert (record["run"], record["robots_added"], record["samples_added"]) == (str(run), 1, 8)
+    card_line = _load("model_card").extended_line(out)
+    assert "labelled the 1 added robots" in card_line[0] and "(8 samples," in card_line[0]
+    assert _load("model_card").extended_line(run) == []  # a run collected by hd-distill
     with pytest.raises(SystemExit, match="already holds a run or its data"):
         script.main([str(run), str(bundled_robots()[2]), "--out", str(out)])
     with pytest.raises(SystemExit, match="every robot given is already in the run"):
