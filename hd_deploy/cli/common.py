@@ -10,12 +10,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import typer
 
 from hd_deploy.envs.errors import WorkerError
-from hd_deploy.errors import HdError
+from hd_deploy.errors import ConfigError, HdError
 
 F = TypeVar("F", bound=Callable)
 USER_ERRORS: tuple[type[BaseException], ...] = (HdError, FileNotFoundError, FileExistsError)
@@ -65,6 +65,21 @@ def writable(path: Path | None, option: str, *, folder: bool = False) -> None:
         raise OutputError(f"{option} {path}: cannot create it inside {target}, a file")
     if not os.access(target, os.W_OK):
         raise OutputError(f"{option} {path}: {target} is not writable")
+
+
+def given(**options: Any) -> dict[str, Any]:
+    """The options the user set: those not ``None`` (a config's default stands for the rest)."""
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def one_size(*, reference: bool, tiny: bool) -> None:
+    """Refuse ``--reference`` together with ``--tiny``: two sizes for one model.
+
+    Raises:
+        ConfigError: Both are set.
+    """
+    if reference and tiny:
+        raise ConfigError("--reference and --tiny name two sizes; pick one")
 
 
 def app(help_text: str) -> typer.Typer:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hd_deploy.cli.common import app, user_errors, writable
+from hd_deploy.cli.common import app, given, one_size, user_errors, writable
 from hd_deploy.errors import ConfigError
 from hd_deploy.files import atomic_write_text
 
@@ -106,6 +106,7 @@ def train(
     from hd_deploy.train.config import PPOConfig
     from hd_deploy.train.ppo import train_teacher
 
+    one_size(reference=reference, tiny=tiny)
     files = resolve_robots(robots) if robots else bundled_robots()
     if reference:
         ppo, model = PPOConfig.reference(), TeacherConfig.reference()
@@ -124,17 +125,13 @@ def train(
         critic_warmup = 10 if init is not None else 0
     if update_normalizer is None:
         update_normalizer = init is None
-    changes: dict[str, int | float | bool] = {
-        "seed": seed, "overlap": overlap, "critic_warmup": critic_warmup,
-        "update_normalizer": update_normalizer,
-    }  # fmt: skip
-    for key, value in (("total_steps", steps), ("n_envs", n_envs),
-                       ("rollout_steps", rollout_steps), ("n_workers", workers),
-                       ("eval_every", eval_every), ("target_kl", target_kl), ("lr", lr),
-                       ("threads", threads)):  # fmt: skip
-        if value is not None:
-            changes[key] = value
-    ppo = dataclasses.replace(ppo, **changes)  # type: ignore[arg-type]
+    ppo = dataclasses.replace(
+        ppo, seed=seed, overlap=overlap, critic_warmup=critic_warmup,
+        update_normalizer=update_normalizer,
+        **given(total_steps=steps, n_envs=n_envs, rollout_steps=rollout_steps,
+                n_workers=workers, eval_every=eval_every, target_kl=target_kl, lr=lr,
+                threads=threads),
+    )  # fmt: skip
     result = train_teacher(
         files, out, teacher_config=model, ppo=ppo, resume=resume,
         total_steps=steps if resume else None, show_progress=sys.stderr.isatty(),
@@ -176,7 +173,7 @@ def experts(
 
     files = resolve_robots(robots)
     cfg = ExpertConfig.tiny() if tiny else ExpertConfig()
-    cfg = dataclasses.replace(cfg, seed=seed, **({"total_steps": steps} if steps else {}))
+    cfg = dataclasses.replace(cfg, seed=seed, **given(total_steps=steps))
     records = train_experts(files, out, config=cfg, workers=workers,
                             show_progress=sys.stderr.isatty())  # fmt: skip
     returns = [r["return_deterministic"] for r in records]
@@ -216,13 +213,13 @@ def clone(
     from hd_deploy.train.clone import clone_teacher
     from hd_deploy.train.config import CloneConfig
 
+    one_size(reference=reference, tiny=tiny)
     cfg = CloneConfig.tiny() if tiny else CloneConfig()
-    changes: dict = {"seed": seed, "device": device}
-    for key, value in (("epochs", epochs), ("samples_per_robot", samples),
-                       ("dagger_rounds", dagger), ("n_workers", workers), ("lr", lr)):  # fmt: skip
-        if value is not None:
-            changes[key] = value
-    cfg = dataclasses.replace(cfg, **changes)
+    cfg = dataclasses.replace(
+        cfg, seed=seed, device=device,
+        **given(epochs=epochs, samples_per_robot=samples, dagger_rounds=dagger,
+                n_workers=workers, lr=lr),
+    )  # fmt: skip
     if reference:
         # Cloning trains no critic: keep the value network at the small size.
         small = TeacherConfig.small()
@@ -301,6 +298,7 @@ def distill(
     from hd_deploy.train.distill import distill_student
     from hd_deploy.train.shipped import shipped
 
+    one_size(reference=reference, tiny=tiny)
     if init is not None and reference:
         raise ConfigError("--init takes the size of its checkpoint; --reference sets another")
     files = resolve_robots(robots) if robots else bundled_robots()
@@ -310,15 +308,12 @@ def distill(
         cfg, model = DistillConfig.tiny(), HyperNetConfig.tiny()
     else:
         cfg, model = DistillConfig(), HyperNetConfig.small()
-    changes: dict = {"seed": seed, "dagger_rounds": dagger, "device": device}
-    for key, value in (("epochs", epochs), ("samples_per_robot", samples),
-                       ("n_workers", workers), ("lr", lr), ("warmup_epochs", warmup),
-                       ("weight_decay", weight_decay), ("context_noise", context_noise),
-                       ("start_samples_per_robot", start_samples),
-                       ("start_steps", start_steps)):  # fmt: skip
-        if value is not None:
-            changes[key] = value
-    cfg = dataclasses.replace(cfg, **changes)
+    cfg = dataclasses.replace(
+        cfg, seed=seed, dagger_rounds=dagger, device=device,
+        **given(epochs=epochs, samples_per_robot=samples, n_workers=workers, lr=lr,
+                warmup_epochs=warmup, weight_decay=weight_decay, context_noise=context_noise,
+                start_samples_per_robot=start_samples, start_steps=start_steps),
+    )  # fmt: skip
     result = distill_student(
         teacher or (None if resume else shipped("teacher")), files, out, student_config=model,
         config=cfg,

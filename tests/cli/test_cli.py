@@ -115,6 +115,9 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     assert "--resume keeps the run's settings" in line
     line = _one_error_line(runner.invoke(train_app, ["--tiny", "--init", str(empty), *out]))
     assert "checkpoint" in line
+    for command in (train_app, distill_app, clone_app):  # two sizes: none wins silently
+        line = _one_error_line(runner.invoke(command, [str(empty), "--reference", "--tiny", *out]))
+        assert "--reference and --tiny name two sizes" in line
     assert not (tmp_path / "d").exists()
 
 
