@@ -84,25 +84,6 @@ hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
   --start-samples 2000 --start-steps 150 --epochs 24 --lr 5e-4 \
   --workers "$WORKERS" --device cpu --seed 2 $(resume training/student_gpu3)
 
-# 2d. Student, continued a third time: the remaining 400 train_mutate robots (train_mutate
-#     minus both draws above, so mutate200 stays held out): 800 of the paper's 1000, 932
-#     robots in all. student_gpu3's data plus teacher data on the new robots; then 24 epochs,
-#     peak lr 5e-4, no DAgger round. Ran on the 2-core CPU.
-if [ ! -f training/mutate_rest400.txt ]; then
-  comm -23 <(ls "$UNIMAL"/train_mutate/*.xml | sort) \
-    <(sort training/mutate300.txt training/mutate_extra300.txt) > training/mutate_rest400.txt
-fi
-if [ ! -f training/student_gpu4/robots.txt ]; then
-  mapfile -t rest < training/mutate_rest400.txt
-  python scripts/extend_data.py training/student_gpu3 "${rest[@]}" \
-    --out training/student_gpu4 --workers "$WORKERS"
-fi
-mapfile -t robots < training/student_gpu4/robots.txt
-hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
-  --init training/student_gpu3/checkpoint --out training/student_gpu4 --samples 4000 \
-  --start-samples 2000 --start-steps 150 --epochs 24 --lr 5e-4 \
-  --workers "$WORKERS" --device cpu --seed 3 $(resume training/student_gpu4)
-
 # 3. Evaluation (the numbers in the model card): 3 episodes per robot at seeds 0-2 on UNIMAL
 #    train and test, 1 episode on the 200 held-out train_mutate robots; the open-loop
 #    imitation error of the student on train and unseen robots.
