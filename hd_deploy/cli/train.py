@@ -280,6 +280,13 @@ def distill(
     init: Annotated[
         Path | None, typer.Option(help="Start from this student checkpoint (weights and size).")
     ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Seed the run with another run's data.npz, not a new collection; ROBOTS "
+            "in its order (that run's robots.txt)."
+        ),
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="Rollout worker processes.")] = None,
     device: Annotated[str, typer.Option(help="Training device: auto, cpu, cuda.")] = "auto",
     reference: Annotated[bool, typer.Option(help="Paper-sized hypernetwork.")] = False,
@@ -317,7 +324,7 @@ def distill(
     result = distill_student(
         teacher or (None if resume else shipped("teacher")), files, out, student_config=model,
         config=cfg,
-        init=init, resume=resume, show_progress=sys.stderr.isatty(),
+        init=init, data=data, resume=resume, show_progress=sys.stderr.isatty(),
     )  # fmt: skip
     typer.echo(
         f"student: {result.epochs} epochs on {result.samples} samples, loss {result.loss:.4g}, "

@@ -66,6 +66,7 @@ def distill_student(
     student_config: HyperNetConfig | None = None,
     config: DistillConfig = DistillConfig(),
     init: str | Path | None = None,
+    data: str | Path | None = None,
     resume: bool = False,
     show_progress: bool = True,
 ) -> DistillResult:
@@ -79,6 +80,10 @@ def distill_student(
         config: Distillation settings; on resume the saved settings are used.
         init: Student checkpoint to start from (its weights and size; ``student_config`` is
             then not used): more rounds, robots or epochs on top of a finished run.
+        data: Seed the new run with these samples (another run's ``data.npz``, linked or
+            copied into ``run_dir``) instead of collecting them: ``robots`` must be its
+            robots in its order (that run's ``robots.txt``). A ``data.npz`` already in
+            ``run_dir`` (``scripts/extend_data.py`` writes one) seeds it the same way.
         resume: Continue from ``run_dir/checkpoint`` (collected data is reused, a DAgger
             round whose data were saved before the run stopped included).
         show_progress: Show progress bars.
@@ -89,14 +94,17 @@ def distill_student(
         CheckpointError: The teacher (or ``init`` student) checkpoint is missing, corrupt or
             of the wrong kind.
         ConfigError: No such device; no teacher for a new run, or on resume another than
-            the run's; student and teacher of different ``max_limbs``; ``data.npz`` of
-            other robots.
+            the run's; student and teacher of different ``max_limbs``; seed data of
+            other robots or in another order; ``data`` on resume or beside a ``data.npz``
+            already in ``run_dir``.
     """
     resolve_device(config.device)  # fail before a run folder is written
     run_dir = Path(run_dir)
     ckpt, data_path = run_dir / "checkpoint", run_dir / "data.npz"
     robots = [str(r) for r in robots]
     if resume:
+        if data is not None:
+            raise ConfigError("--resume uses the run's own data.npz; drop --data")
         if not recover(ckpt) or not (ckpt / "trainer_state.pt").exists():
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
         meta = read_run(run_dir, ("distill", "robots"))
@@ -112,7 +120,7 @@ def distill_student(
         robots = meta["robots"]
         student = load_student(ckpt)
         state = torch.load(ckpt / "trainer_state.pt", weights_only=True, map_location="cpu")
-        data = _load_data(data_path, len(robots))
+        seeded = _load_data(data_path, len(robots))
     else:
         if (run_dir / "run.json").exists():
             raise FileExistsError(f"{run_dir}: already holds a run (use --resume or a new folder)")
@@ -128,8 +136,13 @@ def distill_student(
                 f"student hosts {student.config.max_limbs} limbs, teacher "
                 f"{teacher.config.max_limbs}; they must agree"
             )
-        data = _load_data(data_path, len(robots))  # a new run may be seeded with another's data
+        seed_path = _seed_path(data, data_path)
+        seeded = _load_data(seed_path, len(robots))  # a new run may be seeded with another's data
+        if seeded is not None:
+            check_robot_order(seeded, robots, teacher.config.max_limbs, seed_path, show_progress)
         run_dir.mkdir(parents=True, exist_ok=True)
+        if seed_path != data_path:
+            _link_or_copy(seed_path, data_path)
         student.normalizer.load_state_dict(teacher.normalizer.state_dict())
         atomic_write_text(
             run_dir / "run.json",
@@ -159,9 +172,11 @@ def distill_student(
     if resume:
         log.truncate_after("epoch", start_epoch)
 
-    if data is None:
-        data = collect(teacher_checkpoint, robots, config=config, show_progress=show_progress)
-        data.save(data_path)
+    if seeded is None:
+        samples = collect(teacher_checkpoint, robots, config=config, show_progress=show_progress)
+        samples.save(data_path)
+    else:
+        samples = seeded
     rounds = config.dagger_rounds + 1
     epochs_per_round = max(1, config.epochs // rounds)
     names = [Path(r).stem for r in robots]
@@ -173,35 +188,92 @@ def distill_student(
         for epoch in range(start_epoch, config.epochs):
             rnd = epoch // epochs_per_round
             due = rnd > 0 and epoch % epochs_per_round == 0 and rnd < rounds
-            if due and not round_saved(state, epoch, data.n_samples):
+            if due and not round_saved(state, epoch, samples.n_samples):
                 _save(ckpt, student, opt, epoch, wall0 + time.time() - t0, names,
-                      fingerprints, device, samples=data.n_samples)  # fmt: skip
+                      fingerprints, device, samples=samples.n_samples)  # fmt: skip
                 extra = collect(
                     teacher_checkpoint, robots, config=config, student_checkpoint=ckpt,
                     show_progress=show_progress, seed_offset=rnd,
                 )  # fmt: skip
-                data = data.merge(extra)
-                data.save(data_path)
+                samples = samples.merge(extra)
+                samples.save(data_path)
             set_cosine_lr(opt, config.lr, epoch, config.epochs, config.warmup_epochs)
-            loss = train_epoch(student, opt, data, config, device)
+            loss = train_epoch(student, opt, samples, config, device)
             wall = wall0 + time.time() - t0
             log.append(
                 {
                     "epoch": epoch + 1,
                     "round": min(rnd, rounds - 1),
-                    "samples": data.n_samples,
+                    "samples": samples.n_samples,
                     "wall_s": wall,
                     "loss": loss,
-                    "teacher_action_rms": data.action_rms,
+                    "teacher_action_rms": samples.action_rms,
                 }
             )
             bar.update(job, advance=1, status=f"loss {loss:.4g}")
             if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
                 _save(ckpt, student, opt, epoch + 1, wall, names, fingerprints, device,
-                      samples=data.n_samples)  # fmt: skip
+                      samples=samples.n_samples)  # fmt: skip
                 plot_curve(log, run_dir / "learning_curve.png", x="epoch", ys=("loss",),
                            title="Hypernetwork distillation")  # fmt: skip
-    return DistillResult(run_dir, config.epochs, loss, data.n_samples)
+    return DistillResult(run_dir, config.epochs, loss, samples.n_samples)
+
+
+def _seed_path(data: str | Path | None, data_path: Path) -> Path:
+    """Where a new run's seed samples come from: ``data`` or the run folder's own file."""
+    if data is None:
+        return data_path
+    data = Path(data)
+    if data_path.exists() and data_path.resolve() != data.resolve():
+        raise ConfigError(f"{data_path} already seeds this run; drop --data or that file")
+    if not data.is_file():
+        raise FileNotFoundError(f"--data {data}: no such file")
+    return data
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """``target`` holds ``source``'s bytes: a hard link (data files run to gigabytes), or a
+    copy across file systems. A DAgger round replaces the run's file, never the source."""
+    import os
+    import shutil
+
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def check_robot_order(
+    data: DistillData,
+    robots: Sequence[str | Path],
+    max_limbs: int,
+    path: Path,
+    show_progress: bool,
+) -> None:
+    """Refuse seed samples whose ``i``-th robot is not ``robots[i]``: each robot's
+    morphology context (as the collector computed it) must equal the data's.
+
+    Raises:
+        ConfigError: A robot differs; the message names the first one.
+    """
+    import numpy as np
+
+    from hd_deploy.envs.task import LocomotionTask, TaskConfig
+
+    config = TaskConfig(max_limbs=max_limbs)
+    with progress_bar(disable=not show_progress) as bar:
+        job = bar.add_task("check seed data", total=len(robots), status="")
+        for i in range(len(robots)):
+            bar.advance(job)
+            ctx, mask = LocomotionTask(robots[i], config=config, headless=True).padded_context()
+            same = np.array_equal(mask, data.limb_mask[i]) and np.allclose(
+                ctx, data.context[i], rtol=0, atol=1e-6
+            )
+            if not same:
+                raise ConfigError(
+                    f"{path}: its robot {i + 1} is not {robots[i]} (another morphology); give "
+                    "the robots in the data's order (robots.txt of the run that wrote it)"
+                )
 
 
 def _load_data(path: Path, n_robots: int) -> DistillData | None:

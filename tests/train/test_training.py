@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from hd_deploy.errors import ConfigError
 from hd_deploy.models import (
     CheckpointError,
     HyperNetConfig,
@@ -400,6 +401,41 @@ def test_distill_refuses_seed_data_of_other_robots(teacher_run: Path, tmp_path) 
             teacher_run / "checkpoint", bundled_robots()[:1], tmp_path / "second",
             init=first / "checkpoint", config=DistillConfig.tiny(), show_progress=False,
         )  # fmt: skip
+
+
+def test_distill_seeds_a_run_with_another_runs_data_in_its_robot_order(
+    teacher_run: Path, tmp_path
+) -> None:
+    robots = bundled_robots()[:ROBOTS]
+    first = tmp_path / "first"
+    kw = {"config": DistillConfig.tiny(), "show_progress": False}
+    distill_student(teacher_run / "checkpoint", robots, first,
+                    student_config=HyperNetConfig.tiny(), **kw)  # fmt: skip
+    seed = first / "data.npz"
+    before = DistillData.load(seed)
+    # no new collection: the run trains on the seed's samples; its DAgger round adds to
+    # the run's own file (a hard link until then) and leaves the seed as it was
+    dagger = dataclasses.replace(DistillConfig.tiny(), dagger_rounds=1)
+    second = distill_student(teacher_run / "checkpoint", robots, tmp_path / "second",
+                             init=first / "checkpoint", data=seed, config=dagger,
+                             show_progress=False)  # fmt: skip
+    after = DistillData.load(tmp_path / "second" / "data.npz")
+    assert after.n_samples == second.samples > before.n_samples
+    np.testing.assert_array_equal(after.proprio[: before.n_samples], before.proprio)
+    np.testing.assert_array_equal(DistillData.load(seed).proprio, before.proprio)
+    with pytest.raises(ConfigError, match="its robot 1 is not .* give the robots in the data"):
+        distill_student(teacher_run / "checkpoint", robots[::-1], tmp_path / "swapped",
+                        init=first / "checkpoint", data=seed, **kw)  # fmt: skip
+    assert not (tmp_path / "swapped").exists()
+    with pytest.raises(ConfigError, match="drop --data"):
+        distill_student(None, robots, first, data=seed, resume=True, **kw)
+    (tmp_path / "extended").mkdir()  # as scripts/extend_data.py leaves a run folder
+    shutil.copy(seed, tmp_path / "extended" / "data.npz")
+    with pytest.raises(ConfigError, match="already seeds this run"):
+        distill_student(teacher_run / "checkpoint", robots, tmp_path / "extended", data=seed, **kw)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        distill_student(teacher_run / "checkpoint", robots, tmp_path / "third",
+                        data=tmp_path / "none.npz", **kw)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ["weight_decay", "context_noise"])
