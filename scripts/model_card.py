@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from pathlib import Path
 
 
@@ -382,21 +383,50 @@ def extended_line(run_dir: Path) -> list[str]:
     ]
 
 
+def seeded_line(run: dict) -> list[str]:
+    """The line citing a run's seed samples (``hd-distill --data``), if it had some."""
+    if not run.get("data"):
+        return []
+    return [f"- Trained on `{run['data']}`'s samples (`--data`), not a new collection."]
+
+
+def run_of(checkpoint: str | Path, training: Path = Path("training")) -> Path:
+    """The run folder a student checkpoint came from: its parent, or, for a copy without
+    a run record (the package's shipped checkpoint), the run in ``training`` whose
+    ``checkpoint.json`` is the same file.
+
+    Raises:
+        SystemExit: No run holds it.
+    """
+    folder = Path(checkpoint).parent
+    if (folder / "run.json").exists():
+        return folder
+    info = (Path(checkpoint) / "checkpoint.json").read_bytes()
+    for candidate in sorted(training.glob("*/checkpoint/checkpoint.json")):
+        if candidate.read_bytes() == info:
+            return candidate.parent.parent
+    sys.exit(f"{checkpoint}: no run in {training} wrote this checkpoint")
+
+
 def _init_lines(run: dict) -> list[str]:
     """Where a student run started from (``hd-distill --init``), recursively."""
     init = run.get("init")
     if not init:
         return []
-    init_dir = Path(init).parent
+    init_dir = run_of(init)
+    where = f"`{init}`"
+    if init_dir != Path(init).parent:
+        where += f" (`{init_dir}`'s checkpoint)"
     init_run = json.loads((init_dir / "run.json").read_text())
     last = _last_row(init_dir / "progress.csv")
     d = init_run["distill"]
     return [
-        f"- Started (`--init`) from `{init}`: {len(init_run['robots'])} robots, "
+        f"- Started (`--init`) from {where}: {len(init_run['robots'])} robots, "
         f"{_samples(d)}, {d['epochs']} epochs, DAgger "
         f"rounds {d['dagger_rounds']}, final loss {float(last.get('loss', 'nan')):.4g}, "
         f"{float(last.get('wall_s', 'nan')) / 60:.1f} min.",
         *extended_line(init_dir),
+        *seeded_line(init_run),
         *_init_lines(init_run),
     ]
 
@@ -469,6 +499,7 @@ def main() -> None:
         f"{float(s_last.get('wall_s', 'nan')) / 60:.1f} min (training and DAgger collection) "
         f"on {_device(s_ckpt)}.",
         *extended_line(s_dir),
+        *seeded_line(s_run),
         *_init_lines(s_run),
         f"- `hd-eval` return (baked MLPs), UNIMAL train: "
         f"{_eval_line(runs / f'eval_{args.student}_train.json')}",

@@ -152,6 +152,7 @@ def distill_student(
                     "student": student.config.to_dict(),
                     "teacher": str(teacher_checkpoint),
                     "init": str(init) if init else None,
+                    "data": str(data) if data else None,
                     "robots": robots,
                 },
                 indent=2,

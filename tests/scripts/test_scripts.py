@@ -283,3 +283,23 @@ def test_model_card_tables_every_test_robot_and_the_replaced_pair(tmp_path: Path
     prev = card.previous_lines(tmp_path, "t:s")
     assert prev[-1] == "| UNIMAL test | 60.0 | 45.0 |" and prev[-2] == "| UNIMAL train | - | - |"
     assert card.previous_lines(tmp_path, None) == []
+
+
+def test_model_card_finds_the_run_behind_a_shipped_checkpoint(tmp_path: Path) -> None:
+    card = _load("model_card")
+    run = tmp_path / "training" / "student_x"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    (run / "checkpoint" / "checkpoint.json").write_text('{"kind": "student", "a": 1}')
+    shipped = tmp_path / "assets" / "student"
+    shipped.mkdir(parents=True)
+    (shipped / "checkpoint.json").write_text('{"kind": "student", "a": 1}')
+    assert card.run_of(run / "checkpoint", tmp_path / "training") == run
+    assert card.run_of(shipped, tmp_path / "training") == run  # the copy, by its record
+    (shipped / "checkpoint.json").write_text('{"kind": "student", "a": 2}')
+    with pytest.raises(SystemExit, match="no run in .* wrote this checkpoint"):
+        card.run_of(shipped, tmp_path / "training")
+    assert card.seeded_line({"data": "training/a/data.npz"}) == [
+        "- Trained on `training/a/data.npz`'s samples (`--data`), not a new collection."
+    ]
+    assert card.seeded_line({"init": None}) == card.seeded_line({"data": None}) == []

@@ -420,6 +420,7 @@ def test_distill_seeds_a_run_with_another_runs_data_in_its_robot_order(
                              init=first / "checkpoint", data=seed, config=dagger,
                              show_progress=False)  # fmt: skip
     after = DistillData.load(tmp_path / "second" / "data.npz")
+    assert json.loads((tmp_path / "second" / "run.json").read_text())["data"] == str(seed)
     assert after.n_samples == second.samples > before.n_samples
     np.testing.assert_array_equal(after.proprio[: before.n_samples], before.proprio)
     np.testing.assert_array_equal(DistillData.load(seed).proprio, before.proprio)
