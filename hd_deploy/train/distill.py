@@ -141,7 +141,7 @@ def distill_student(
         if seeded is not None:
             check_robot_order(seeded, robots, teacher.config.max_limbs, seed_path, show_progress)
         run_dir.mkdir(parents=True, exist_ok=True)
-        if seed_path != data_path:
+        if seed_path.resolve() != data_path.resolve():
             _link_or_copy(seed_path, data_path)
         student.normalizer.load_state_dict(teacher.normalizer.state_dict())
         atomic_write_text(
@@ -241,7 +241,9 @@ def _link_or_copy(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
     except OSError:
-        shutil.copyfile(source, target)
+        partial = target.with_suffix(".tmp.npz")  # an interrupted copy leaves no seed behind
+        shutil.copyfile(source, partial)
+        partial.replace(target)
 
 
 def check_robot_order(

@@ -434,9 +434,31 @@ def test_distill_seeds_a_run_with_another_runs_data_in_its_robot_order(
     shutil.copy(seed, tmp_path / "extended" / "data.npz")
     with pytest.raises(ConfigError, match="already seeds this run"):
         distill_student(teacher_run / "checkpoint", robots, tmp_path / "extended", data=seed, **kw)
+    own = tmp_path / "extended" / "data.npz"  # naming the folder's own file is no conflict
+    again = distill_student(teacher_run / "checkpoint", robots, tmp_path / "extended",
+                            init=first / "checkpoint", data=own, **kw)  # fmt: skip
+    assert again.samples == before.n_samples
     with pytest.raises(FileNotFoundError, match="no such file"):
         distill_student(teacher_run / "checkpoint", robots, tmp_path / "third",
                         data=tmp_path / "none.npz", **kw)  # fmt: skip
+
+
+def test_seed_data_is_copied_whole_where_it_cannot_be_linked(tmp_path, monkeypatch) -> None:
+    import os
+
+    from hd_deploy.train import distill
+
+    source, target = tmp_path / "a.npz", tmp_path / "run" / "data.npz"
+    source.write_bytes(b"samples")
+    target.parent.mkdir()
+
+    def no_link(*args):
+        raise OSError("cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    distill._link_or_copy(source, target)
+    assert target.read_bytes() == b"samples" and not target.is_symlink()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["data.npz"]  # no partial left
 
 
 @pytest.mark.parametrize("name", ["weight_decay", "context_noise"])
