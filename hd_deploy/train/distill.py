@@ -141,7 +141,7 @@ def distill_student(
         if seeded is not None:
             check_robot_order(seeded, robots, teacher.config.max_limbs, seed_path, show_progress)
         run_dir.mkdir(parents=True, exist_ok=True)
-        if seed_path.resolve() != data_path.resolve():
+        if seed_path != data_path:
             _link_or_copy(seed_path, data_path)
         student.normalizer.load_state_dict(teacher.normalizer.state_dict())
         atomic_write_text(
@@ -222,10 +222,10 @@ def distill_student(
 
 def _seed_path(data: str | Path | None, data_path: Path) -> Path:
     """Where a new run's seed samples come from: ``data`` or the run folder's own file."""
-    if data is None:
+    if data is None or Path(data).resolve() == data_path.resolve():
         return data_path
     data = Path(data)
-    if data_path.exists() and data_path.resolve() != data.resolve():
+    if data_path.exists():
         raise ConfigError(f"{data_path} already seeds this run; drop --data or that file")
     if not data.is_file():
         raise FileNotFoundError(f"--data {data}: no such file")
