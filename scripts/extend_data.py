@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from hd_deploy.files import atomic_write_text
 from hd_deploy.models import load_teacher
 from hd_deploy.models.checkpoint import CheckpointError
 from hd_deploy.morphology.sources import resolve_robots
@@ -60,9 +61,11 @@ def main(argv: list[str] | None = None) -> None:
               "samples_added": new.n_samples, "wall_s": round(time.time() - t0, 1),
               "workers": args.workers}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
+    # data.npz last (each file atomic): its presence marks a finished seed, and an interrupted
+    # write leaves a folder this script fills again
+    atomic_write_text(args.out / "robots.txt", "\n".join(old_robots + new_robots) + "\n")
+    atomic_write_text(args.out / "extended.json", json.dumps(record, indent=2) + "\n")
     old.concat(new).save(args.out / "data.npz")
-    (args.out / "robots.txt").write_text("\n".join(old_robots + new_robots) + "\n")
-    (args.out / "extended.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"{args.out}/data.npz: {len(old_robots)} + {len(new_robots)} robots, "
           f"{old.n_samples} + {new.n_samples} samples")  # fmt: skip
 

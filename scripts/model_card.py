@@ -78,16 +78,19 @@ def _seed_lines(runs: Path, teacher: str, student: str) -> list[str]:
     Seed 0 is ``eval_<run>_<split>.json``, seed k ``eval_<run>_<split>_seed<k>.json``.
     """
     lines = []
-    for split in ("train", "test"):
+    for split, label in (("train", "UNIMAL train"), ("test", "UNIMAL test"),
+                         ("mutate200", "Held-out `mutate200`")):  # fmt: skip
         pairs = [p for name in _seed_names(split) if (p := _pair(runs, teacher, student, name))]
         if len(pairs) < 2:
             continue
         tm = [t["return_mean"] for t, _ in pairs]
         sm = [s["return_mean"] for _, s in pairs]
         seeds = ", ".join(str(t["seed"]) for t, _ in pairs)
+        episodes = pairs[0][0]["episodes"]
         lines.append(
-            f"- UNIMAL {split} at evaluation seeds {seeds} ({pairs[0][0]['episodes']} episodes "
-            f"each): teacher {' / '.join(f'{x:.1f}' for x in tm)}, student "
+            f"- {label} at evaluation seeds {seeds} ({episodes} episode"
+            f"{'s' if episodes != 1 else ''} each): teacher "
+            f"{' / '.join(f'{x:.1f}' for x in tm)}, student "
             f"{' / '.join(f'{x:.1f}' for x in sm)}, student / teacher "
             f"{' / '.join(f'{b / a:.1%}' for a, b in zip(tm, sm, strict=True))}; "
             f"pooled over the seeds {sum(sm) / sum(tm):.1%}."

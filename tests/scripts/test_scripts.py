@@ -159,8 +159,17 @@ def test_model_card_pools_the_evaluation_seeds(tmp_path: Path) -> None:
             report = {"seed": seed, "episodes": 3, "return_mean": value, "robots": []}
             (tmp_path / f"eval_{run}_{name}.json").write_text(json.dumps(report))
     (line,) = card._seed_lines(tmp_path, "t", "s")  # test measured at one seed only: no line
-    assert "seeds 0, 1" in line and "95.0%" in line and "75.0%" in line
+    assert line.startswith("- UNIMAL train at evaluation seeds 0, 1")
+    assert "95.0%" in line and "75.0%" in line
     assert "pooled over the seeds 84.1%" in line  # (95 + 90) / (100 + 120)
+    for run, returns in (("t", (200.0, 100.0)), ("s", (180.0, 100.0))):
+        for name, (seed, value) in zip(("mutate200", "mutate200_seed1"), enumerate(returns),
+                                       strict=True):  # fmt: skip
+            report = {"seed": seed, "episodes": 1, "return_mean": value, "robots": []}
+            (tmp_path / f"eval_{run}_{name}.json").write_text(json.dumps(report))
+    held_out = card._seed_lines(tmp_path, "t", "s")[1]
+    assert held_out.startswith("- Held-out `mutate200` at evaluation seeds 0, 1 (1 episode each)")
+    assert "pooled over the seeds 93.3%" in held_out  # 280 / 300
 
 
 def test_model_card_names_the_robot_that_carries_the_train_shortfall(tmp_path: Path) -> None:
