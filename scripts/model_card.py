@@ -14,6 +14,10 @@ import json
 import sys
 from pathlib import Path
 
+# The evaluation sets compared seed by seed: name in eval_<run>_<name>.json, and label
+SPLITS = (("train", "UNIMAL train"), ("test", "UNIMAL test"),
+          ("mutate200", "held-out `mutate200`"))  # fmt: skip
+
 
 def _last_row(path: Path) -> dict:
     with path.open() as f:
@@ -78,8 +82,7 @@ def _seed_lines(runs: Path, teacher: str, student: str) -> list[str]:
     Seed 0 is ``eval_<run>_<split>.json``, seed k ``eval_<run>_<split>_seed<k>.json``.
     """
     lines = []
-    for split, label in (("train", "UNIMAL train"), ("test", "UNIMAL test"),
-                         ("mutate200", "Held-out `mutate200`")):  # fmt: skip
+    for split, label in SPLITS:
         pairs = [p for name in _seed_names(split) if (p := _pair(runs, teacher, student, name))]
         if len(pairs) < 2:
             continue
@@ -88,7 +91,7 @@ def _seed_lines(runs: Path, teacher: str, student: str) -> list[str]:
         seeds = ", ".join(str(t["seed"]) for t, _ in pairs)
         episodes = pairs[0][0]["episodes"]
         lines.append(
-            f"- {label} at evaluation seeds {seeds} ({episodes} episode"
+            f"- {label[0].upper()}{label[1:]} at evaluation seeds {seeds} ({episodes} episode"
             f"{'s' if episodes != 1 else ''} each): teacher "
             f"{' / '.join(f'{x:.1f}' for x in tm)}, student "
             f"{' / '.join(f'{x:.1f}' for x in sm)}, student / teacher "
@@ -108,16 +111,17 @@ def _deficit_line(runs: Path, teacher: str, student: str) -> list[str]:
         t, s = _per_robot(t_report), _per_robot(s_report)
         for n in t.keys() & s.keys():
             gap[n] = gap.get(n, 0.0) + (t[n] - s[n]) / len(pairs)
-    total = sum(gap.values())
+    # shares of the deficits only: robots where the student leads would cancel them out
+    total = sum(g for g in gap.values() if g > 0)
     if total <= 0:
         return []
     worst = sorted(gap, key=gap.get, reverse=True)  # type: ignore[arg-type]
-    top, ten = worst[0], sum(gap[n] for n in worst[:10])
+    top, ten = worst[0], sum(max(gap[n], 0.0) for n in worst[:10])
     seeds = f"{len(pairs)} evaluation seed{'s' if len(pairs) > 1 else ''}"
     return [
         f"- Train shortfall: robot `{top}` alone carries {gap[top] / total:.0%} of the "
-        f"student's return deficit against the teacher (mean over {seeds}), the ten worst "
-        f"robots {ten / total:.0%}."
+        f"student's return deficit against the teacher, summed over the robots where it "
+        f"trails (mean over {seeds}), the ten worst robots {ten / total:.0%}."
     ]
 
 
@@ -223,17 +227,18 @@ def previous_lines(runs: Path, previous: str | None) -> list[str]:
         return []
     names = previous.split(":")
     rows = []
-    for split in ("train", "test"):
+    for split, label in SPLITS:
         values = []
         for run in names:
             means = pooled_per_robot(_reports(runs, run, split))
             values.append(f"{sum(means.values()) / len(means):.1f}" if means else "-")
-        rows.append(f"| UNIMAL {split} | {' | '.join(values)} |")
+        if split != "mutate200" or values.count("-") < len(values):
+            rows.append(f"| {label} | {' | '.join(values)} |")
     return [
         "",
         "## The pair these checkpoints replace",
         "",
-        f"`{names[0]}` and `{names[1]}` (git history has their runs), `hd-eval` return "
+        f"`{names[0]}` and `{names[1]}` (their runs: `training/` or git history), `hd-eval` return "
         "pooled over the seeds measured:",
         "",
         "| robots | teacher | student |",

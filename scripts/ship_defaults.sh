@@ -3,8 +3,9 @@
 # Run from the repository root with ../shared/unimal present. Every step resumes or skips
 # finished work when its run folder already exists (rerun the script after an interruption).
 #   WORKERS=16 bash scripts/ship_defaults.sh     # on a machine with many cores (and a GPU)
-# The pair shipped before this one (a teacher cloned from 132 per-robot experts, and its
-# student) is in this file's git history; the model card compares the two.
+# The student shipped before this one is step 2c's (student_gpu3, whose data the shipped
+# student_ref trained on); the model card compares the two. Older pairs (a teacher cloned
+# from 132 per-robot experts, and its student) are in this file's git history.
 set -euo pipefail
 UNIMAL=${UNIMAL:-../shared/unimal}
 WORKERS=${WORKERS:-2}
@@ -84,8 +85,17 @@ hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
   --start-samples 2000 --start-steps 150 --epochs 24 --lr 5e-4 \
   --workers "$WORKERS" --device cpu --seed 2 $(resume training/student_gpu3)
 
+# 2d. The shipped student: the paper-sized hypernetwork (--reference: context d 128, base MLP
+#     hidden 256), from scratch on student_gpu3's robots and data (--data, no new teacher
+#     rollouts): 18 epochs, peak lr 1e-3. Ran on the 2-core CPU (71 minutes).
+hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
+  --data training/student_gpu3/data.npz --reference --out training/student_ref \
+  --samples 4000 --start-samples 2000 --start-steps 150 --epochs 18 --lr 1e-3 \
+  --workers "$WORKERS" --device cpu --seed 3 $(resume training/student_ref)
+
 # 3. Evaluation (the numbers in the model card): 3 episodes per robot at seeds 0-2 on UNIMAL
-#    train and test, 1 episode on the 200 held-out train_mutate robots; the open-loop
+#    train and test, 1 episode at seeds 0-2 on the 200 held-out train_mutate robots; the
+#    replaced student (student_gpu3) measured alike; the open-loop
 #    imitation error of the student on train and unseen robots.
 ev() {  # RUN NAME ROBOTS... [hd-eval options]
   local run=$1 name=$2
@@ -96,7 +106,7 @@ ev() {  # RUN NAME ROBOTS... [hd-eval options]
 mapfile -t mutate200 < <(tail -200 training/mutate300.txt)
 held_out=()
 for f in "${mutate200[@]}"; do held_out+=(--robots "$f"); done
-for run in teacher_gpu student_gpu3; do
+for run in teacher_gpu student_gpu3 student_ref; do
   for split in train test; do
     ev "$run" "$split" --robots "$UNIMAL/$split" --episodes 3 --seed 0
     for seed in 1 2; do
@@ -104,15 +114,20 @@ for run in teacher_gpu student_gpu3; do
     done
   done
   ev "$run" mutate200 "${held_out[@]}" --episodes 1 --seed 0
+  for seed in 1 2; do
+    ev "$run" "mutate200_seed$seed" "${held_out[@]}" --episodes 1 --seed $seed
+  done
 done
-python scripts/imitation_gap.py training/student_gpu3/checkpoint \
-  --teacher training/teacher_gpu/checkpoint --robots "$UNIMAL/train" --robots "$UNIMAL/test" \
-  --workers "$WORKERS" --json training/gap_student_gpu3.json
+for run in student_gpu3 student_ref; do
+  python scripts/imitation_gap.py "training/$run/checkpoint" \
+    --teacher training/teacher_gpu/checkpoint --robots "$UNIMAL/train" --robots "$UNIMAL/test" \
+    --workers "$WORKERS" --json "training/gap_$run.json"
+done
 
 # 4. Ship: weights and JSON only (no optimiser state), model card, golden outputs. The
 #    repository keeps the weights once, in the package: a run folder that no longer holds
 #    them ships its checkpoint.json only (copy them back to rerun an evaluation above).
-for pair in teacher:teacher_gpu student:student_gpu3; do
+for pair in teacher:teacher_gpu student:student_ref; do
   kind=${pair%%:*} run=${pair#*:}
   mkdir -p "hd_deploy/assets/checkpoints/$kind"
   for f in model.safetensors checkpoint.json; do
@@ -121,6 +136,6 @@ for pair in teacher:teacher_gpu student:student_gpu3; do
     fi
   done
 done
-python scripts/model_card.py --teacher teacher_gpu --student student_gpu3 \
-  --previous teacher_ref:student_ref6
+python scripts/model_card.py --teacher teacher_gpu --student student_ref \
+  --previous teacher_gpu:student_gpu3
 python scripts/golden.py

@@ -180,6 +180,10 @@ def test_model_card_names_the_robot_that_carries_the_train_shortfall(tmp_path: P
         (tmp_path / f"eval_{run}_train.json").write_text(json.dumps({"robots": robots}))
     (line,) = card._deficit_line(tmp_path, "t", "s")
     assert "`r0` alone carries 86%" in line and "1 evaluation seed)" in line  # 60 of 70
+    robots = [{"name": f"r{i}", "return_mean": v} for i, v in enumerate((40.0, 40.0, 90.0))]
+    (tmp_path / "eval_s_train.json").write_text(json.dumps({"robots": robots}))
+    (line,) = card._deficit_line(tmp_path, "t", "s")  # the student leads overall (r2: +80)
+    assert "`r0` alone carries 86%" in line and "ten worst robots 100%" in line
 
 
 def test_physics_bound_is_positive_and_refuses_no_steps() -> None:
@@ -291,6 +295,9 @@ def test_model_card_tables_every_test_robot_and_the_replaced_pair(tmp_path: Path
     assert card.per_robot_table(tmp_path, "t", "absent") == []
     prev = card.previous_lines(tmp_path, "t:s")
     assert prev[-1] == "| UNIMAL test | 60.0 | 45.0 |" and prev[-2] == "| UNIMAL train | - | - |"
+    report = {"seed": 0, "robots": [{"name": "m0", "return_mean": 30.0}], "return_mean": 30.0}
+    (tmp_path / "eval_s_mutate200.json").write_text(json.dumps(report))  # a row once measured
+    assert card.previous_lines(tmp_path, "t:s")[-1] == "| held-out `mutate200` | - | 30.0 |"
     assert card.previous_lines(tmp_path, None) == []
 
 
