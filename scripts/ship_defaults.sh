@@ -88,10 +88,13 @@ hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
 # 2d. The shipped student: the paper-sized hypernetwork (--reference: context d 128, base MLP
 #     hidden 256), from scratch on student_gpu3's robots and data (--data, no new teacher
 #     rollouts): 18 epochs, peak lr 1e-3. Ran on the 2-core CPU (71 minutes).
+#     A resumed run already holds its data (hd-distill refuses --data with --resume).
+start=(--data training/student_gpu3/data.npz)
+if [ -f training/student_ref/run.json ]; then start=(--resume); fi
 hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
-  --data training/student_gpu3/data.npz --reference --out training/student_ref \
+  --reference --out training/student_ref \
   --samples 4000 --start-samples 2000 --start-steps 150 --epochs 18 --lr 1e-3 \
-  --workers "$WORKERS" --device cpu --seed 3 $(resume training/student_ref)
+  --workers "$WORKERS" --device cpu --seed 3 "${start[@]}"
 
 # 3. Evaluation (the numbers in the model card): 3 episodes per robot at seeds 0-2 on UNIMAL
 #    train and test, 1 episode at seeds 0-2 on the 200 held-out train_mutate robots; the
