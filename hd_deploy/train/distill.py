@@ -20,6 +20,8 @@ sees exactly what the teacher saw.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -235,9 +237,6 @@ def _seed_path(data: str | Path | None, data_path: Path) -> Path:
 def _link_or_copy(source: Path, target: Path) -> None:
     """``target`` holds ``source``'s bytes: a hard link (data files run to gigabytes), or a
     copy across file systems. A DAgger round replaces the run's file, never the source."""
-    import os
-    import shutil
-
     try:
         os.link(source, target)
     except OSError:
