@@ -95,6 +95,10 @@ hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
   --reference --out training/student_ref \
   --samples 4000 --start-samples 2000 --start-steps 150 --epochs 18 --lr 1e-3 \
   --workers "$WORKERS" --device cpu --seed 3 "${start[@]}"
+#     Its weights are stored in float16 (half the file, under 20 MB; float32 again on load):
+#     the evaluation below and the shipped student are this rounded model.
+python -c "from hd_deploy.models.checkpoint import compact_checkpoint as c; \
+c('training/student_ref/checkpoint')"
 
 # 3. Evaluation (the numbers in the model card): 3 episodes per robot at seeds 0-2 on UNIMAL
 #    train and test, 1 episode at seeds 0-2 on the 200 held-out train_mutate robots; the

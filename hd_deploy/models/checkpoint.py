@@ -40,6 +40,8 @@ _KINDS: dict[str, type[TeacherConfig] | type[HyperNetConfig]] = {
     "student": HyperNetConfig,
 }
 _NORM_PREFIX = "normalizer."
+# Storage dtypes a float32 parameter may be kept in (compact_checkpoint); loading widens them
+COMPACT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 class CheckpointError(HdError):
@@ -137,6 +139,31 @@ def save_checkpoint(
     os.replace(tmp_w, out / WEIGHTS_FILE)
     os.replace(tmp_m, out / META_FILE)
     return out
+
+
+def compact_checkpoint(path: str | Path, dtype: str = "float16") -> Path:
+    """Rewrite a checkpoint's float32 weights in ``dtype`` storage, about half the file.
+
+    The model loads as before (float32, each weight rounded once to ``dtype``), so a
+    compacted checkpoint is a slightly different model: evaluate the compacted file.
+    Rounding an already compact weight again changes nothing.
+
+    Raises:
+        CheckpointError: The checkpoint does not load, or ``dtype`` is not one of
+            :data:`COMPACT_DTYPES`.
+    """
+    if dtype not in COMPACT_DTYPES:
+        raise CheckpointError(f"compact dtype {dtype!r}: expected one of {sorted(COMPACT_DTYPES)}")
+    load_checkpoint(path)  # refuse a broken checkpoint before rewriting it
+    weights_path = read_checkpoint_info(path).path / WEIGHTS_FILE
+    tensors = {
+        k: v.to(COMPACT_DTYPES[dtype]) if v.dtype == torch.float32 else v
+        for k, v in _read_tensors(weights_path).items()
+    }
+    tmp = weights_path.with_name(WEIGHTS_FILE + ".tmp")
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, weights_path)
+    return weights_path
 
 
 def parallel_fingerprints(
@@ -262,12 +289,14 @@ def load_checkpoint(path: str | Path) -> TeacherPolicy | HyperNetPolicy:
                 f"{weights_path}: shape mismatch for '{name}': file has {tuple(got.shape)}, "
                 f"config needs {tuple(ref.shape)}"
             )
-        if got.dtype != ref.dtype:
+        if got.dtype != ref.dtype and not (
+            ref.dtype == torch.float32 and got.dtype in COMPACT_DTYPES.values()
+        ):
             raise CheckpointError(
                 f"{weights_path}: dtype mismatch for '{name}': file has {got.dtype}, "
                 f"model needs {ref.dtype}"
             )
-    model.load_state_dict(tensors, strict=False)
+    model.load_state_dict(tensors, strict=False)  # compact weights widen to float32 here
     model.normalizer.copy_(ObsNormalizer.from_dict(info.normalizer))
     return model.eval()
 

@@ -208,3 +208,33 @@ def test_bad_fingerprints_raise_one_line_errors(
     edit_meta(tmp_path, robot_fingerprints=stored)
     with pytest.raises(CheckpointError, match="'robot_fingerprints' must be a list of strings"):
         read_checkpoint_info(tmp_path)
+
+
+def test_compacted_checkpoint_loads_as_the_rounded_model(
+    tmp_path: Path, student: HyperNetPolicy, random_cases: list[RobotCase]
+) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from hd_deploy.models.checkpoint import compact_checkpoint
+
+    save_checkpoint(tmp_path, student, robots=ROBOTS)
+    size = (tmp_path / "model.safetensors").stat().st_size
+    compact_checkpoint(tmp_path)
+    assert (tmp_path / "model.safetensors").stat().st_size < 0.6 * size
+    stored = load_file(str(tmp_path / "model.safetensors"))
+    assert {t.dtype for t in stored.values()} == {torch.float16}
+    loaded = load_student(tmp_path)
+    for name, value in student.state_dict().items():
+        if name in stored:  # float32 again, each weight rounded once to float16
+            assert torch.equal(loaded.state_dict()[name], value.half().float())
+    p, c, m, _ = pad_batch(random_cases, 12)
+    got, want = loaded.action_mean(p, c, m), student.action_mean(p, c, m)
+    assert (got - want).abs().max() < 3e-3 * want.abs().max()  # about 1e-3 of the actions
+    before = (tmp_path / "model.safetensors").read_bytes()
+    compact_checkpoint(tmp_path)  # already compact: the same file
+    assert (tmp_path / "model.safetensors").read_bytes() == before
+    with pytest.raises(CheckpointError, match="compact dtype 'int8'"):
+        compact_checkpoint(tmp_path, "int8")
+    save_file({k: v.double() for k, v in stored.items()}, str(tmp_path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="dtype mismatch"):  # widening only from halves
+        load_student(tmp_path)
