@@ -66,6 +66,31 @@ def training_label(robots: Sequence[Mapping[str, Any]]) -> str:
     return "partly seen"
 
 
+#: Mean return under which the teacher is taken to stand still on a robot set: 100 is 2 m in
+#: a 1000-step episode (0.1 m/s). A student / teacher ratio of two standstills is noise.
+STANDSTILL_RETURN = 100.0
+
+
+def standstill_note(report: Mapping[str, Any]) -> str | None:
+    """A caveat naming the robot sets where the teacher's mean return is under
+    :data:`STANDSTILL_RETURN` (None: there is none, or returns were not measured)."""
+    if not report["settings"]["returns"]:
+        return None
+    names = [
+        x["name"]
+        for x in report["summary"]["sets"]
+        if x["teacher_return_mean"] is not None and x["teacher_return_mean"] < STANDSTILL_RETURN
+    ]
+    if not names:
+        return None
+    return (
+        f"The teacher barely moves on {', '.join(names)} (mean return under "
+        f"{STANDSTILL_RETURN:.0f}, 0.1 m/s), so the student / teacher return ratio there "
+        "compares two near-standstills; measure it on robots the teacher walks on, e.g. "
+        "--robots ../shared/unimal/test."
+    )
+
+
 def labelled_sets(report: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], str]]:
     """Each ``summary.sets[]`` entry with the training label of its robots."""
     return [
@@ -333,7 +358,8 @@ def _sets_md(report: Mapping[str, Any]) -> list[str]:
         "Training: whether the teacher and student checkpoints were trained on the robots, "
         "by robot fingerprint (a renamed file of a training robot is seen)."
     )
-    return [intro, ""] + _md_table(header, rows) + [note, ""]
+    caveat = standstill_note(report)
+    return [intro, ""] + _md_table(header, rows) + [note, ""] + ([caveat, ""] if caveat else [])
 
 
 def _all_models(report: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:

@@ -14,6 +14,7 @@ from hd_deploy.bench.render import (
     fmt_us,
     labelled_sets,
     latency_stats,
+    standstill_note,
     training_label,
 )
 
@@ -112,11 +113,23 @@ def rich_tables(report: Mapping[str, Any]) -> list[Any]:
     sets.add_column("robots", justify="right", no_wrap=True)
     sets.add_column("training", no_wrap=True)
     if st["returns"]:
-        sets.add_column("return\nstudent/teacher", justify="right", no_wrap=True)
+        for c in ("teacher\nreturn", "student\nreturn", "return\nstudent/teacher"):
+            sets.add_column(c, justify="right", no_wrap=True)
     for x, label in labelled_sets(report):
-        ratio = [fmt_float(x["return_ratio"], 3)] if st["returns"] else []
-        sets.add_row(x["name"], str(x["n_robots"]), label, *ratio)
-    out = [table, stages, summary, sets]
+        returns = (
+            [
+                fmt_float(x["teacher_return_mean"]),
+                fmt_float(x["student_return_mean"]),
+                fmt_float(x["return_ratio"], 3),
+            ]
+            if st["returns"]
+            else []
+        )
+        sets.add_row(x["name"], str(x["n_robots"]), label, *returns)
+    out: list[Any] = [table, stages, summary, sets]
+    caveat = standstill_note(report)
+    if caveat:
+        out.append(caveat)
     ref = report.get("reference")
     if ref:
         t, u = ref["teacher"], ref["student"]

@@ -228,3 +228,17 @@ def test_set_seen_needs_both_checkpoints_and_every_robot(
     robots = [_robot("s", t, s) for t, s in flags]
     assert seen_in_training(robots) is want
     assert training_label(robots) == label
+
+
+def test_standstill_note_names_the_sets_where_the_teacher_does_not_walk() -> None:
+    from hd_deploy.bench.render import STANDSTILL_RETURN, standstill_note
+
+    def report(returns: dict[str, float | None], measured: bool = True) -> dict[str, Any]:
+        sets = [{"name": k, "teacher_return_mean": v} for k, v in returns.items()]
+        return {"settings": {"returns": measured}, "summary": {"sets": sets}}
+
+    note = standstill_note(report({"bundled": 12.0, "walkers": 900.0, "fallers": -40.0}))
+    assert note is not None and "bundled, fallers (" in note and "walkers" not in note
+    assert standstill_note(report({"walkers": STANDSTILL_RETURN})) is None
+    assert standstill_note(report({"missing": None})) is None
+    assert standstill_note(report({"bundled": 12.0}, measured=False)) is None

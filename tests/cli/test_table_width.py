@@ -68,8 +68,10 @@ def _bench_report() -> dict[str, Any]:
              "latency_ratio_torch_vs_onnx": 118.0}  # fmt: skip
     summary = {"n_robots": 2, "return_ratio": 0.168, **ratio}
     summary |= {f"{k}_range": [v / 2, v * 2] for k, v in ratio.items()}
-    summary["sets"] = [{"name": LONG_SET, "n_robots": 1, "return_ratio": 0.167},
-                       {"name": "bundled", "n_robots": 1, "return_ratio": 0.409}]  # fmt: skip
+    returns = {"teacher_return_mean": -1234.5, "student_return_mean": -1234.5}
+    summary["sets"] = [{"name": LONG_SET, "n_robots": 1, "return_ratio": 0.167, **returns},
+                       {"name": "bundled", "n_robots": 1, "return_ratio": 0.409,
+                        **returns}]  # fmt: skip
     reference = {
         "n_limbs": 12,
         "n_actuators": 22,
@@ -96,7 +98,7 @@ def test_bench_tables_fit_80_columns() -> None:
     _assert_whole(lines, ["teacher", "student", "12346", "2346", "-1234.5", "99.9", "12346",
                           "1.66M", "20M", "0.167", "19,955,712", "10908", "67-160x",
                           "12L 24A seen", "12L 24A unseen", "seen in training",
-                          "unseen"])  # fmt: skip
+                          "unseen", "-1234.5", "barely moves"])  # fmt: skip
     assert any(line.startswith("floor-1409-11-14") for line in lines)  # folded, not cut
 
 
