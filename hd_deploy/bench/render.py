@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hd_deploy.envs.task import TaskConfig
+from hd_deploy.runtime.episodes import STANDSTILL_SPEED
+
 
 def macs_disagreements(report: Mapping[str, Any]) -> list[str]:
     """Every model whose fvcore and analytic MAC counts disagree, reference included."""
@@ -66,9 +69,10 @@ def training_label(robots: Sequence[Mapping[str, Any]]) -> str:
     return "partly seen"
 
 
-#: Mean return under which the teacher is taken to stand still on a robot set: 100 is 2 m in
-#: a 1000-step episode (0.1 m/s). A student / teacher ratio of two standstills is noise.
-STANDSTILL_RETURN = 100.0
+#: Mean return under which the teacher is taken to stand still on a robot set (a full
+#: episode at the runtime's standstill speed, 0.1 m/s). A student / teacher ratio of two
+#: standstills is noise.
+STANDSTILL_RETURN = STANDSTILL_SPEED * TaskConfig().episode_steps
 
 
 def standstill_note(report: Mapping[str, Any]) -> str | None:
@@ -85,9 +89,9 @@ def standstill_note(report: Mapping[str, Any]) -> str | None:
         return None
     return (
         f"The teacher barely moves on {', '.join(names)} (mean return under "
-        f"{STANDSTILL_RETURN:.0f}, 0.1 m/s), so the student / teacher return ratio there "
-        "compares two near-standstills; measure it on robots the teacher walks on, e.g. "
-        "--robots ../shared/unimal/test."
+        f"{STANDSTILL_RETURN:.0f}, {STANDSTILL_SPEED} m/s), so the student / teacher return "
+        "ratio there compares two near-standstills; measure it on robots the teacher walks "
+        "on, e.g. --robots ../shared/unimal/test."
     )
 
 

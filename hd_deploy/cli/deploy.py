@@ -76,11 +76,23 @@ def export(
             "repeat for both. [default: onnx]",
         ),
     ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            help="Run one episode with each ONNX controller and report its return; warn "
+            "when it barely moves the robot."
+        ),
+    ] = True,
 ) -> None:
     """Bake, export to OUT/<robot>.onnx and verify a controller for every ROBOT."""
-    from hd_deploy.exporters import export_robots
+    from hd_deploy.exporters import ExportResult, export_robots
 
     writable(out, "--out", folder=True)
+
+    def report(result) -> None:
+        typer.echo(result.summary())
+        if check and isinstance(result, ExportResult):
+            typer.echo(_check_episode(result.path, result.robot))
 
     results = export_robots(
         robots,
@@ -90,9 +102,36 @@ def export(
         teacher=teacher,
         formats=tuple(format or ("onnx",)),
         progress=len(robots) > 1 or any(Path(r).is_dir() for r in robots),
-        on_result=lambda result: typer.echo(result.summary()),
+        on_result=report,
     )
     typer.echo(f"exported {len(results)} controller(s) to {out}")
+
+
+def _check_episode(path: Path, robot: str) -> str:
+    """One episode of the exported file in the runtime's loop, in one line, with a warning
+    when the robot falls or barely moves."""
+    from hd_deploy.envs.task import TaskConfig
+    from hd_deploy.runtime import load_controller, run_episodes
+    from hd_deploy.runtime.episodes import STANDSTILL_SPEED
+
+    run, full = run_episodes(load_controller(path), episodes=1, seed=0), TaskConfig().episode_steps
+    steps = run.lengths[0]
+    line = (
+        f"{robot}: one episode (seed 0): return {run.return_mean:.1f} over {steps} steps, "
+        f"mean forward speed {run.mean_speed:.2f} m/s"
+    )
+    if run.unstable_episodes:
+        problem = f"the simulation diverged after {steps} of {full} steps"
+    elif steps < full:
+        problem = f"{robot} fell after {steps} of {full} steps"
+    elif run.mean_speed < STANDSTILL_SPEED:
+        problem = f"{robot} barely moves (under {STANDSTILL_SPEED} m/s)"
+    else:
+        return line
+    return (
+        f"{line}\nwarning: {problem} under this controller; the policy does not walk every "
+        "morphology (the model card's limits)"
+    )
 
 
 # --- hd-run -------------------------------------------------------------------------

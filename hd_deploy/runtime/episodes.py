@@ -17,6 +17,10 @@ from hd_deploy.runtime.controllers import Controller
 from hd_deploy.runtime.loop import ControlLoop
 from hd_deploy.runtime.metadata import ControllerError
 
+#: Mean forward speed (m/s) under which a controller is taken to stand still: a return (the
+#: sum of the torso's forward speed over the control steps) of 100 in a 1000-step episode.
+STANDSTILL_SPEED = 0.1
+
 
 @dataclass(frozen=True)
 class RunReport:
@@ -69,6 +73,11 @@ class RunReport:
     @property
     def episode_length_mean(self) -> float:
         return float(np.mean(self.lengths))
+
+    @property
+    def mean_speed(self) -> float:
+        """Mean forward speed of the torso over every control step, m/s."""
+        return float(np.sum(self.returns) / max(1, int(np.sum(self.lengths))))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary (and the per-episode values)."""

@@ -40,8 +40,40 @@ def test_export_writes_verified_controllers(kit: Kit, tmp_path: Path) -> None:  
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert lines[0].startswith("gen-11: student 85->6") and "verified on" in lines[0]
+    assert lines[1].startswith("gen-11: one episode (seed 0): return ")
     assert lines[-1] == f"exported 1 controller(s) to {out}"
     assert (out / "gen-11.onnx").is_file()
+    args = [str(kit.robot_file), "--checkpoint", str(kit.student_ckpt), "--out", str(out)]
+    quiet = runner.invoke(export_app, [*args, "--no-check"])
+    assert quiet.exit_code == 0 and "one episode" not in quiet.output, quiet.output
+
+
+@pytest.mark.parametrize(
+    ("returns", "length", "unstable", "warning"),
+    [
+        (500.0, 1000, 0, None),
+        (30.0, 1000, 0, "gen-11 barely moves (under 0.1 m/s)"),
+        (40.0, 54, 0, "gen-11 fell after 54 of 1000 steps"),
+        (1.0, 12, 1, "the simulation diverged after 12 of 1000 steps"),
+    ],
+)
+def test_export_check_warns_when_the_robot_falls_or_stands_still(
+    returns: float, length: int, unstable: int, warning: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from hd_deploy.cli.deploy import _check_episode
+    from hd_deploy.runtime import RunReport
+
+    report = RunReport("gen-11", (returns,), (length,), 10.0, 20.0, 5000.0, 0, unstable)
+    monkeypatch.setattr("hd_deploy.runtime.load_controller", lambda *a, **k: None)
+    monkeypatch.setattr("hd_deploy.runtime.run_episodes", lambda *a, **k: report)
+    lines = _check_episode(Path("gen-11.onnx"), "gen-11").splitlines()
+    assert lines[0] == (f"gen-11: one episode (seed 0): return {returns:.1f} over {length} "
+                        f"steps, mean forward speed {returns / length:.2f} m/s")  # fmt: skip
+    if warning is None:
+        assert len(lines) == 1
+    else:
+        assert len(lines) == 2 and lines[1].startswith(f"warning: {warning} under this")
 
 
 def test_export_errors_are_one_line(kit: Kit, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
