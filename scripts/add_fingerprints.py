@@ -11,8 +11,8 @@ The shipped checkpoints got theirs from the UNIMAL training robots and the gener
 (``hd-generate`` is deterministic: the 32 generated robots with experts have the
 fingerprints their expert records hold, like the 100 UNIMAL robots):
 
-    hd-generate /tmp/gen --count 32 --seed 1000
-    hd-generate /tmp/gen --count 96 --seed 2000
+    hd-generate /tmp/gen --count 32 --seed 1000 --stand-steps 0
+    hd-generate /tmp/gen --count 96 --seed 2000 --stand-steps 0
     python scripts/add_fingerprints.py hd_deploy/assets/checkpoints/teacher \\
         ../shared/unimal/train /tmp/gen
     python scripts/add_fingerprints.py hd_deploy/assets/checkpoints/student \\

@@ -351,7 +351,8 @@ def _clone_lines(run: dict, ckpt: dict, last: dict) -> list[str]:
     return [
         f"- Route: `hd-experts` then `hd-clone` (seed {c['seed']}). One MLP expert per robot "
         f"({n_unimal} UNIMAL training robots and {len(records) - n_unimal} generated robots, "
-        f"`hd-generate training/generated --count 32 --seed 1000`), plain PPO, "
+        f"`hd-generate training/generated --count 32 --seed 1000 --stand-steps 0`), "
+        f"plain PPO, "
         f"{records[0]['env_steps']:,} steps each ({steps:,} in all, {wall / 3600:.2f} "
         f"core-hours, two robots at a time on a 2-core CPU). Expert deterministic return: "
         f"mean {sum(det) / len(det):.1f}, min {min(det):.1f}, max {max(det):.1f}.",

@@ -59,7 +59,7 @@ hd-distill "$UNIMAL/train" "${mutate100[@]}" --teacher training/teacher_gpu/chec
 #     teacher labelled them zero-shot). scripts/extend_data.py seeds the run with
 #     student_gpu's data (its DAgger round included) plus teacher data on the new robots;
 #     then 30 epochs, one more DAgger round, peak lr 5e-4. Ran on the 2-core CPU.
-hd-generate training/generated --count 32 --seed 1000
+hd-generate training/generated --count 32 --seed 1000 --stand-steps 0  # every draw, as then
 if [ ! -f training/student_gpu2/robots.txt ]; then
   python scripts/extend_data.py training/student_gpu training/generated \
     --out training/student_gpu2 --workers "$WORKERS"

@@ -83,9 +83,19 @@ def generate(
     out: Annotated[Path, typer.Argument(help="Output folder.")],
     count: Annotated[int, typer.Option(help="How many robots.")] = 10,
     seed: Annotated[int, typer.Option(help="Seed of the first robot.")] = 0,
+    stand_steps: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Keep only robots that stay up this many control steps (50 a second) with "
+            "their motors off, skipping the seeds of those that fold; 0 keeps every draw.",
+        ),
+    ] = 250,
 ) -> None:
-    """Generate COUNT robots named gen-<seed>.xml into OUT."""
+    """Generate COUNT robots named gen-<seed>.xml into OUT (seeds counting up from SEED)."""
     from hd_deploy.morphology.generator import write_robots
 
-    paths = write_robots(out, count, seed=seed)
-    typer.echo(f"wrote {len(paths)} robots to {out}")
+    paths = write_robots(out, count, seed=seed, stand_steps=stand_steps)
+    skipped = int(paths[-1].stem.removeprefix("gen-")) - seed + 1 - len(paths) if paths else 0
+    folded = f" ({skipped} draws skipped: they fold with the motors off)" if skipped else ""
+    typer.echo(f"wrote {len(paths)} robots to {out}{folded}")

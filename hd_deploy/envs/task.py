@@ -325,3 +325,20 @@ class LocomotionTask:
         fallen = xpos[2] < self.fall_height
         truncated = self.steps >= self.config.episode_steps
         return StepResult(float(reward), bool(fallen), bool(truncated and not fallen), False)
+
+
+def stands_unpowered(source: str | Path, steps: int, *, config: TaskConfig = TaskConfig()) -> bool:
+    """Whether the robot, dropped on the floor with every motor off, is still up (no fall
+    termination, no divergence) after ``steps`` control steps (reset noise of seed 0).
+
+    Most UNIMAL robots pass (they were evolved to walk); many random ones of the same
+    grammar fold under their own weight within a second, where no controller can do much.
+    """
+    task = LocomotionTask(source, config=config, headless=True)
+    task.reset(np.random.default_rng(0))
+    zero = np.zeros(task.model.nu)
+    for _ in range(steps):
+        result = task.step(zero)
+        if result.terminated or result.unstable:
+            return False
+    return True

@@ -35,6 +35,7 @@ _LIMB_HEIGHTS = (0.2, 0.3, 0.4)  # capsule length is height + radius, as in the 
 _CLEARANCE = 0.01  # gap kept between capsules that are allowed to touch
 _ATTEMPTS = 200  # placement tries per limb before giving up on symmetry
 _EPS = 1e-6
+STAND_DRAWS = 20  # draws per wanted robot before write_robots gives up on the stand check
 
 
 def _directions() -> np.ndarray:
@@ -418,31 +419,57 @@ def generate_robot(
 
 
 def write_robots(
-    out_dir: str | Path, count: int, *, seed: int = 0, config: GeneratorConfig = GeneratorConfig()
+    out_dir: str | Path,
+    count: int,
+    *,
+    seed: int = 0,
+    config: GeneratorConfig = GeneratorConfig(),
+    stand_steps: int = 0,
 ) -> list[Path]:
-    """Write ``count`` random robots as ``gen-<seed + i>.xml`` files.
+    """Write ``count`` random robots as ``gen-<seed>.xml`` files, seeds counting up from
+    ``seed``.
 
     Args:
         out_dir: Output folder, created if missing.
         count: Number of robots (>= 0).
-        seed: Seed of the first robot; robot ``i`` uses ``seed + i``.
+        seed: Seed of the first robot drawn; the next draws use ``seed + 1``, ``seed + 2``...
         config: Generator options.
+        stand_steps: Keep only robots that stay up this many control steps with their motors
+            off (:func:`hd_deploy.envs.task.stands_unpowered`), skipping the seeds of the
+            others; 0 keeps every draw, so robot ``i`` is ``gen-<seed + i>``.
 
     Returns:
         Paths of the written files, in seed order.
 
     Raises:
-        ConfigError: If ``count`` or ``seed`` is negative.
+        ConfigError: If ``count``, ``seed`` or ``stand_steps`` is negative, or fewer than
+            ``count`` robots stood among ``STAND_DRAWS x count`` draws.
     """
     if count < 0:
         raise ConfigError(f"count must be >= 0, got {count}")
     if seed < 0:
         raise ConfigError(f"seed must be >= 0, got {seed}")
+    if stand_steps < 0:
+        raise ConfigError(f"stand_steps must be >= 0, got {stand_steps}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(count):
-        path = out / f"gen-{seed + i}.xml"
-        path.write_text(generate_robot(seed + i, config=config), encoding="utf-8")
+    paths: list[Path] = []
+    draws = count if stand_steps == 0 else STAND_DRAWS * count
+    for s in range(seed, seed + draws):
+        if len(paths) == count:
+            break
+        text = generate_robot(s, config=config)
+        if stand_steps:
+            from hd_deploy.envs.task import stands_unpowered
+
+            if not stands_unpowered(text, stand_steps):
+                continue
+        path = out / f"gen-{s}.xml"
+        path.write_text(text, encoding="utf-8")
         paths.append(path)
+    if len(paths) < count:
+        raise ConfigError(
+            f"only {len(paths)} of {draws} robots drawn stood {stand_steps} steps with their "
+            f"motors off ({count} wanted); lower the stand check's steps"
+        )
     return paths

@@ -48,9 +48,17 @@ def test_inspect_broken_file_is_one_line(tmp_path: Path) -> None:
 
 
 def test_generate_writes_robots(tmp_path: Path) -> None:
-    result = runner.invoke(generate_app, [str(tmp_path), "--count", "3", "--seed", "5"])
-    assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.glob("*.xml")) == ["gen-5.xml", "gen-6.xml", "gen-7.xml"]
+    every = ["--count", "3", "--seed", "5", "--stand-steps", "0"]
+    result = runner.invoke(generate_app, [str(tmp_path / "every"), *every])
+    assert result.exit_code == 0 and result.output.strip().endswith("every"), result.output
+    names = sorted(p.name for p in (tmp_path / "every").glob("*.xml"))
+    assert names == ["gen-5.xml", "gen-6.xml", "gen-7.xml"]
+    # by default the draws that fold unpowered are skipped: gen-7 does (hd-bench's bundled one)
+    result = runner.invoke(
+        generate_app, [str(tmp_path / "standing"), "--count", "3", "--seed", "5"]
+    )
+    assert result.exit_code == 0 and "draws skipped" in result.output, result.output
+    assert "gen-7.xml" not in {p.name for p in (tmp_path / "standing").glob("*.xml")}
 
 
 def test_train_distill_eval_tiny(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ N_PHYSICS = 20
 FRAME_SKIP = 4
 CONTROL_STEPS = 200
 SETTLE_STEPS = 200  # 1 s at timestep 0.005
+STAND_STEPS = 250  # hd-generate's default stand check: 5 s unpowered
 GEARS = {150, 200, 250, 300}
 RANGES = {
     (-30, 30), (-30, 0), (0, 60), (-60, 30), (0, 90), (-60, 0), (-30, 60),
@@ -195,6 +196,31 @@ def test_write_robots(tmp_path: Path) -> None:
         assert path.read_text(encoding="utf-8") == generate_robot(seed)
     with pytest.raises(ValueError, match="count must be >= 0"):
         write_robots(tmp_path, -1)
+
+
+def test_stand_check_skips_the_robots_that_fold(tmp_path: Path) -> None:
+    from hd_deploy.envs.task import stands_unpowered
+
+    # seeds 0-13: gen-1, 4 and 7 (hd-bench's bundled robots) fold within a second unpowered
+    folded = [s for s in range(14) if not stands_unpowered(generate_robot(s), STAND_STEPS)]
+    assert {1, 4, 7} <= set(folded) and 11 not in folded
+    paths = write_robots(tmp_path, 6, seed=0, stand_steps=STAND_STEPS)
+    kept = [s for s in range(14) if s not in folded][:6]
+    assert [p.name for p in paths] == [f"gen-{s}.xml" for s in kept]
+    for seed, path in zip(kept, paths, strict=True):
+        assert path.read_text(encoding="utf-8") == generate_robot(seed)
+
+
+def test_stand_check_gives_up_and_refuses_negative_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hd_deploy.morphology.generator import STAND_DRAWS
+
+    monkeypatch.setattr("hd_deploy.envs.task.stands_unpowered", lambda text, steps: False)
+    with pytest.raises(ValueError, match=f"only 0 of {2 * STAND_DRAWS} robots drawn stood"):
+        write_robots(tmp_path, 2, stand_steps=10)
+    with pytest.raises(ValueError, match="stand_steps must be >= 0"):
+        write_robots(tmp_path, 2, stand_steps=-1)
 
 
 # Physics
