@@ -392,6 +392,18 @@ def extended_line(run_dir: Path) -> list[str]:
     ]
 
 
+def collection_line(run_dir: Path) -> list[str]:
+    """The first teacher collection of a distillation run (``collection.json``), if it made one."""
+    path = run_dir / "collection.json"
+    if not path.is_file():
+        return []
+    rec = json.loads(path.read_text())
+    return [
+        f"- Before training, the teacher labelled {rec['samples']:,} samples in "
+        f"{rec['wall_s'] / 60:.1f} min ({rec['workers']} worker processes)."
+    ]
+
+
 def seeded_line(run: dict) -> list[str]:
     """The line citing a run's seed samples (``hd-distill --data``), if it had some."""
     if not run.get("data"):
@@ -507,6 +519,7 @@ def main() -> None:
         f"final loss {float(s_last.get('loss', 'nan')):.4g}; wall time "
         f"{float(s_last.get('wall_s', 'nan')) / 60:.1f} min (training and DAgger collection) "
         f"on {_device(s_ckpt)}.",
+        *collection_line(s_dir),
         *extended_line(s_dir),
         *seeded_line(s_run),
         *_init_lines(s_run),

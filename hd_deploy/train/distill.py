@@ -48,6 +48,9 @@ from hd_deploy.train.rundir import read_run, recover, round_saved, staging, swap
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
 
 LOG_COLUMNS = ("epoch", "round", "samples", "wall_s", "loss", "teacher_action_rms")
+#: The first teacher collection of a run (samples, wall time, workers); the training's own
+#: wall time (progress.csv) starts after it.
+COLLECTION_FILE = "collection.json"
 
 
 @dataclass
@@ -176,8 +179,12 @@ def distill_student(
         log.truncate_after("epoch", start_epoch)
 
     if seeded is None:
+        t_collect = time.time()
         samples = collect(teacher_checkpoint, robots, config=config, show_progress=show_progress)
         samples.save(data_path)
+        record = {"samples": samples.n_samples, "wall_s": round(time.time() - t_collect, 1),
+                  "workers": config.n_workers}  # fmt: skip
+        atomic_write_text(run_dir / COLLECTION_FILE, json.dumps(record, indent=2) + "\n")
     else:
         samples = seeded
     rounds = config.dagger_rounds + 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from typer.testing import CliRunner
 
 from hd_deploy.cli.inspect import generate_app, inspect_app
@@ -73,6 +74,9 @@ def test_train_distill_eval_tiny(tmp_path: Path) -> None:
         distill_app, [robot, "--tiny", "--teacher", str(teacher), "--out", str(tmp_path / "s")]
     )
     assert result.exit_code == 0, result.output
+    collection = json.loads((tmp_path / "s" / "collection.json").read_text())
+    data = np.load(tmp_path / "s" / "data.npz")
+    assert collection["samples"] == len(data[data.files[0]]) > 0 and collection["wall_s"] >= 0
     out = tmp_path / "eval.json"
     args = [str(tmp_path / "s" / "checkpoint"), "--robots", robot, "--episodes", "1"]
     result = runner.invoke(eval_app, [*args, "--workers", "1", "--json", str(out)])
