@@ -430,7 +430,8 @@ def run_of(checkpoint: str | Path, training: Path = Path("training")) -> Path:
 
 
 def _init_lines(run: dict) -> list[str]:
-    """Where a student run started from (``hd-distill --init``), recursively."""
+    """Where a student run started from (``hd-distill --init``), recursively: what each
+    earlier run's data were is a sub-item of that run's line."""
     init = run.get("init")
     if not init:
         return []
@@ -446,9 +447,8 @@ def _init_lines(run: dict) -> list[str]:
         f"{_samples(d)}, {d['epochs']} epochs, DAgger "
         f"rounds {d['dagger_rounds']}, final loss {float(last.get('loss', 'nan')):.4g}, "
         f"{float(last.get('wall_s', 'nan')) / 60:.1f} min.",
-        *extended_line(init_dir),
-        *seeded_line(init_run),
-        *_init_lines(init_run),
+        *(f"  {line}" for line in extended_line(init_dir) + seeded_line(init_run)),
+        *(f"  {line}" for line in _init_lines(init_run)),
     ]
 
 

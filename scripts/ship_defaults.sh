@@ -3,9 +3,10 @@
 # Run from the repository root with ../shared/unimal present. Every step resumes or skips
 # finished work when its run folder already exists (rerun the script after an interruption).
 #   WORKERS=16 bash scripts/ship_defaults.sh     # on a machine with many cores (and a GPU)
-# The student shipped before this one is step 2c's (student_gpu3, whose data the shipped
-# student_ref trained on); the model card compares the two. Older pairs (a teacher cloned
-# from 132 per-robot experts, and its student) are in this file's git history.
+# The student shipped before this one is step 2d's (student_ref, trained on student_gpu3's
+# data), which the shipped student_mut continued on 932 robots; the model card compares the
+# two. Older pairs (a teacher cloned from 132 per-robot experts, and its student) are in
+# this file's git history.
 set -euo pipefail
 UNIMAL=${UNIMAL:-../shared/unimal}
 WORKERS=${WORKERS:-2}
@@ -85,7 +86,7 @@ hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
   --start-samples 2000 --start-steps 150 --epochs 24 --lr 5e-4 \
   --workers "$WORKERS" --device cpu --seed 2 $(resume training/student_gpu3)
 
-# 2d. The shipped student: the paper-sized hypernetwork (--reference: context d 128, base MLP
+# 2d. The student shipped before: the paper-sized hypernetwork (--reference: context d 128, base MLP
 #     hidden 256), from scratch on student_gpu3's robots and data (--data, no new teacher
 #     rollouts): 18 epochs, peak lr 1e-3. Ran on the 2-core CPU (71 minutes).
 #     A resumed run already holds its data (hd-distill refuses --data with --resume).
@@ -100,9 +101,35 @@ hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
 python -c "from hd_deploy.models.checkpoint import compact_checkpoint as c; \
 c('training/student_ref/checkpoint')"
 
+# 2e. The shipped student: student_ref continued (--init) on 932 robots, the paper's
+#     distillation setting short of the held-out 200: the 100 UNIMAL training robots, the 800
+#     train_mutate robots outside mutate200, the 32 generated robots; fresh teacher data
+#     (2000 samples per robot and 1000 from 150-step openings: 2.80M samples, 35 minutes),
+#     then 12 epochs at peak lr 5e-4 (15 minutes), no DAgger round. Ran on the 2-core CPU.
+#     student_ref's weights are in git history (e24549c:hd_deploy/assets/checkpoints/student).
+if [ ! -f training/student_mut/robots.txt ]; then  # the robot order of the run
+  mkdir -p training/student_mut
+  python3 - "$UNIMAL" > training/student_mut/robots.txt <<'PY'
+import pathlib, sys
+unimal = pathlib.Path(sys.argv[1])
+held = {pathlib.Path(m).name for m in pathlib.Path("training/mutate300.txt").read_text().split()[-200:]}
+mutate = sorted(str(p) for p in (unimal / "train_mutate").glob("*.xml"))
+train = sorted(str(p) for p in (unimal / "train").glob("*.xml"))
+generated = sorted(str(p) for p in pathlib.Path("training/generated").glob("*.xml"))
+print("\n".join(train + [m for m in mutate if pathlib.Path(m).name not in held] + generated))
+PY
+fi
+mapfile -t robots < training/student_mut/robots.txt
+hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
+  --init training/student_ref/checkpoint --out training/student_mut \
+  --samples 2000 --start-samples 1000 --start-steps 150 --epochs 12 --lr 5e-4 \
+  --workers "$WORKERS" --device cpu --seed 4 $(resume training/student_mut)
+python -c "from hd_deploy.models.checkpoint import compact_checkpoint as c; \
+c('training/student_mut/checkpoint')"
+
 # 3. Evaluation (the numbers in the model card): 3 episodes per robot at seeds 0-2 on UNIMAL
 #    train and test, 1 episode at seeds 0-2 on the 200 held-out train_mutate robots; the
-#    replaced student (student_gpu3) measured alike; the open-loop
+#    replaced student (student_ref) measured alike; the open-loop
 #    imitation error of the student on train and unseen robots.
 ev() {  # RUN NAME ROBOTS... [hd-eval options]
   local run=$1 name=$2
@@ -113,7 +140,7 @@ ev() {  # RUN NAME ROBOTS... [hd-eval options]
 mapfile -t mutate200 < <(tail -200 training/mutate300.txt)
 held_out=()
 for f in "${mutate200[@]}"; do held_out+=(--robots "$f"); done
-for run in teacher_gpu student_gpu3 student_ref; do
+for run in teacher_gpu student_ref student_mut; do
   for split in train test; do
     ev "$run" "$split" --robots "$UNIMAL/$split" --episodes 3 --seed 0
     for seed in 1 2; do
@@ -125,7 +152,7 @@ for run in teacher_gpu student_gpu3 student_ref; do
     ev "$run" "mutate200_seed$seed" "${held_out[@]}" --episodes 1 --seed $seed
   done
 done
-for run in student_gpu3 student_ref; do
+for run in student_ref student_mut; do
   python scripts/imitation_gap.py "training/$run/checkpoint" \
     --teacher training/teacher_gpu/checkpoint --robots "$UNIMAL/train" --robots "$UNIMAL/test" \
     --workers "$WORKERS" --json "training/gap_$run.json"
@@ -134,7 +161,7 @@ done
 # 4. Ship: weights and JSON only (no optimiser state), model card, golden outputs. The
 #    repository keeps the weights once, in the package: a run folder that no longer holds
 #    them ships its checkpoint.json only (copy them back to rerun an evaluation above).
-for pair in teacher:teacher_gpu student:student_ref; do
+for pair in teacher:teacher_gpu student:student_mut; do
   kind=${pair%%:*} run=${pair#*:}
   mkdir -p "hd_deploy/assets/checkpoints/$kind"
   for f in model.safetensors checkpoint.json; do
@@ -143,6 +170,6 @@ for pair in teacher:teacher_gpu student:student_ref; do
     fi
   done
 done
-python scripts/model_card.py --teacher teacher_gpu --student student_ref \
-  --previous teacher_gpu:student_gpu3
+python scripts/model_card.py --teacher teacher_gpu --student student_mut \
+  --previous teacher_gpu:student_ref
 python scripts/golden.py
