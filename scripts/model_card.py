@@ -447,7 +447,10 @@ def _init_lines(run: dict) -> list[str]:
         f"{_samples(d)}, {d['epochs']} epochs, DAgger "
         f"rounds {d['dagger_rounds']}, final loss {float(last.get('loss', 'nan')):.4g}, "
         f"{float(last.get('wall_s', 'nan')) / 60:.1f} min.",
-        *(f"  {line}" for line in extended_line(init_dir) + seeded_line(init_run)),
+        *(
+            f"  {line}"
+            for line in collection_line(init_dir) + extended_line(init_dir) + seeded_line(init_run)
+        ),
         *(f"  {line}" for line in _init_lines(init_run)),
     ]
 

@@ -3,9 +3,8 @@
 # Run from the repository root with ../shared/unimal present. Every step resumes or skips
 # finished work when its run folder already exists (rerun the script after an interruption).
 #   WORKERS=16 bash scripts/ship_defaults.sh     # on a machine with many cores (and a GPU)
-# The student shipped before this one is step 2d's (student_ref, trained on student_gpu3's
-# data), which the shipped student_mut continued on 932 robots; the model card compares the
-# two. Older pairs (a teacher cloned from 132 per-robot experts, and its student) are in
+# The shipped student is step 2f's (student_mut_dagger: student_ref, step 2d, continued on
+# 932 robots in step 2e, then one DAgger round); the model card compares it with step 2e's. Older pairs (a teacher cloned from 132 per-robot experts, and its student) are in
 # this file's git history.
 set -euo pipefail
 UNIMAL=${UNIMAL:-../shared/unimal}
@@ -101,7 +100,7 @@ hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
 python -c "from hd_deploy.models.checkpoint import compact_checkpoint as c; \
 c('training/student_ref/checkpoint')"
 
-# 2e. The shipped student: student_ref continued (--init) on 932 robots, the paper's
+# 2e. student_ref continued (--init) on 932 robots, the paper's
 #     distillation setting short of the held-out 200: the 100 UNIMAL training robots, the 800
 #     train_mutate robots outside mutate200, the 32 generated robots; fresh teacher data
 #     (2000 samples per robot and 1000 from 150-step openings: 2.80M samples, 35 minutes),
@@ -127,9 +126,22 @@ hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
 python -c "from hd_deploy.models.checkpoint import compact_checkpoint as c; \
 c('training/student_mut/checkpoint')"
 
+# 2f. The shipped student: student_mut with one DAgger round (the student acts, the teacher
+#     labels: 2.80M more samples, about 42 minutes), on student_mut's robots and data (--data):
+#     4 epochs at peak lr 2.5e-4, two before the round and two after (49 minutes in all).
+#     Ran on the 2-core CPU.
+start=(--data training/student_mut/data.npz)
+if [ -f training/student_mut_dagger/run.json ]; then start=(--resume); fi
+hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
+  --init training/student_mut/checkpoint --out training/student_mut_dagger \
+  --samples 2000 --start-samples 1000 --start-steps 150 --epochs 4 --dagger 1 --lr 2.5e-4 \
+  --workers "$WORKERS" --device cpu --seed 5 "${start[@]}"
+python -c "from hd_deploy.models.checkpoint import compact_checkpoint as c; \
+c('training/student_mut_dagger/checkpoint')"
+
 # 3. Evaluation (the numbers in the model card): 3 episodes per robot at seeds 0-2 on UNIMAL
 #    train and test, 1 episode at seeds 0-2 on the 200 held-out train_mutate robots; the
-#    replaced student (student_ref) measured alike; the open-loop
+#    replaced student (student_mut) measured alike; the open-loop
 #    imitation error of the student on train and unseen robots.
 ev() {  # RUN NAME ROBOTS... [hd-eval options]
   local run=$1 name=$2
@@ -140,7 +152,7 @@ ev() {  # RUN NAME ROBOTS... [hd-eval options]
 mapfile -t mutate200 < <(tail -200 training/mutate300.txt)
 held_out=()
 for f in "${mutate200[@]}"; do held_out+=(--robots "$f"); done
-for run in teacher_gpu student_ref student_mut; do
+for run in teacher_gpu student_mut student_mut_dagger; do
   for split in train test; do
     ev "$run" "$split" --robots "$UNIMAL/$split" --episodes 3 --seed 0
     for seed in 1 2; do
@@ -152,7 +164,7 @@ for run in teacher_gpu student_ref student_mut; do
     ev "$run" "mutate200_seed$seed" "${held_out[@]}" --episodes 1 --seed $seed
   done
 done
-for run in student_ref student_mut; do
+for run in student_mut student_mut_dagger; do
   python scripts/imitation_gap.py "training/$run/checkpoint" \
     --teacher training/teacher_gpu/checkpoint --robots "$UNIMAL/train" --robots "$UNIMAL/test" \
     --workers "$WORKERS" --json "training/gap_$run.json"
@@ -161,7 +173,7 @@ done
 # 4. Ship: weights and JSON only (no optimiser state), model card, golden outputs. The
 #    repository keeps the weights once, in the package: a run folder that no longer holds
 #    them ships its checkpoint.json only (copy them back to rerun an evaluation above).
-for pair in teacher:teacher_gpu student:student_mut; do
+for pair in teacher:teacher_gpu student:student_mut_dagger; do
   kind=${pair%%:*} run=${pair#*:}
   mkdir -p "hd_deploy/assets/checkpoints/$kind"
   for f in model.safetensors checkpoint.json; do
@@ -170,6 +182,6 @@ for pair in teacher:teacher_gpu student:student_mut; do
     fi
   done
 done
-python scripts/model_card.py --teacher teacher_gpu --student student_mut \
-  --previous teacher_gpu:student_ref
+python scripts/model_card.py --teacher teacher_gpu --student student_mut_dagger \
+  --previous teacher_gpu:student_mut
 python scripts/golden.py
