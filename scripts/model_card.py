@@ -394,7 +394,9 @@ def extended_line(run_dir: Path) -> list[str]:
 
 def collection_line(run_dir: Path) -> list[str]:
     """The first teacher collection of a distillation run (``collection.json``), if it made one."""
-    path = run_dir / "collection.json"
+    from hd_deploy.train.distill import COLLECTION_FILE
+
+    path = run_dir / COLLECTION_FILE
     if not path.is_file():
         return []
     rec = json.loads(path.read_text())

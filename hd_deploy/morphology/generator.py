@@ -453,17 +453,16 @@ def write_robots(
         raise ConfigError(f"stand_steps must be >= 0, got {stand_steps}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    from hd_deploy.envs.task import stands_unpowered  # mujoco; the generator itself is numpy
+
     paths: list[Path] = []
     draws = count if stand_steps == 0 else STAND_DRAWS * count
     for s in range(seed, seed + draws):
         if len(paths) == count:
             break
         text = generate_robot(s, config=config)
-        if stand_steps:
-            from hd_deploy.envs.task import stands_unpowered
-
-            if not stands_unpowered(text, stand_steps):
-                continue
+        if stand_steps and not stands_unpowered(text, stand_steps):
+            continue
         path = out / f"gen-{s}.xml"
         path.write_text(text, encoding="utf-8")
         paths.append(path)
