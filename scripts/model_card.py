@@ -310,7 +310,14 @@ def _ppo_lines(run: dict, ckpt: dict, last: dict, run_dir: Path) -> list[str]:
         f"- Trained with `hd-train` (PPO, seed {ppo['seed']}) on {len(run['robots'])} robots "
         f"({robot_mix(run['robots'])}): {ppo['n_envs']} environments x {ppo['rollout_steps']} "
         f"steps an iteration, {ppo['epochs']} epochs, minibatch {ppo['minibatch_size']}, "
-        f"lr {ppo['lr']} ({ppo['lr_schedule']}).",
+        f"lr {ppo['lr']} ({ppo['lr_schedule']})"
+        + (f", an update's epochs stop at KL {ppo['target_kl']}" if ppo.get("target_kl") else "")
+        + (
+            f", {ppo['critic_warmup']} critic-only iterations first"
+            if ppo.get("critic_warmup")
+            else ""
+        )  # fmt: skip
+        + ".",
         f"- Environment steps: {extra['env_steps']:,} of the planned "
         f"{ppo['total_steps']:,} (iteration {extra['iteration']}); wall time "
         f"{float(extra['wall_s']) / 3600:.2f} h on {_ppo_device(extra)}.",
@@ -326,7 +333,24 @@ def _ppo_lines(run: dict, ckpt: dict, last: dict, run_dir: Path) -> list[str]:
             + ", ".join(f"{z:.0f} / {r:.0f} at {s / 1e6:.2f}M steps" for s, r, z in curve)
             + f". Learning curve: `{(run_dir / 'learning_curve.png').as_posix()}`."
         )
-    return lines
+    return lines + _ppo_init_lines(run, run_dir.parent)
+
+
+def _ppo_init_lines(run: dict, training: Path) -> list[str]:
+    """Where a PPO run started from (``hd-train --init``), recursively: that run's lines as
+    sub-items (its steps and wall time come before this run's)."""
+    init = run.get("init")
+    if not init:
+        return []
+    init_dir = run_of(init, training, run.get("init_checkpoint"))
+    where = f"`{init}`"
+    if init_dir != Path(init).parent:
+        where += f" (`{init_dir.as_posix()}`'s checkpoint)"
+    init_run = json.loads((init_dir / "run.json").read_text())
+    init_ckpt = json.loads((init_dir / "checkpoint" / "checkpoint.json").read_text())
+    sub = _ppo_lines(init_run, init_ckpt, _last_row(init_dir / "progress.csv"), init_dir)
+    return [f"- Started (`--init`) from {where}, trained before as follows:",
+            *(f"  {line}" for line in sub)]  # fmt: skip
 
 
 def _ppo_device(extra: dict) -> str:
@@ -413,20 +437,25 @@ def seeded_line(run: dict) -> list[str]:
     return [f"- Trained on `{run['data']}`'s samples (`--data`), not a new collection."]
 
 
-def run_of(checkpoint: str | Path, training: Path = Path("training")) -> Path:
-    """The run folder a student checkpoint came from: its parent, or, for a copy without
-    a run record (the package's shipped checkpoint), the run in ``training`` whose
-    ``checkpoint.json`` is the same file.
+def run_of(
+    checkpoint: str | Path, training: Path = Path("training"), record: dict | None = None
+) -> Path:
+    """The run folder a checkpoint came from: its parent, or, for a copy without a run
+    record (the package's shipped checkpoint), the run in ``training`` whose
+    ``checkpoint.json`` is the same. ``record`` (``run.json``'s ``init_checkpoint``: the
+    checkpoint's record when the run started from it) is matched instead of the file now
+    at ``checkpoint``, which a later shipped checkpoint may have replaced.
 
     Raises:
         SystemExit: No run holds it.
     """
     folder = Path(checkpoint).parent
-    if (folder / "run.json").exists():
+    if record is None and (folder / "run.json").exists():
         return folder
-    info = (Path(checkpoint) / "checkpoint.json").read_bytes()
+    if record is None:
+        record = json.loads((Path(checkpoint) / "checkpoint.json").read_text())
     for candidate in sorted(training.glob("*/checkpoint/checkpoint.json")):
-        if candidate.read_bytes() == info:
+        if json.loads(candidate.read_text()) == record:
             return candidate.parent.parent
     sys.exit(f"{checkpoint}: no run in {training} wrote this checkpoint")
 

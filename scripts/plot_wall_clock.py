@@ -5,11 +5,14 @@
         --out docs/teacher_return_vs_wall_time.png
     python scripts/plot_wall_clock.py training/teacher_ppo_decoupled training/teacher_gpu \
         --x steps --at 1 5 --out docs/teacher_return_vs_steps.png
+    python scripts/plot_wall_clock.py training/teacher_gpu training/teacher_cpu --chain \
+        --x steps --out docs/teacher_lineage.png
 
 Each run folder's ``progress.csv`` gives ``return_recent`` (mean of the last 100 training
 episodes) against ``wall_s`` or ``env_steps``; a run that logged ``eval_return`` (zero-shot
 return on its eval robots) gets those points too. Prints each run's return at the given
-hours (or millions of steps).
+hours (or millions of steps). ``--chain`` plots runs that continue one another (``hd-train
+--init`` from the run before) end to end: each starts where the one before it ended.
 """
 
 from __future__ import annotations
@@ -33,16 +36,31 @@ AXES = {
 
 
 def value_at(
-    rows: list[dict], hours: float, column: str = "return_recent", x: str = "hours"
-) -> float | None:
+    rows: list[dict], hours: float, column: str = "return_recent", x: str = "hours",
+    offset: float = 0.0,
+) -> float | None:  # fmt: skip
     """The last logged ``column`` at or before ``hours`` of wall time (or millions of steps
-    with ``x="steps"``); None if the run starts later."""
+    with ``x="steps"``), the run's own x shifted by ``offset`` (in the column's units);
+    None if the run starts later."""
     xcol, unit, _ = AXES[x]
-    seen = [float(r[column]) for r in rows if r.get(column) and float(r[xcol]) <= unit * hours]
+    seen = [float(r[column]) for r in rows
+            if r.get(column) and offset + float(r[xcol]) <= unit * hours]  # fmt: skip
     return seen[-1] if seen else None
 
 
-def plot(runs: Sequence[Path], out: Path, x: str = "hours") -> None:
+def offsets(runs: Sequence[Path], x: str, chain: bool) -> list[float]:
+    """Where each run starts on the x axis (in its column's units): 0, or with ``chain``
+    the end of the run before it."""
+    xcol = AXES[x][0]
+    starts, end = [], 0.0
+    for run in runs:
+        starts.append(end if chain else 0.0)
+        rows = read(run)
+        end = starts[-1] + (float(rows[-1][xcol]) if rows else 0.0)
+    return starts
+
+
+def plot(runs: Sequence[Path], out: Path, x: str = "hours", chain: bool = False) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,16 +68,16 @@ def plot(runs: Sequence[Path], out: Path, x: str = "hours") -> None:
 
     xcol, unit, label = AXES[x]
     fig, ax = plt.subplots(figsize=(7, 4))
-    for run in runs:
+    for run, start in zip(runs, offsets(runs, x, chain), strict=True):
         rows = read(run)
-        xs = [float(r[xcol]) / unit for r in rows]
+        xs = [(start + float(r[xcol])) / unit for r in rows]
         ax.plot(xs, [float(r["return_recent"]) for r in rows], lw=1.4,
                 label=f"{run.name}: training return")  # fmt: skip
-        ev = [(float(r[xcol]) / unit, float(r["eval_return"])) for r in rows
+        ev = [((start + float(r[xcol])) / unit, float(r["eval_return"])) for r in rows
               if r.get("eval_return")]  # fmt: skip
         if ev:
             ax.plot(*zip(*ev, strict=True), "o--", ms=4, label=f"{run.name}: zero-shot eval")
-    ax.set_xlabel(label)
+    ax.set_xlabel(label + (", runs end to end" if chain else ""))
     ax.set_ylabel("return")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -76,17 +94,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--x", choices=sorted(AXES), default="hours", help="x axis")
     parser.add_argument("--at", "--hours", dest="at", type=float, nargs="+", default=[0.5, 1.0],
                         help="report the return at these hours (millions of steps)")  # fmt: skip
+    parser.add_argument(
+        "--chain",
+        action="store_true",
+        help="each run continues the one before: plot them end to end",
+    )
     args = parser.parse_args(argv)
     for run in args.runs:
         if not (run / "progress.csv").is_file():
             parser.error(f"{run}: no progress.csv")
-    plot(args.runs, args.out, args.x)
+    plot(args.runs, args.out, args.x, args.chain)
     unit = "h" if args.x == "hours" else "M steps"
-    for run in args.runs:
+    for run, start in zip(args.runs, offsets(args.runs, args.x, args.chain), strict=True):
         rows = read(run)
         cells = [
-            f"{h:g} {unit}: {value_at(rows, h, x=args.x)} (zero-shot "
-            f"{value_at(rows, h, 'eval_return', x=args.x)})"
+            f"{h:g} {unit}: {value_at(rows, h, x=args.x, offset=start)} (zero-shot "
+            f"{value_at(rows, h, 'eval_return', x=args.x, offset=start)})"
             for h in args.at
         ]
         print(f"{run}: return_recent at " + ", ".join(cells))

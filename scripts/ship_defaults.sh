@@ -10,6 +10,21 @@ set -euo pipefail
 UNIMAL=${UNIMAL:-../shared/unimal}
 WORKERS=${WORKERS:-2}
 resume() { if [ -f "$1/run.json" ]; then echo --resume; fi; }
+# A run folder as the repository holds it (its records, no optimiser state; the shipped
+# weights are in hd_deploy/assets/checkpoints, earlier ones in git history) is a finished
+# step, skipped; a run interrupted on this machine holds trainer_state.pt and resumes.
+finished() {
+  if [ -f "$1/checkpoint/checkpoint.json" ] && [ ! -f "$1/checkpoint/trainer_state.pt" ]; then
+    echo "$1: finished (the repository's record), skipped"
+    return 0
+  fi
+  return 1
+}
+compact() {  # float16 weights (half the file; float32 again on load), when they are here
+  if [ -f "$1/checkpoint/model.safetensors" ]; then
+    python -c "from hd_deploy.models.checkpoint import compact_checkpoint as c; c('$1/checkpoint')"
+  fi
+}
 
 # 1. Teacher: MetaMorph's PPO on the paper-sized transformer and batch (--reference: 81,920
 #    steps an iteration, 8 epochs, minibatch 5120, in 256 environments x 320 steps), from
@@ -49,6 +64,7 @@ for name, draw in (("mutate300", first), ("mutate_extra300", extra)):
     pathlib.Path(f"training/{name}.txt").write_text("\n".join(draw) + "\n")
 EOF
 mapfile -t mutate100 < <(head -100 training/mutate300.txt)
+finished training/student_gpu ||
 hd-distill "$UNIMAL/train" "${mutate100[@]}" --teacher training/teacher_gpu/checkpoint \
   --out training/student_gpu --samples 4000 --start-samples 2000 --start-steps 150 \
   --epochs 40 --dagger 1 --workers "$WORKERS" --device cpu --seed 0 \
@@ -65,6 +81,7 @@ if [ ! -f training/student_gpu2/robots.txt ]; then
     --out training/student_gpu2 --workers "$WORKERS"
 fi
 mapfile -t robots < training/student_gpu2/robots.txt
+finished training/student_gpu2 ||
 hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
   --init training/student_gpu/checkpoint --out training/student_gpu2 --samples 4000 \
   --start-samples 2000 --start-steps 150 --epochs 30 --dagger 1 --lr 5e-4 \
@@ -80,6 +97,7 @@ if [ ! -f training/student_gpu3/robots.txt ]; then
     --out training/student_gpu3 --workers "$WORKERS"
 fi
 mapfile -t robots < training/student_gpu3/robots.txt
+finished training/student_gpu3 ||
 hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
   --init training/student_gpu2/checkpoint --out training/student_gpu3 --samples 4000 \
   --start-samples 2000 --start-steps 150 --epochs 24 --lr 5e-4 \
@@ -91,14 +109,14 @@ hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
 #     A resumed run already holds its data (hd-distill refuses --data with --resume).
 start=(--data training/student_gpu3/data.npz)
 if [ -f training/student_ref/run.json ]; then start=(--resume); fi
+finished training/student_ref ||
 hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
   --reference --out training/student_ref \
   --samples 4000 --start-samples 2000 --start-steps 150 --epochs 18 --lr 1e-3 \
   --workers "$WORKERS" --device cpu --seed 3 "${start[@]}"
 #     Its weights are stored in float16 (half the file, under 20 MB; float32 again on load):
 #     the evaluation below and the shipped student are this rounded model.
-python -c "from hd_deploy.models.checkpoint import compact_checkpoint as c; \
-c('training/student_ref/checkpoint')"
+compact training/student_ref
 
 # 2e. student_ref continued (--init) on 932 robots, the paper's
 #     distillation setting short of the held-out 200: the 100 UNIMAL training robots, the 800
@@ -119,12 +137,12 @@ print("\n".join(train + [m for m in mutate if pathlib.Path(m).name not in held] 
 PY
 fi
 mapfile -t robots < training/student_mut/robots.txt
+finished training/student_mut ||
 hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
   --init training/student_ref/checkpoint --out training/student_mut \
   --samples 2000 --start-samples 1000 --start-steps 150 --epochs 12 --lr 5e-4 \
   --workers "$WORKERS" --device cpu --seed 4 $(resume training/student_mut)
-python -c "from hd_deploy.models.checkpoint import compact_checkpoint as c; \
-c('training/student_mut/checkpoint')"
+compact training/student_mut
 
 # 2f. The shipped student: student_mut with one DAgger round (the student acts, the teacher
 #     labels: 2.80M more samples, about 42 minutes), on student_mut's robots and data (--data):
@@ -132,12 +150,12 @@ c('training/student_mut/checkpoint')"
 #     Ran on the 2-core CPU.
 start=(--data training/student_mut/data.npz)
 if [ -f training/student_mut_dagger/run.json ]; then start=(--resume); fi
+finished training/student_mut_dagger ||
 hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
   --init training/student_mut/checkpoint --out training/student_mut_dagger \
   --samples 2000 --start-samples 1000 --start-steps 150 --epochs 4 --dagger 1 --lr 2.5e-4 \
   --workers "$WORKERS" --device cpu --seed 5 "${start[@]}"
-python -c "from hd_deploy.models.checkpoint import compact_checkpoint as c; \
-c('training/student_mut_dagger/checkpoint')"
+compact training/student_mut_dagger
 
 # 3. Evaluation (the numbers in the model card): 3 episodes per robot at seeds 0-2 on UNIMAL
 #    train and test, 1 episode at seeds 0-2 on the 200 held-out train_mutate robots; the
@@ -165,7 +183,7 @@ for run in teacher_gpu student_mut student_mut_dagger; do
   done
 done
 for run in student_mut student_mut_dagger; do
-  python scripts/imitation_gap.py "training/$run/checkpoint" \
+  [ -f "training/gap_$run.json" ] || python scripts/imitation_gap.py "training/$run/checkpoint" \
     --teacher training/teacher_gpu/checkpoint --robots "$UNIMAL/train" --robots "$UNIMAL/test" \
     --workers "$WORKERS" --json "training/gap_$run.json"
 done

@@ -28,6 +28,7 @@ import torch
 
 from hd_deploy.envs.task import TaskConfig
 from hd_deploy.envs.vec_env import VecLocomotionEnv
+from hd_deploy.errors import ConfigError
 from hd_deploy.files import atomic_write_text
 from hd_deploy.models import TeacherConfig, TeacherPolicy
 from hd_deploy.models.checkpoint import load_teacher, save_checkpoint
@@ -99,7 +100,8 @@ def train_teacher(
     Raises:
         FileExistsError: run_dir already holds a run and resume is False.
         FileNotFoundError: resume is True but run_dir holds no checkpoint.
-        ConfigError: An unknown device, or CUDA asked for and not available.
+        ConfigError: An unknown device, or CUDA asked for and not available; a resumed
+            run whose robot files are gone.
     """
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoint"
@@ -111,6 +113,13 @@ def train_teacher(
         ppo = PPOConfig.from_dict(meta["ppo"])
         robots = meta["robots"]  # a resumed run keeps its robot set (and eval robots)
         eval_robots = eval_robots or meta.get("eval_robots", [])
+        missing = [r for r in [*robots, *eval_robots] if not Path(r).is_file()]
+        if missing:
+            raise ConfigError(
+                f"{run_dir / 'run.json'} names {len(missing)} robot file(s) that are not "
+                f"here, such as {missing[0]}: a run resumes on the robots it started with, "
+                "at the paths it was given (relative to the folder it ran from)"
+            )
         if total_steps is not None and total_steps != ppo.total_steps:
             ppo = dataclasses.replace(ppo, total_steps=total_steps)
             meta["ppo"] = ppo.to_dict()
@@ -136,7 +145,7 @@ def train_teacher(
                     "teacher": teacher.config.to_dict(),
                     "robots": [str(r) for r in robots],
                     "eval_robots": [str(r) for r in eval_robots],
-                    **({"init": str(init)} if init is not None else {}),
+                    **(_init_record(init) if init is not None else {}),
                 },
                 indent=2,
             ),
@@ -362,7 +371,7 @@ def _checkpoint(
     )  # fmt: skip
     torch.save(
         {
-            "optimizer": opt.state_dict(),
+            "optimizer": compact_optimizer_state(opt.state_dict()),
             "reward_scale": scaler.state(),
             "iteration": iteration,
             "env_steps": env_steps,
@@ -372,6 +381,32 @@ def _checkpoint(
         tmp / "trainer_state.pt",
     )
     swap_in(tmp, ckpt_dir)
+
+
+def _init_record(init: str | Path) -> dict:
+    """What a run started from: the path, and the checkpoint's own record there, which
+    names it for good where the path may later hold another checkpoint (the package's)."""
+    record = json.loads((Path(init) / "checkpoint.json").read_text())
+    return {"init": str(init), "init_checkpoint": record}
+
+
+def compact_optimizer_state(state: dict) -> dict:
+    """``state`` with Adam's moments in bfloat16, for a trainer state half the size.
+
+    The paper-sized teacher's moments take 27 MB in float32, too big to commit with a run
+    (or to come back whole from the GPU machine); in bfloat16 (8 significant bits, the
+    moments are running averages that need no more) they take 13 MB. ``load_state_dict``
+    casts them back to the parameters' dtype on resume. Step counters stay as they are. The
+    optimiser's own state is not touched (``state_dict`` shares its per-parameter dicts).
+    """
+
+    def compact(key: str, value):
+        if key != "step" and torch.is_tensor(value) and value.is_floating_point():
+            return value.to(torch.bfloat16)
+        return value
+
+    per_param = {i: {k: compact(k, v) for k, v in s.items()} for i, s in state["state"].items()}
+    return {**state, "state": per_param}
 
 
 def _chunks(n: int, size: int):

@@ -319,3 +319,52 @@ def test_model_card_finds_the_run_behind_a_shipped_checkpoint(tmp_path: Path) ->
         "- Trained on `training/a/data.npz`'s samples (`--data`), not a new collection."
     ]
     assert card.seeded_line({"init": None}) == card.seeded_line({"data": None}) == []
+
+
+def test_chained_runs_start_where_the_run_before_ended(tmp_path: Path) -> None:
+    plot = _load("plot_wall_clock")
+    header = "iteration,env_steps,wall_s,return_recent,eval_return\n"
+    first, second = tmp_path / "first", tmp_path / "second"
+    for run, rows in ((first, "1,1000000,60,100,\n2,2000000,120,200,50\n"),
+                      (second, "1,500000,600,250,80\n")):  # fmt: skip
+        run.mkdir()
+        (run / "progress.csv").write_text(header + rows)
+    assert plot.offsets([first, second], "steps", chain=False) == [0.0, 0.0]
+    assert plot.offsets([first, second], "steps", chain=True) == [0.0, 2e6]
+    assert plot.offsets([first, second], "hours", chain=True) == [0.0, 120.0]
+    rows = plot.read(second)
+    assert plot.value_at(rows, 2.0, x="steps", offset=2e6) is None  # starts at 2.5M steps
+    assert plot.value_at(rows, 2.5, "eval_return", x="steps", offset=2e6) == 80.0
+    plot.main([str(first), str(second), "--chain", "--x", "steps",
+               "--out", str(tmp_path / "lineage.png")])  # fmt: skip
+    assert (tmp_path / "lineage.png").stat().st_size > 0
+
+
+def _ppo_run(folder: Path, steps: int, device: str, **run) -> dict:
+    ppo = {"seed": 0, "n_envs": 32, "rollout_steps": 160, "epochs": 8, "minibatch_size": 5120,
+           "lr": 3e-4, "lr_schedule": "cosine", "total_steps": 10**8}  # fmt: skip
+    (folder / "checkpoint").mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({"ppo": ppo, "robots": ["a.xml"], **run}))
+    ckpt = {"extra": {"env_steps": steps, "iteration": 1, "wall_s": 60.0, "device": device,
+                      "workers": 14}}  # fmt: skip
+    (folder / "checkpoint" / "checkpoint.json").write_text(json.dumps(ckpt))
+    (folder / "progress.csv").write_text(f"env_steps,return_recent,eval_return\n{steps},10,5\n")
+    return ckpt
+
+
+def test_card_follows_a_teacher_run_to_the_run_it_started_from(tmp_path: Path) -> None:
+    card = _load("model_card")
+    first = _ppo_run(tmp_path / "first", 5_000_000, "cuda (NVIDIA H200)")
+    shipped = tmp_path / "package" / "teacher"  # --init named the package's teacher...
+    second = {"init": str(shipped), "init_checkpoint": first}
+    ckpt = _ppo_run(tmp_path / "second", 1_000_000, "cpu", **second)
+    shipped.mkdir(parents=True)  # ...which holds the continued run's checkpoint by now
+    (shipped / "checkpoint.json").write_text(json.dumps(ckpt))
+    run = json.loads((tmp_path / "second" / "run.json").read_text())
+    lines = card._ppo_lines(run, ckpt, {"return_recent": "10"}, tmp_path / "second")
+    started = [i for i, line in enumerate(lines) if line.startswith("- Started (`--init`)")]
+    assert len(started) == 1 and "first`'s checkpoint" in lines[started[0]]
+    sub = lines[started[0] + 1 :]
+    assert sub and all(line.startswith("  - ") for line in sub)
+    assert any("5,000,000" in line and "H200" in line for line in sub)
+    assert any("1,000,000" in line and "2-core CPU" in line for line in lines[: started[0]])

@@ -83,6 +83,28 @@ def test_ppo_resume_continues_where_it_stopped(teacher_run: Path, tmp_path: Path
     assert changed
 
 
+def test_ppo_resume_names_robot_files_that_are_gone(teacher_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(teacher_run, run)
+    meta = json.loads((run / "run.json").read_text())
+    meta["robots"][0] = str(tmp_path / "moved" / "robot.xml")
+    (run / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match=r"names 1 robot file\(s\) that are not here.*moved"):
+        train_teacher([], run, resume=True, show_progress=False)
+
+
+def test_ppo_trainer_state_keeps_adams_moments_in_bfloat16(teacher_run: Path) -> None:
+    state = torch.load(teacher_run / "checkpoint" / "trainer_state.pt", weights_only=True)
+    moments = [v for s in state["optimizer"]["state"].values() for k, v in s.items()
+               if k != "step"]  # fmt: skip
+    assert moments and all(m.dtype == torch.bfloat16 for m in moments)
+    teacher = load_teacher(teacher_run / "checkpoint")
+    opt = torch.optim.Adam(teacher.parameters())
+    opt.load_state_dict(state["optimizer"])  # as resume does: back to the parameters' dtype
+    assert all(v.dtype == torch.float32 for s in opt.state.values() for k, v in s.items()
+               if k != "step")  # fmt: skip
+
+
 def test_ppo_logs_zero_shot_returns_on_eval_robots(tmp_path: Path) -> None:
     ppo = dataclasses.replace(PPOConfig.tiny(), eval_every=2)
     train_teacher(
@@ -157,6 +179,8 @@ def test_ppo_init_starts_from_a_checkpoint_and_warms_up_the_critic(
         assert torch.equal(value, after.normalizer.state_dict()[key])
     meta = json.loads((run / "run.json").read_text())
     assert meta["init"] == str(init) and meta["ppo"]["critic_warmup"] == ppo.iterations
+    # the checkpoint it started from, by its record (the path may later hold another one)
+    assert meta["init_checkpoint"] == json.loads((init / "checkpoint.json").read_text())
     rows = list(csv.DictReader((run / "progress.csv").open()))
     assert all(abs(float(r["approx_kl"])) < 1e-4 for r in rows)  # no policy step at all
 
