@@ -339,13 +339,10 @@ def _ppo_lines(run: dict, ckpt: dict, last: dict, run_dir: Path) -> list[str]:
 def _ppo_init_lines(run: dict, training: Path) -> list[str]:
     """Where a PPO run started from (``hd-train --init``), recursively: that run's lines as
     sub-items (its steps and wall time come before this run's)."""
-    init = run.get("init")
-    if not init:
+    source = init_source(run, training)
+    if source is None:
         return []
-    init_dir = run_of(init, training, run.get("init_checkpoint"))
-    where = f"`{init}`"
-    if init_dir != Path(init).parent:
-        where += f" (`{init_dir.as_posix()}`'s checkpoint)"
+    init_dir, where = source
     init_run = json.loads((init_dir / "run.json").read_text())
     init_ckpt = json.loads((init_dir / "checkpoint" / "checkpoint.json").read_text())
     sub = _ppo_lines(init_run, init_ckpt, _last_row(init_dir / "progress.csv"), init_dir)
@@ -460,16 +457,26 @@ def run_of(
     sys.exit(f"{checkpoint}: no run in {training} wrote this checkpoint")
 
 
+def init_source(run: dict, training: Path = Path("training")) -> tuple[Path, str] | None:
+    """The run a run started from (``--init``) and how the card names it: the path given,
+    and the run folder when that path is a copy (the package's checkpoint); None without."""
+    init = run.get("init")
+    if not init:
+        return None
+    init_dir = run_of(init, training, run.get("init_checkpoint"))
+    where = f"`{init}`"
+    if init_dir != Path(init).parent:
+        where += f" (`{init_dir.as_posix()}`'s checkpoint)"
+    return init_dir, where
+
+
 def _init_lines(run: dict) -> list[str]:
     """Where a student run started from (``hd-distill --init``), recursively: what each
     earlier run's data were is a sub-item of that run's line."""
-    init = run.get("init")
-    if not init:
+    source = init_source(run)
+    if source is None:
         return []
-    init_dir = run_of(init)
-    where = f"`{init}`"
-    if init_dir != Path(init).parent:
-        where += f" (`{init_dir}`'s checkpoint)"
+    init_dir, where = source
     init_run = json.loads((init_dir / "run.json").read_text())
     last = _last_row(init_dir / "progress.csv")
     d = init_run["distill"]

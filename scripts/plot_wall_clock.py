@@ -60,7 +60,10 @@ def offsets(runs: Sequence[Path], x: str, chain: bool) -> list[float]:
     return starts
 
 
-def plot(runs: Sequence[Path], out: Path, x: str = "hours", chain: bool = False) -> None:
+def plot(
+    runs: Sequence[Path], out: Path, x: str = "hours", starts: Sequence[float] | None = None
+) -> None:
+    """Plot the runs' returns; ``starts`` shifts each run along x (``offsets``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,7 +71,7 @@ def plot(runs: Sequence[Path], out: Path, x: str = "hours", chain: bool = False)
 
     xcol, unit, label = AXES[x]
     fig, ax = plt.subplots(figsize=(7, 4))
-    for run, start in zip(runs, offsets(runs, x, chain), strict=True):
+    for run, start in zip(runs, starts or [0.0] * len(runs), strict=True):
         rows = read(run)
         xs = [(start + float(r[xcol])) / unit for r in rows]
         ax.plot(xs, [float(r["return_recent"]) for r in rows], lw=1.4,
@@ -77,7 +80,7 @@ def plot(runs: Sequence[Path], out: Path, x: str = "hours", chain: bool = False)
               if r.get("eval_return")]  # fmt: skip
         if ev:
             ax.plot(*zip(*ev, strict=True), "o--", ms=4, label=f"{run.name}: zero-shot eval")
-    ax.set_xlabel(label + (", runs end to end" if chain else ""))
+    ax.set_xlabel(label + (", runs end to end" if any(starts or []) else ""))
     ax.set_ylabel("return")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -103,9 +106,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     for run in args.runs:
         if not (run / "progress.csv").is_file():
             parser.error(f"{run}: no progress.csv")
-    plot(args.runs, args.out, args.x, args.chain)
+    starts = offsets(args.runs, args.x, args.chain)
+    plot(args.runs, args.out, args.x, starts)
     unit = "h" if args.x == "hours" else "M steps"
-    for run, start in zip(args.runs, offsets(args.runs, args.x, args.chain), strict=True):
+    for run, start in zip(args.runs, starts, strict=True):
         rows = read(run)
         cells = [
             f"{h:g} {unit}: {value_at(rows, h, x=args.x, offset=start)} (zero-shot "
