@@ -34,8 +34,17 @@ def user_errors(fn: F) -> F:
         except WorkerError as exc:  # not the user's mistake, but one line says it all
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from None
+        except KeyboardInterrupt:  # Ctrl-C (a second one, in a training loop)
+            typer.secho("interrupted", fg=typer.colors.RED, err=True)
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def resume_hint(stopped: bool, command: str, out: Path) -> None:
+    """After a run a signal stopped (its checkpoint written): how to go on."""
+    if stopped:
+        typer.echo(f"stopped by a signal; continue with: {command} --resume --out {out}")
 
 
 class OutputError(HdError):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hd_deploy.cli.common import app, given, one_size, user_errors, writable
+from hd_deploy.cli.common import app, given, one_size, resume_hint, user_errors, writable
 from hd_deploy.errors import ConfigError
 from hd_deploy.files import atomic_write_text
 
@@ -143,6 +143,7 @@ def train(
         f"teacher: {result.env_steps} env steps, recent return {result.return_recent:.1f}, "
         f"checkpoint {result.run_dir / 'checkpoint'}"
     )
+    resume_hint(result.stopped, "hd-train", out)
 
 
 # --- hd-experts ---------------------------------------------------------------------
@@ -236,6 +237,7 @@ def clone(
         f"teacher: cloned on {result.samples} samples, {result.epochs} epochs, loss "
         f"{result.loss:.4g}, checkpoint {result.run_dir / 'checkpoint'}"
     )
+    resume_hint(result.stopped, "hd-clone", out)
 
 
 # --- hd-distill ---------------------------------------------------------------------
@@ -330,6 +332,7 @@ def distill(
         f"student: {result.epochs} epochs on {result.samples} samples, loss {result.loss:.4g}, "
         f"checkpoint {result.run_dir / 'checkpoint'}"
     )
+    resume_hint(result.stopped, "hd-distill", out)
 
 
 # --- hd-eval ------------------------------------------------------------------------

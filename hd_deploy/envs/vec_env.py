@@ -30,6 +30,7 @@ from hd_deploy.envs.task import LocomotionTask, TaskConfig
 from hd_deploy.errors import ConfigError
 from hd_deploy.morphology.features import CONTEXT_DIM, PROPRIO_DIM
 from hd_deploy.morphology.robot import JOINT_SLOTS
+from hd_deploy.stop import ignore_interrupt
 
 WORKER_TIMEOUT_S = 600.0
 __all__ = ["VecLocomotionEnv", "VecObs", "VecStep", "WorkerError", "SlotWorker"]
@@ -257,6 +258,7 @@ class LocalWorker:
 
 def _worker_main(conn, sources, config, buffer, n_total, start, stop, seed) -> None:
     # pragma: no cover - runs in a subprocess
+    ignore_interrupt()
     try:
         arrays = SlotArrays.view(buffer, n_total, config.max_limbs).block(start, stop)
         slots = _Slots(sources, config, arrays, seed)

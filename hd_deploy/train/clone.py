@@ -26,6 +26,7 @@ from hd_deploy.files import atomic_write_text
 from hd_deploy.models import TeacherConfig, TeacherPolicy, load_teacher
 from hd_deploy.models.checkpoint import CheckpointError, save_checkpoint
 from hd_deploy.morphology.robot import robot_fingerprint
+from hd_deploy.stop import GracefulStop
 from hd_deploy.train.bc import Batch, bc_epoch, device_name, resolve_device, set_cosine_lr
 from hd_deploy.train.config import CloneConfig
 from hd_deploy.train.rollout import DistillData, _map, _policy
@@ -43,6 +44,7 @@ class CloneResult:
     epochs: int
     loss: float
     samples: int
+    stopped: bool = False  # by a signal (Ctrl-C, SIGTERM), a checkpoint written
 
 
 def expert_robots(experts_dir: str | Path) -> list[tuple[str, str]]:
@@ -140,7 +142,8 @@ def clone_teacher(
     rounds = config.dagger_rounds + 1
     per_round = config.epochs // rounds
     t0, loss = time.time(), log.last("loss")
-    with progress_bar(disable=not show_progress) as bar:
+    stop = GracefulStop("epoch")
+    with stop, progress_bar(disable=not show_progress) as bar:
         job = bar.add_task("clone", total=config.epochs, completed=start_epoch, status="")
         for epoch in range(start_epoch, config.epochs):
             rnd = min(epoch // per_round, rounds - 1)
@@ -158,11 +161,14 @@ def clone_teacher(
             log.append({"epoch": epoch + 1, "round": rnd, "samples": data.n_samples,
                         "wall_s": wall, "loss": loss, "lr": opt.param_groups[0]["lr"]})  # fmt: skip
             bar.update(job, advance=1, status=f"loss {loss:.4g}")
-            if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
+            last = epoch + 1 == config.epochs or stop.requested
+            if (epoch + 1) % config.checkpoint_every == 0 or last:
                 _save(ckpt, teacher, opt, epoch + 1, wall, names, fingerprints, device,
                       samples=data.n_samples)  # fmt: skip
                 plot_curve(log, run_dir / "learning_curve.png", x="epoch", ys=("loss",),
                            title="Teacher cloned from experts")  # fmt: skip
+            if stop.requested and epoch + 1 < config.epochs:
+                return CloneResult(run_dir, epoch + 1, loss, data.n_samples, stopped=True)
     return CloneResult(run_dir, config.epochs, loss, data.n_samples)
 
 

@@ -34,6 +34,7 @@ from hd_deploy.files import atomic_write_text
 from hd_deploy.models import HyperNetConfig, HyperNetPolicy, load_student, load_teacher
 from hd_deploy.models.checkpoint import CheckpointError, save_checkpoint
 from hd_deploy.morphology.robot import robot_fingerprint
+from hd_deploy.stop import GracefulStop
 from hd_deploy.train.bc import (
     Batch,
     bc_epoch,
@@ -61,6 +62,7 @@ class DistillResult:
     epochs: int
     loss: float
     samples: int
+    stopped: bool = False  # by a signal (Ctrl-C, SIGTERM), a checkpoint written
 
 
 def distill_student(
@@ -193,7 +195,8 @@ def distill_student(
     fingerprints = [robot_fingerprint(r) for r in robots]  # once per run, for checkpoints
     t0 = time.time()
     loss = log.last("loss")  # a finished run reports its last loss
-    with progress_bar(disable=not show_progress) as bar:
+    stop = GracefulStop("epoch")
+    with stop, progress_bar(disable=not show_progress) as bar:
         job = bar.add_task("distil", total=config.epochs, completed=start_epoch, status="")
         for epoch in range(start_epoch, config.epochs):
             rnd = epoch // epochs_per_round
@@ -221,11 +224,14 @@ def distill_student(
                 }
             )
             bar.update(job, advance=1, status=f"loss {loss:.4g}")
-            if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
+            last = epoch + 1 == config.epochs or stop.requested
+            if (epoch + 1) % config.checkpoint_every == 0 or last:
                 _save(ckpt, student, opt, epoch + 1, wall, names, fingerprints, device,
                       samples=samples.n_samples)  # fmt: skip
                 plot_curve(log, run_dir / "learning_curve.png", x="epoch", ys=("loss",),
                            title="Hypernetwork distillation")  # fmt: skip
+            if stop.requested and epoch + 1 < config.epochs:
+                return DistillResult(run_dir, epoch + 1, loss, samples.n_samples, stopped=True)
     return DistillResult(run_dir, config.epochs, loss, samples.n_samples)
 
 

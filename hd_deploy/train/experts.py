@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from hd_deploy.files import atomic_write_text
+from hd_deploy.stop import ignore_interrupt
 from hd_deploy.train.config import ExpertConfig
 from hd_deploy.train.runlog import progress_bar
 
@@ -297,7 +298,8 @@ def train_experts(
             for job in todo:
                 advance(_job(job))
         else:
-            with mp.get_context("spawn").Pool(workers, maxtasksperchild=4) as pool:
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(workers, maxtasksperchild=4, initializer=ignore_interrupt) as pool:
                 for rec in pool.imap_unordered(_job, todo):
                     advance(rec)
     return [json.loads((out / f"{n}.json").read_text()) for n in names]

@@ -33,6 +33,7 @@ from hd_deploy.files import atomic_write_text
 from hd_deploy.models import TeacherConfig, TeacherPolicy
 from hd_deploy.models.checkpoint import load_teacher, save_checkpoint
 from hd_deploy.morphology.robot import robot_fingerprint
+from hd_deploy.stop import GracefulStop
 from hd_deploy.train.bc import device_name, resolve_device
 from hd_deploy.train.collect import Collector, gaussian_log_density, obs_tensors
 from hd_deploy.train.config import PPOConfig
@@ -55,6 +56,7 @@ class TrainResult:
     env_steps: int
     iterations: int
     return_recent: float
+    stopped: bool = False  # by a signal (Ctrl-C, SIGTERM), a checkpoint written
 
 
 def train_teacher(
@@ -89,7 +91,9 @@ def train_teacher(
             iterations the checkpoint is evaluated, one deterministic episode each; the
             mean return is logged as ``eval_return`` (zero-shot return while training).
         max_wall_s: Stop after this many seconds of this call (checkpoint written), e.g.
-            to end inside a machine's time limit; ``--resume`` continues.
+            to end inside a machine's time limit; ``--resume`` continues. A first Ctrl-C
+            or SIGTERM stops the same way at the end of the iteration
+            (:class:`~hd_deploy.stop.GracefulStop`; ``stopped`` in the result).
         init: A teacher checkpoint folder to start from instead of a fresh model (a run
             folder is refused, as everywhere, with its checkpoint's path); its size
             replaces ``teacher_config``. Set ``ppo.critic_warmup`` so the value network
@@ -183,9 +187,10 @@ def train_teacher(
     # where the run trained, for the model card (a resumed run may move between machines)
     where = {"device": device_name(dev), "workers": ppo.n_workers}
     t_start = time.time()
+    stop = GracefulStop("iteration")
     try:
         pending = collector.collect(teacher)
-        with progress_bar(disable=not show_progress) as bar:
+        with stop, progress_bar(disable=not show_progress) as bar:
             job = bar.add_task("PPO", total=ppo.iterations, completed=start_iter, status="")
             for it in range(start_iter, ppo.iterations):
                 _set_lr(opt, ppo, it)
@@ -193,10 +198,11 @@ def train_teacher(
                 batch, episodes = pending
                 last = it + 1 == ppo.iterations
                 out_of_time = max_wall_s is not None and time.time() - t_start >= max_wall_s
-                last = last or out_of_time
+                last = last or out_of_time or stop.requested
                 if ppo.overlap and not last:
                     collector.start(teacher)  # the next batch, while this one trains
                 stats = _update(teacher, opt, batch, ppo, dev, value_only=it < ppo.critic_warmup)
+                last = last or stop.requested  # asked during the update: its batch is dropped
                 if not last:
                     pending = collector.wait() if ppo.overlap else collector.collect(teacher)
                 env_steps += ppo.batch_size
@@ -215,7 +221,9 @@ def train_teacher(
                     "lr": opt.param_groups[0]["lr"],
                     **stats,
                 }
-                evaluate_now = bool(eval_robots) and ((it + 1) % ppo.eval_every == 0 or last)
+                # a run that ends is evaluated; one stopped by a signal stops without delay
+                due = (it + 1) % ppo.eval_every == 0 or (last and not stop.requested)
+                evaluate_now = bool(eval_robots) and due
                 save = (it + 1) % ppo.checkpoint_every == 0 or last or evaluate_now
                 if save:
                     _checkpoint(
@@ -238,11 +246,14 @@ def train_teacher(
                         ys=(("return_recent", "eval_return"), "episode_length"),
                         title="Teacher PPO (eval: zero-shot on the eval robots)",
                     )  # fmt: skip
-                if out_of_time:
+                if last:
                     break
     finally:
         collector.close()
-    return TrainResult(run_dir, env_steps, env_steps // ppo.batch_size, _mean(list(recent)))
+    stopped = stop.requested and env_steps < ppo.iterations * ppo.batch_size
+    return TrainResult(
+        run_dir, env_steps, env_steps // ppo.batch_size, _mean(list(recent)), stopped
+    )
 
 
 # --- update -------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hd_deploy.stop import ignore_interrupt
 from hd_deploy.train.config import DistillConfig
 from hd_deploy.train.runlog import progress_bar
 
@@ -254,7 +255,7 @@ def _map(fn, jobs: list, *, workers: int, label: str, show_progress: bool) -> li
                 results[i] = fn(job)
                 bar.advance(task)
             return results
-        with mp.get_context("spawn").Pool(workers) as pool:
+        with mp.get_context("spawn").Pool(workers, initializer=ignore_interrupt) as pool:
             for i, res in enumerate(pool.imap(fn, jobs)):
                 results[i] = res
                 bar.advance(task)

@@ -67,6 +67,15 @@ def test_a_toolkit_error_is_one_line(name: str, monkeypatch: pytest.MonkeyPatch)
     assert line == "error: count must be >= 1, got 0"
 
 
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_ctrl_c_is_one_line_and_exit_130(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    app, target, args = COMMANDS[name]
+    monkeypatch.setattr(target, _raising(KeyboardInterrupt()))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 130, result.output
+    assert result.output.strip() == "interrupted"
+
+
 def test_bad_settings_are_toolkit_errors_and_one_line(tmp_path: Path) -> None:
     from hd_deploy.bench.latency import TimingPlan
     from hd_deploy.morphology.generator import write_robots

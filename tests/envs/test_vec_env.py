@@ -44,6 +44,20 @@ def test_a_killed_worker_is_one_error_line(tiny_file) -> None:
     assert "environment worker 1 (slots 2-3) died" in msg and "\n" not in msg
 
 
+def test_workers_leave_ctrl_c_to_the_parent(tiny_file) -> None:
+    """A terminal's Ctrl-C reaches the workers too; the parent decides how to stop."""
+    # spawned as from a terminal: SIGINT not ignored (a background shell's would be)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with VecLocomotionEnv([tiny_file], n_envs=N_ENVS, n_workers=2, config=CONFIG) as env:
+            env.reset()
+            for worker in env._workers:  # type: ignore[attr-defined]
+                os.kill(worker._proc.pid, signal.SIGINT)
+            env.step(np.zeros((N_ENVS, 5, 2), np.float32))  # all still answer
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_an_exception_in_a_worker_is_one_error_line(tiny_file) -> None:
     with VecLocomotionEnv([tiny_file], n_envs=N_ENVS, n_workers=2, config=CONFIG) as env:
         env.reset()
