@@ -23,6 +23,7 @@ from hd_deploy.morphology.robot import (
     JOINT_SLOTS,
     MAX_LIMBS,
     Robot,
+    compile_spec,
     load_spec,
     parse_robot,
     robot_name,
@@ -104,8 +105,6 @@ def build_model(
     Raises:
         MorphologyError: The robot cannot be read or is unsupported.
     """
-    from hd_deploy.morphology.errors import MorphologyError, one_line
-
     spec = load_spec(source)
     spec.option.timestep = config.timestep
     if not _has_floor(spec):  # a robot file that brings its own floor keeps it, alone
@@ -114,10 +113,7 @@ def build_model(
         for texture in spec.textures:
             if texture.builtin != mujoco.mjtBuiltin.mjBUILTIN_NONE:
                 texture.width = texture.height = _HEADLESS_TEXELS
-    try:
-        model = spec.compile()
-    except Exception as exc:
-        raise MorphologyError(f"{robot_name(source)}: cannot compile: {one_line(exc)}") from exc
+    model = compile_spec(spec, robot_name(source))
     robot = parse_robot(model, name=name or robot_name(source, model), max_limbs=config.max_limbs)
     return model, robot
 

@@ -129,11 +129,30 @@ def load_model(source: str | Path) -> mujoco.MjModel:
     Raises:
         MorphologyError: The file is missing or MuJoCo cannot compile it.
     """
-    spec = load_spec(source)
+    return compile_spec(load_spec(source), _label(source))
+
+
+def compile_spec(spec: mujoco.MjSpec, label: str) -> mujoco.MjModel:
+    """Compile a spec; ``label`` names the robot in the error.
+
+    A ``<compiler settotalmass>`` (gymnasium's HalfCheetah has one), deprecated in MuJoCo
+    4, is applied the way MuJoCo advises instead: ``mj_setTotalmass`` and ``mj_setConst``
+    on the compiled model, which gives the same model, without the warning.
+
+    Raises:
+        MorphologyError: MuJoCo cannot compile it.
+    """
+    total = getattr(spec.compiler, "settotalmass", -1.0)
+    if total > 0:
+        spec.compiler.settotalmass = -1.0
     try:
-        return spec.compile()
+        model = spec.compile()
     except Exception as exc:  # MuJoCo raises ValueError with its own message
-        raise MorphologyError(f"{_label(source)}: cannot compile: {one_line(exc)}") from exc
+        raise MorphologyError(f"{label}: cannot compile: {one_line(exc)}") from exc
+    if total > 0:
+        mujoco.mj_setTotalmass(model, total)
+        mujoco.mj_setConst(model, mujoco.MjData(model))
+    return model
 
 
 def load_spec(source: str | Path) -> mujoco.MjSpec:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import mujoco
@@ -158,3 +159,18 @@ def test_malformed_file_keeps_mujocos_line_number(tiny_file) -> None:
     with pytest.raises(MorphologyError, match=r"malformed MJCF: .*Line number=\d+") as info:
         load_model(tiny_file)
     assert "\n" not in str(info.value)
+
+
+def test_settotalmass_is_applied_after_compiling_the_same_model_without_a_warning() -> None:
+    cheetah = next(p for p in gym_robots() if p.stem == "half_cheetah")
+    assert 'settotalmass="14"' in cheetah.read_text()  # MuJoCo 4 deprecates the attribute
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = mujoco.MjModel.from_xml_path(str(cheetah))  # MuJoCo's own handling
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = load_model(cheetah)
+        build_model(cheetah)
+    assert got.body_mass.sum() == pytest.approx(14.0)
+    for field in ("body_mass", "body_inertia", "dof_invweight0", "actuator_acc0", "dof_M0"):
+        np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=field)
