@@ -37,6 +37,16 @@ def train(
         typer.Option(help="Steps per environment per iteration. [default: 128; 2560 --reference]"),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            help="Passes over each batch (fewer with --target-kl). [default: 4; 8 --reference]"
+        ),
+    ] = None,
+    minibatch_size: Annotated[
+        int | None,
+        typer.Option(help="Samples per gradient step. [default: 1024; 5120 --reference]"),
+    ] = None,
     reference: Annotated[
         bool,
         typer.Option(
@@ -114,12 +124,12 @@ def train(
         ppo, model = PPOConfig.tiny(), TeacherConfig.tiny()
     else:
         ppo, model = PPOConfig(), TeacherConfig.small()
-    if resume and any(
-        v is not None for v in (init, critic_warmup, target_kl, lr, action_std, update_normalizer)
-    ):
+    kept = (init, critic_warmup, target_kl, lr, action_std, update_normalizer, epochs,
+            minibatch_size)  # fmt: skip
+    if resume and any(v is not None for v in kept):
         raise ConfigError(
-            "--resume keeps the run's settings: drop --init, --critic-warmup, "
-            "--target-kl, --lr, --action-std and --update-normalizer"
+            "--resume keeps the run's settings: drop --init, --critic-warmup, --target-kl, "
+            "--lr, --action-std, --update-normalizer, --epochs and --minibatch-size"
         )
     if critic_warmup is None:
         critic_warmup = 10 if init is not None else 0
@@ -130,7 +140,7 @@ def train(
         update_normalizer=update_normalizer,
         **given(total_steps=steps, n_envs=n_envs, rollout_steps=rollout_steps,
                 n_workers=workers, eval_every=eval_every, target_kl=target_kl, lr=lr,
-                threads=threads),
+                threads=threads, epochs=epochs, minibatch_size=minibatch_size),
     )  # fmt: skip
     result = train_teacher(
         files, out, teacher_config=model, ppo=ppo, resume=resume,

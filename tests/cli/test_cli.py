@@ -65,10 +65,12 @@ def test_generate_writes_robots(tmp_path: Path) -> None:
 def test_train_distill_eval_tiny(tmp_path: Path) -> None:
     robot = str(bundled_robots()[0])
     tiny = ["--tiny", "--n-envs", "2", "--rollout-steps", "16"]  # a batch of 32, as --tiny
-    result = runner.invoke(train_app, [robot, *tiny, "--out", str(tmp_path / "t")])
+    shape = ["--epochs", "2", "--minibatch-size", "16"]
+    result = runner.invoke(train_app, [robot, *tiny, *shape, "--out", str(tmp_path / "t")])
     assert result.exit_code == 0, result.output
     ppo = json.loads((tmp_path / "t" / "run.json").read_text())["ppo"]
     assert (ppo["n_envs"], ppo["rollout_steps"]) == (2, 16)
+    assert (ppo["epochs"], ppo["minibatch_size"]) == (2, 16)
     teacher = tmp_path / "t" / "checkpoint"
     result = runner.invoke(
         distill_app, [robot, "--tiny", "--teacher", str(teacher), "--out", str(tmp_path / "s")]
@@ -125,6 +127,10 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     assert "checkpoint" in line and "--init takes the size" not in line
     line = _one_error_line(runner.invoke(train_app, ["--resume", "--lr", "1e-4", *out]))
     assert "--resume keeps the run's settings" in line
+    line = _one_error_line(runner.invoke(train_app, ["--resume", "--epochs", "2", *out]))
+    assert "--resume keeps the run's settings" in line and "--epochs" in line
+    big_minibatch = ["--tiny", "--minibatch-size", "4096", *out]
+    assert "exceeds the batch" in _one_error_line(runner.invoke(train_app, big_minibatch))
     line = _one_error_line(runner.invoke(train_app, ["--tiny", "--init", str(empty), *out]))
     assert "checkpoint" in line
     for command in (train_app, distill_app, clone_app):  # two sizes: none wins silently
