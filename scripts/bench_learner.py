@@ -1,10 +1,13 @@
-"""Learner cost per sample of teacher sizes, side by side in one process (PPO's update cost).
+"""Learner cost per sample of teacher sizes and precisions, side by side in one process
+(PPO's update cost).
 
     python scripts/bench_learner.py
 
 Times one forward and backward pass of the actor and critic on the packed path (batch 1024,
 12 limb slots of which 8 are real, as UNIMAL robots average), median of 5, on 2 threads,
-and prints each size's cost as a multiple of the small teacher's.
+and prints each size's cost as a multiple of the small teacher's, then the reference
+teacher's cost in float32 against bfloat16 matmuls (``hd-train --precision bf16``: torch's
+autocast, as PPO's update runs it).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 from hd_deploy.models import TeacherConfig, TeacherPolicy
 from hd_deploy.models.counting import teacher_actor_params
 
+BF16 = "reference, bf16"
 SIZES = {
     "small": TeacherConfig.small(),
     "medium (d 128, 3 layers, ff 256)": dataclasses.replace(
@@ -32,21 +36,27 @@ def main(batch: int = 1024, limbs: int = 12, real: int = 8, repeats: int = 5) ->
     mask = torch.zeros(batch, limbs, dtype=torch.bool)
     mask[:, :real] = True
     models = {name: TeacherPolicy(cfg) for name, cfg in SIZES.items()}
+    models[BF16] = models["reference"]
     times: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(repeats):  # interleaved, so drift on a shared machine hits every size
         for name, model in models.items():
             t0 = time.perf_counter()
-            _, mean, value = model.packed(p, c, mask)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == BF16):
+                _, mean, value = model.packed(p, c, mask)
             assert value is not None
-            (mean.pow(2).mean() + value.pow(2).mean()).backward()
+            (mean.float().pow(2).mean() + value.float().pow(2).mean()).backward()
             times[name].append(time.perf_counter() - t0)
     median = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
-    for name in models:
+    for name in SIZES:
         params = teacher_actor_params(SIZES[name])
         print(
             f"{name}: {median[name] / median['small']:.1f}x the small teacher's cost per "
             f"sample, actor parameters {params}"
         )
+    print(
+        f"reference in bfloat16 matmuls: {median['reference'] / median[BF16]:.1f}x faster "
+        "than in float32"
+    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,6 +75,7 @@ def train_teacher(
     max_wall_s: float | None = None,
     init: str | Path | None = None,
     action_std: float | None = None,
+    precision: str | None = None,
 ) -> TrainResult:
     """Train a universal teacher with PPO; writes checkpoints, CSV log and plot to run_dir.
 
@@ -100,6 +102,9 @@ def train_teacher(
             learns its returns first.
         action_std: Exploration noise (the policy's fixed action std) instead of the
             model's own (0.9, MetaMorph's); ignored on resume.
+        precision: The learner's matmuls, ``ppo.precision`` ("fp32" or "bf16"), on resume
+            too (a setting of the machine, like ``device``, recorded in ``run.json`` and in
+            each checkpoint); None keeps ``ppo``'s, or on resume the run's.
 
     Raises:
         FileExistsError: run_dir already holds a run and resume is False.
@@ -124,8 +129,10 @@ def train_teacher(
                 f"here, such as {missing[0]}: a run resumes on the robots it started with, "
                 "at the paths it was given (relative to the folder it ran from)"
             )
-        if total_steps is not None and total_steps != ppo.total_steps:
-            ppo = dataclasses.replace(ppo, total_steps=total_steps)
+        asked: dict[str, Any] = {"total_steps": total_steps, "precision": precision}
+        changed = {k: v for k, v in asked.items() if v is not None}
+        if any(getattr(ppo, k) != v for k, v in changed.items()):
+            ppo = dataclasses.replace(ppo, **changed)
             meta["ppo"] = ppo.to_dict()
             atomic_write_text(run_dir / "run.json", json.dumps(meta, indent=2))
         teacher = load_teacher(ckpt_dir)
@@ -140,6 +147,8 @@ def train_teacher(
             teacher = TeacherPolicy(teacher_config or TeacherConfig.small())
         if action_std is not None:
             teacher.config = dataclasses.replace(teacher.config, action_std=action_std)
+        if precision is not None:
+            ppo = dataclasses.replace(ppo, precision=precision)
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(
             run_dir / "run.json",
@@ -185,7 +194,7 @@ def train_teacher(
     )  # fmt: skip
     collector = Collector(env, ppo, scaler, dev, seed=ppo.seed + 1000 * start_iter)
     # where the run trained, for the model card (a resumed run may move between machines)
-    where = {"device": device_name(dev), "workers": ppo.n_workers}
+    where = {"device": device_name(dev), "workers": ppo.n_workers, "precision": ppo.precision}
     t_start = time.time()
     stop = GracefulStop("iteration")
     try:
@@ -264,11 +273,23 @@ def _log_prob(mean: torch.Tensor, action: torch.Tensor, std: float, mask: torch.
     return (gaussian_log_density((action - mean) / std, std) * mask).sum(dim=-1)
 
 
-def _policy(teacher: TeacherPolicy, p, c, m, action, amask):
-    """Log-probability ``(B,)`` of padded actions and values ``(B,)`` on the packed path."""
-    packing, mean, v = teacher.packed(p, c, m)
-    per_token = _log_prob(mean, packing.pack(action), teacher.action_std, packing.pack(amask))
-    return packing.sum(per_token), v
+def _policy(teacher: TeacherPolicy, p, c, m, action, amask, *, bf16: bool = False):
+    """Log-probability ``(B,)`` of padded actions and values ``(B,)`` on the packed path.
+
+    ``bf16``: the network's matmuls in bfloat16 (autocast); its outputs, and so the
+    log-density and the losses, in float32.
+    """
+    with _autocast(p.device, bf16):
+        packing, mean, v = teacher.packed(p, c, m)
+    per_token = _log_prob(
+        mean.float(), packing.pack(action), teacher.action_std, packing.pack(amask)
+    )
+    assert v is not None
+    return packing.sum(per_token), v.float()
+
+
+def _autocast(device: torch.device | str, bf16: bool):
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16)
 
 
 def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False) -> dict:
@@ -280,11 +301,12 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
     if ppo.update_normalizer:
         teacher.normalizer.update(flat["proprio"], flat["limb_mask"])
     amask = flat["action_mask"].float()
+    bf16 = ppo.precision == "bf16"  # the proximal pass too: the first ratios are exactly 1
     with torch.no_grad():
         teacher.eval()
         prox = [
             _policy(teacher, flat["proprio"][sl], flat["context"][sl], flat["limb_mask"][sl],
-                    flat["action"][sl], amask[sl])
+                    flat["action"][sl], amask[sl], bf16=bf16)
             for sl in _chunks(T * N, 4096)
         ]  # fmt: skip
         # The clip is centred on the proximal policy (these weights, this normaliser); the
@@ -296,7 +318,9 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
         log_w = prox_logp_t - behaviour_logp_t
         weight_t = torch.exp(log_w.clamp(max=math.log(ppo.max_is_weight)))
         stale_kl = -log_w.mean().item()  # KL(acting || proximal), estimated on the batch
-        last_v = teacher.packed(*obs_tensors(buf["last"], dev))[2].cpu().numpy()  # type: ignore[union-attr]
+        with _autocast(dev, bf16):
+            last_v = teacher.packed(*obs_tensors(buf["last"], dev))[2]
+        last_v = last_v.float().cpu().numpy()  # type: ignore[union-attr]
     adv, ret = _gae(buf["reward"], buf["done"], values_t.cpu().numpy().reshape(T, N), last_v, ppo)
     adv_t = torch.as_tensor(adv.reshape(-1), device=dev, dtype=torch.float32)
     ret_t = torch.as_tensor(ret.reshape(-1), device=dev, dtype=torch.float32)
@@ -313,7 +337,8 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
         for start in range(0, T * N - ppo.minibatch_size + 1, ppo.minibatch_size):
             idx = perm[start : start + ppo.minibatch_size]
             logp, v = _policy(teacher, flat["proprio"][idx], flat["context"][idx],
-                              flat["limb_mask"][idx], flat["action"][idx], amask[idx])  # fmt: skip
+                              flat["limb_mask"][idx], flat["action"][idx], amask[idx],
+                              bf16=bf16)  # fmt: skip
             log_r = logp - prox_logp_t[idx]
             ratio = torch.exp(log_r)
             a = adv_t[idx]

@@ -131,6 +131,8 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     assert "--resume keeps the run's settings" in line and "--epochs" in line
     big_minibatch = ["--tiny", "--minibatch-size", "4096", *out]
     assert "exceeds the batch" in _one_error_line(runner.invoke(train_app, big_minibatch))
+    fp16 = ["--tiny", "--precision", "fp16", *out]
+    assert "precision must be one of fp32, bf16" in _one_error_line(runner.invoke(train_app, fp16))
     line = _one_error_line(runner.invoke(train_app, ["--tiny", "--init", str(empty), *out]))
     assert "checkpoint" in line
     for command in (train_app, distill_app, clone_app):  # two sizes: none wins silently

@@ -27,7 +27,7 @@ from hd_deploy.models import (
 from hd_deploy.morphology.sources import bundled_robots
 from hd_deploy.train.config import DistillConfig, PPOConfig
 from hd_deploy.train.distill import distill_student, make_optimizer, train_epoch
-from hd_deploy.train.ppo import _gae, train_teacher
+from hd_deploy.train.ppo import _gae, _policy, train_teacher
 from hd_deploy.train.rollout import DistillData, evaluate
 
 ROBOTS = 2
@@ -188,8 +188,6 @@ def test_ppo_init_starts_from_a_checkpoint_and_warms_up_the_critic(
 def _random_batch(teacher, ppo: PPOConfig) -> dict:
     """A PPO buffer of random observations on 3-limb robots, with the log-probabilities of
     ``teacher`` acting (as the collector records them)."""
-    from hd_deploy.train.ppo import _policy
-
     rng = np.random.default_rng(0)
     T, N, L = ppo.rollout_steps, ppo.n_envs, teacher.config.max_limbs
     mask = np.zeros((T, N, L), bool)
@@ -230,6 +228,45 @@ def test_ppo_target_kl_stops_the_epochs_early(teacher_run: Path, tmp_path: Path)
     per_epoch = ppo.batch_size // ppo.minibatch_size
     assert steps[0.0] == ppo.epochs * per_epoch
     assert steps[1e-9] == per_epoch  # the first epoch moved the policy past the target
+
+
+def test_bf16_learner_multiplies_in_bfloat16_and_keeps_float32_weights(teacher_run) -> None:
+    from hd_deploy.train.ppo import _update
+
+    teacher = load_teacher(teacher_run / "checkpoint")
+    ppo = dataclasses.replace(PPOConfig.tiny(), precision="bf16")
+    buf = _random_batch(teacher, ppo)
+    args = [torch.as_tensor(buf[k][0]) for k in ("proprio", "context", "limb_mask", "action")]
+    amask = torch.as_tensor(buf["action_mask"][0]).float()
+    with torch.no_grad():
+        full, v_full = _policy(teacher, *args, amask)
+        half, v_half = _policy(teacher, *args, amask, bf16=True)
+    assert half.dtype == v_half.dtype == torch.float32  # log-density and losses in float32
+    assert not torch.equal(half, full)  # the matmuls did run in bfloat16 ...
+    torch.testing.assert_close(half, full, rtol=0.05, atol=0.5)  # ... close to float32
+    torch.testing.assert_close(v_half, v_full, rtol=0.05, atol=0.05)
+    before = [p.detach().clone() for p in teacher.parameters()]
+    stats = _update(teacher, torch.optim.Adam(teacher.parameters(), lr=1e-3), buf, ppo, "cpu")
+    assert all(np.isfinite(v) for v in stats.values())
+    assert all(p.dtype == torch.float32 for p in teacher.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, teacher.parameters(), strict=True))
+
+
+def test_precision_is_recorded_and_can_change_on_resume(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    robots = bundled_robots()[:ROBOTS]
+    ppo = dataclasses.replace(PPOConfig.tiny(), total_steps=64)
+    train_teacher(robots, run, teacher_config=TeacherConfig.tiny(), ppo=ppo,
+                  precision="bf16", show_progress=False)  # fmt: skip
+    extra = json.loads((run / "checkpoint" / "checkpoint.json").read_text())["extra"]
+    assert json.loads((run / "run.json").read_text())["ppo"]["precision"] == "bf16"
+    assert extra["precision"] == "bf16"
+    train_teacher([], run, resume=True, total_steps=128, precision="fp32", show_progress=False)
+    extra = json.loads((run / "checkpoint" / "checkpoint.json").read_text())["extra"]
+    assert json.loads((run / "run.json").read_text())["ppo"]["precision"] == "fp32"
+    assert extra["precision"] == "fp32" and extra["iteration"] == 2
+    with pytest.raises(ConfigError, match="precision must be one of fp32, bf16"):
+        train_teacher([], run, resume=True, precision="fp16", show_progress=False)
 
 
 def test_stale_batches_are_weighted_not_clipped(teacher_run: Path) -> None:
