@@ -123,11 +123,13 @@ class Collector:
         }
         episodes: list[dict] = []
         std = teacher.action_std
+        bf16 = ppo.precision == "bf16"  # acting too; its log-density comes from the noise
         teacher.eval()
         for t in range(T):
             p, c, m = obs_tensors(obs, dev)
-            packing, packed_mean, _ = teacher.packed(p, c, m, value=False)
-            mean = packing.unpack(packed_mean, L)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                packing, packed_mean, _ = teacher.packed(p, c, m, value=False)
+            mean = packing.unpack(packed_mean.float(), L)
             noise = torch.randn(mean.shape, generator=self.noise, device=dev)
             action = (mean + std * noise).cpu().numpy()
             # log-density of the action taken over the real actuators, under the policy

@@ -594,15 +594,17 @@ def test_distill_config_refuses_empty_openings() -> None:
         DistillConfig(start_samples_per_robot=-1)
 
 
-def test_rollouts_record_the_log_probability_of_the_acting_policy(teacher_run: Path) -> None:
+@pytest.mark.parametrize(("precision", "atol"), [("fp32", 1e-4), ("bf16", 0.05)])
+def test_rollouts_record_the_log_probability_of_the_acting_policy(
+    teacher_run: Path, precision: str, atol: float
+) -> None:
     from hd_deploy.envs.task import TaskConfig
     from hd_deploy.envs.vec_env import VecLocomotionEnv
     from hd_deploy.train.collect import Collector
-    from hd_deploy.train.ppo import _policy
     from hd_deploy.train.scaling import RunningScale
 
     teacher = load_teacher(teacher_run / "checkpoint")
-    ppo = PPOConfig.tiny()
+    ppo = dataclasses.replace(PPOConfig.tiny(), precision=precision)
     task = TaskConfig(max_limbs=teacher.config.max_limbs)
     env = VecLocomotionEnv(bundled_robots()[:ROBOTS], n_envs=ppo.n_envs, n_workers=0, config=task)
     collector = Collector(
@@ -617,5 +619,12 @@ def test_rollouts_record_the_log_probability_of_the_acting_policy(teacher_run: P
             for k in ("proprio", "context", "limb_mask", "action", "action_mask")}  # fmt: skip
     with torch.no_grad():
         logp, _ = _policy(teacher, flat["proprio"], flat["context"], flat["limb_mask"],
-                          flat["action"], flat["action_mask"].float())  # fmt: skip
-    np.testing.assert_allclose(buf["logp"].reshape(-1), logp.numpy(), rtol=1e-4, atol=1e-3)
+                          flat["action"], flat["action_mask"].float(),
+                          bf16=precision == "bf16")  # fmt: skip
+    # bf16: both sides multiply in bfloat16, in batches of different sizes
+    np.testing.assert_allclose(buf["logp"].reshape(-1), logp.numpy(), rtol=0, atol=atol)
+    if precision == "bf16":  # and the acting policy did multiply in bfloat16
+        with torch.no_grad():
+            logp32, _ = _policy(teacher, flat["proprio"], flat["context"], flat["limb_mask"],
+                                flat["action"], flat["action_mask"].float())  # fmt: skip
+        assert np.abs(buf["logp"].reshape(-1) - logp32.numpy()).max() > 1e-5
