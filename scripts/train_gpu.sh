@@ -24,6 +24,7 @@ WORKERS=${WORKERS:-14}
 DEVICE=${DEVICE:-cuda}
 WHEELS=${WHEELS-.whl}           # empty: install nothing (the CPU rehearsal)
 UNIMAL=${UNIMAL:-../shared/unimal}
+PRECISION=${PRECISION:-}        # bf16: the learner's matmuls in bfloat16 (new or resumed run)
 # a new run: the paper-sized teacher and PPO batch (81,920 steps an iteration), in more,
 # shorter environments than MetaMorph's 32 x 2560 so that many physics workers are busy
 NEW_ARGS=${NEW_ARGS:---reference --n-envs 256 --rollout-steps 320 --eval-every 20}
@@ -61,6 +62,7 @@ hd_train() {
   python3 -c 'import sys; from hd_deploy.cli.train import train_app; sys.argv[0] = "hd-train"; train_app()' "$@"
 }
 args=(--out "$RUN" --workers "$WORKERS" --device "$DEVICE" --max-minutes "$MINUTES")
+[ -n "$PRECISION" ] && args+=(--precision "$PRECISION")
 if [ -f "$RUN/run.json" ]; then
   hd_train --resume "${args[@]}"
 else
