@@ -30,7 +30,7 @@ from hd_deploy.stop import GracefulStop
 from hd_deploy.train.bc import Batch, bc_epoch, device_name, resolve_device, set_cosine_lr
 from hd_deploy.train.config import CloneConfig
 from hd_deploy.train.rollout import DistillData, _map, _policy
-from hd_deploy.train.rundir import read_run, recover, round_saved, staging, swap_in
+from hd_deploy.train.rundir import exclusive_run, read_run, recover, round_saved, staging, swap_in
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
 
 LOG_COLUMNS = ("epoch", "round", "samples", "wall_s", "loss", "lr")
@@ -64,6 +64,7 @@ def expert_robots(experts_dir: str | Path) -> list[tuple[str, str]]:
     return out
 
 
+@exclusive_run
 def clone_teacher(
     experts_dir: str | Path,
     run_dir: str | Path,

@@ -45,7 +45,7 @@ from hd_deploy.train.bc import (
 )
 from hd_deploy.train.config import DistillConfig
 from hd_deploy.train.rollout import DistillData, collect
-from hd_deploy.train.rundir import read_run, recover, round_saved, staging, swap_in
+from hd_deploy.train.rundir import exclusive_run, read_run, recover, round_saved, staging, swap_in
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
 
 LOG_COLUMNS = ("epoch", "round", "samples", "wall_s", "loss", "teacher_action_rms")
@@ -65,6 +65,7 @@ class DistillResult:
     stopped: bool = False  # by a signal (Ctrl-C, SIGTERM), a checkpoint written
 
 
+@exclusive_run
 def distill_student(
     teacher_checkpoint: str | Path | None,
     robots: Sequence[str | Path],

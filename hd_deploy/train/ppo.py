@@ -38,7 +38,7 @@ from hd_deploy.stop import GracefulStop
 from hd_deploy.train.bc import device_name, resolve_device
 from hd_deploy.train.collect import Collector, gaussian_log_density, obs_tensors
 from hd_deploy.train.config import PPOConfig
-from hd_deploy.train.rundir import read_run, recover, staging, swap_in
+from hd_deploy.train.rundir import exclusive_run, read_run, recover, staging, swap_in
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
 from hd_deploy.train.scaling import RunningScale
 
@@ -60,6 +60,7 @@ class TrainResult:
     stopped: bool = False  # by a signal (Ctrl-C, SIGTERM), a checkpoint written
 
 
+@exclusive_run
 def train_teacher(
     robots: Sequence[str | Path],
     run_dir: str | Path,

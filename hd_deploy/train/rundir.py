@@ -10,17 +10,37 @@ A trainer that collects more data during the run (a DAgger round) writes a check
 recording how many samples its data held, collects, then replaces its data file
 atomically; :func:`round_saved` tells a resumed run that a kill landed after that
 replacement, so the round is not collected twice.
+
+One trainer at a time writes a run folder (:func:`exclusive_run`): a second one, say a
+``--resume`` typed while the run goes on in the background, fails at once.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from hd_deploy.errors import HdError
 from hd_deploy.models.checkpoint import CheckpointError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: runs are not locked
+    fcntl = None  # type: ignore[assignment]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RunInUseError(HdError):
+    """Another process is training the same run folder."""
+
 
 COMPLETE = ".complete"
 
@@ -97,3 +117,52 @@ def read_run(run_dir: Path, keys: tuple[str, ...] = ()) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"{path}: not a run record of this kind (no {missing[0]!r})")
     return meta
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder ``run_dir`` for this process while it trains.
+
+    The lock is ``flock`` on a hidden file beside the folder (``.<name>.lock``, holding the
+    pid, removed on release); it dies with its process, so a killed run leaves nothing
+    that blocks its ``--resume``. Where ``flock`` is missing (Windows) nothing is locked.
+
+    Raises:
+        RunInUseError: Another process holds it.
+    """
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    path = run_dir.parent / f".{run_dir.name}.lock"
+    with path.open("a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip() or "?"
+            raise RunInUseError(
+                f"{run_dir}: another process (pid {pid}) is training this run; wait for it "
+                f"or stop it (Ctrl-C there, or kill {pid}: it stops with a checkpoint)"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)  # before the lock goes, with the file's closing
+
+
+def exclusive_run(fn: F) -> F:
+    """Decorator: ``fn`` holds :func:`run_lock` on its ``run_dir`` argument while it runs."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        run_dir = Path(signature.bind(*args, **kwargs).arguments["run_dir"])
+        with run_lock(run_dir):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

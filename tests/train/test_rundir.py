@@ -1,7 +1,9 @@
-"""Checkpoint swaps: a kill at any step leaves a complete checkpoint that resume finds."""
+"""Checkpoint swaps: a kill at any step leaves a complete checkpoint that resume finds; one
+trainer at a time writes a run folder."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -9,7 +11,15 @@ import pytest
 
 from hd_deploy.models.checkpoint import CheckpointError
 from hd_deploy.train import rundir
-from hd_deploy.train.rundir import read_run, recover, round_saved, staging, swap_in
+from hd_deploy.train.rundir import (
+    RunInUseError,
+    read_run,
+    recover,
+    round_saved,
+    run_lock,
+    staging,
+    swap_in,
+)
 
 
 class Killed(Exception):
@@ -125,3 +135,23 @@ def test_a_damaged_run_record_is_one_line(tmp_path: Path, text: str) -> None:
 def test_a_missing_run_record_says_so(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no run to resume"):
         read_run(tmp_path)
+
+
+def test_a_second_trainer_on_a_run_in_use_fails_at_once(tmp_path: Path) -> None:
+    from hd_deploy.models import TeacherConfig
+    from hd_deploy.morphology.sources import bundled_robots
+    from hd_deploy.train.config import PPOConfig
+    from hd_deploy.train.ppo import train_teacher
+
+    run = tmp_path / "runs" / "teacher"
+    lock = tmp_path / "runs" / ".teacher.lock"
+    with run_lock(run):  # another trainer (flock: a second open conflicts in one process too)
+        assert lock.read_text().strip() == str(os.getpid())
+        with pytest.raises(RunInUseError, match=rf"teacher: another process \(pid {os.getpid()}\)"):
+            train_teacher(bundled_robots()[:1], run, teacher_config=TeacherConfig.tiny(),
+                          ppo=PPOConfig.tiny(), show_progress=False)  # fmt: skip
+        assert not run.exists()  # refused before anything was written
+    assert not lock.exists()  # released and removed
+    lock.write_text("12345\n")  # a killed trainer's leftover: not held, so not in the way
+    with run_lock(run):
+        assert lock.read_text().strip() == str(os.getpid())
