@@ -33,6 +33,11 @@ def gaussian_log_density(z, std: float):
     return -0.5 * z * z - math.log(std) - 0.5 * math.log(2 * math.pi)
 
 
+def autocast(device: torch.device | str, bf16: bool):
+    """Matmuls in bfloat16 on ``device`` when ``bf16`` (``PPOConfig.precision``), else a no-op."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16)
+
+
 def obs_tensors(obs: VecObs, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(proprio, context, limb_mask)`` of padded observations as tensors on ``dev``."""
     return (
@@ -127,7 +132,7 @@ class Collector:
         teacher.eval()
         for t in range(T):
             p, c, m = obs_tensors(obs, dev)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+            with autocast(dev, bf16):
                 packing, packed_mean, _ = teacher.packed(p, c, m, value=False)
             mean = packing.unpack(packed_mean.float(), L)
             noise = torch.randn(mean.shape, generator=self.noise, device=dev)

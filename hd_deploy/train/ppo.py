@@ -36,7 +36,7 @@ from hd_deploy.models.checkpoint import load_teacher, save_checkpoint
 from hd_deploy.morphology.robot import robot_fingerprint
 from hd_deploy.stop import GracefulStop
 from hd_deploy.train.bc import device_name, resolve_device
-from hd_deploy.train.collect import Collector, gaussian_log_density, obs_tensors
+from hd_deploy.train.collect import Collector, autocast, gaussian_log_density, obs_tensors
 from hd_deploy.train.config import PPOConfig
 from hd_deploy.train.rundir import exclusive_run, read_run, recover, staging, swap_in
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
@@ -280,17 +280,13 @@ def _policy(teacher: TeacherPolicy, p, c, m, action, amask, *, bf16: bool = Fals
     ``bf16``: the network's matmuls in bfloat16 (autocast); its outputs, and so the
     log-density and the losses, in float32.
     """
-    with _autocast(p.device, bf16):
+    with autocast(p.device, bf16):
         packing, mean, v = teacher.packed(p, c, m)
     per_token = _log_prob(
         mean.float(), packing.pack(action), teacher.action_std, packing.pack(amask)
     )
     assert v is not None
     return packing.sum(per_token), v.float()
-
-
-def _autocast(device: torch.device | str, bf16: bool):
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16)
 
 
 def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False) -> dict:
@@ -319,7 +315,7 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
         log_w = prox_logp_t - behaviour_logp_t
         weight_t = torch.exp(log_w.clamp(max=math.log(ppo.max_is_weight)))
         stale_kl = -log_w.mean().item()  # KL(acting || proximal), estimated on the batch
-        with _autocast(dev, bf16):
+        with autocast(dev, bf16):
             last_v = teacher.packed(*obs_tensors(buf["last"], dev))[2]
         last_v = last_v.float().cpu().numpy()  # type: ignore[union-attr]
     adv, ret = _gae(buf["reward"], buf["done"], values_t.cpu().numpy().reshape(T, N), last_v, ppo)
