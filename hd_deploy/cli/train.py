@@ -110,9 +110,9 @@ def train(
     precision: Annotated[
         str | None,
         typer.Option(
-            help="The learner's matmuls: fp32, or bf16 (about 3x faster updates on GPUs and "
-            "on CPUs with AVX512-BF16 or AMX; weights and Adam stay float32). Also on "
-            "--resume. [default: fp32, or the run's]"
+            help="The learner's matmuls: fp32, or bf16 (about 2x faster updates on a CPU "
+            "with AVX512-BF16; weights and Adam stay float32). Also on --resume. "
+            "[default: fp32, or the run's]"
         ),
     ] = None,
 ) -> None:

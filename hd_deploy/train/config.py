@@ -54,8 +54,8 @@ class PPOConfig:
     eval_every: int = 50  # iterations between zero-shot evaluations (when robots are given)
     threads: int = 2
     # the learner's matmuls: "fp32", or "bf16" (autocast; weights, Adam and the loss stay
-    # float32), about 3x faster updates where the hardware multiplies bfloat16 natively
-    # (GPUs; CPUs with AVX512-BF16 or AMX), slower where it does not
+    # float32): 1.9x faster updates of the paper-sized teacher on a CPU with AVX512-BF16
+    # (scripts/bench_learner.py); slower where the hardware lacks native bfloat16
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
