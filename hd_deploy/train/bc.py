@@ -1,16 +1,25 @@
-"""Robot-balanced behaviour cloning steps shared by distillation and teacher cloning."""
+"""Robot-balanced behaviour cloning shared by distillation and teacher cloning: the batches,
+the epoch, and the epoch loop with its DAgger rounds, checkpoints and graceful stop."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from hd_deploy.errors import ConfigError
+from hd_deploy.models import HyperNetPolicy, TeacherPolicy
+from hd_deploy.models.checkpoint import save_checkpoint
+from hd_deploy.stop import GracefulStop
 from hd_deploy.train.rollout import DistillData
+from hd_deploy.train.rundir import round_saved, staging, swap_in
+from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
 
 
 def balanced_batches(
@@ -190,3 +199,130 @@ def _on_device(data: DistillData, device: torch.device) -> tuple[torch.Tensor, .
         hit = (data, tuple(torch.as_tensor(a).to(device) for a in arrays))
         _DEVICE_CACHE[key] = hit
     return hit[1]
+
+
+# --- the epoch loop -----------------------------------------------------------------
+
+
+@dataclass
+class Schedule:
+    """How a behaviour-cloning run spends its epochs.
+
+    Attributes:
+        epochs: Epochs in all.
+        rounds: Data rounds: the first collection plus ``dagger_rounds``; round ``r > 0`` is
+            collected at the start of epoch ``r * (epochs // rounds)``.
+        lr: Peak learning rate (cosine decay over all epochs, :func:`set_cosine_lr`).
+        warmup_epochs: Linear ramp over the first epochs.
+        checkpoint_every: Epochs between checkpoints (the last one and a stop always write).
+    """
+
+    epochs: int
+    rounds: int
+    lr: float
+    warmup_epochs: int = 0
+    checkpoint_every: int = 1
+
+    def round_at(self, epoch: int) -> tuple[int, bool]:
+        """``(round, due)``: the data round ``epoch`` trains on, and whether it starts there."""
+        per_round = max(1, self.epochs // self.rounds)
+        rnd = epoch // per_round
+        return min(rnd, self.rounds - 1), 0 < rnd < self.rounds and epoch % per_round == 0
+
+
+@dataclass
+class LoopEnd:
+    """Where :func:`train_epochs` ended."""
+
+    epochs: int
+    loss: float
+    data: DistillData
+    stopped: bool  # by a signal (Ctrl-C, SIGTERM), a checkpoint written
+
+
+def train_epochs(
+    data: DistillData,
+    schedule: Schedule,
+    opt: torch.optim.Optimizer,
+    *,
+    epoch_fn: Callable[[DistillData], float],
+    collect_round: Callable[[int], DistillData],
+    save: Callable[[int, float, int], None],
+    log: CsvLog,
+    row: Callable[[DistillData], Mapping[str, Any]],
+    data_path: Path,
+    state: Mapping[str, Any] | None,
+    curve: tuple[Path, str],
+    label: str,
+    show_progress: bool,
+) -> LoopEnd:
+    """Run (or continue) a behaviour-cloning run's epochs.
+
+    Each epoch sets the learning rate, trains (``epoch_fn``), logs a row and, every
+    ``checkpoint_every`` epochs, saves and redraws the curve. A DAgger round starts with a
+    checkpoint (the acting policy), collects (``collect_round(round)``), merges and saves
+    the data; a resumed run does not collect a round its data already hold. The first
+    SIGINT or SIGTERM ends the run after its epoch, with a checkpoint.
+
+    Args:
+        data: The samples so far.
+        opt: The optimiser ``epoch_fn`` steps.
+        epoch_fn: One epoch over the data; returns its mean loss.
+        collect_round: New samples for a DAgger round.
+        save: ``(epoch, wall_s, samples)``: write the checkpoint and trainer state.
+        log: The run's ``progress.csv``; its last row tells where a resumed run is.
+        row: The log columns besides epoch, round, samples, wall_s and loss.
+        data_path: Where the run's data live (rewritten after each round).
+        state: The trainer state a resumed run started from (None for a new run).
+        curve: ``(png, title)`` of the learning curve.
+        label: The progress bar's label.
+    """
+    start, wall0 = (state["epoch"], state["wall_s"]) if state is not None else (0, 0.0)
+    t0, loss = time.time(), log.last("loss")  # a finished run reports its last loss
+    stop = GracefulStop("epoch")
+    with stop, progress_bar(disable=not show_progress) as bar:
+        job = bar.add_task(label, total=schedule.epochs, completed=start, status="")
+        for epoch in range(start, schedule.epochs):
+            rnd, due = schedule.round_at(epoch)
+            if due and not round_saved(state, epoch, data.n_samples):
+                save(epoch, wall0 + time.time() - t0, data.n_samples)
+                data = data.merge(collect_round(rnd))
+                data.save(data_path)
+            set_cosine_lr(opt, schedule.lr, epoch, schedule.epochs, schedule.warmup_epochs)
+            loss = epoch_fn(data)
+            wall = wall0 + time.time() - t0
+            log.append({"epoch": epoch + 1, "round": rnd, "samples": data.n_samples,
+                        "wall_s": wall, "loss": loss, **row(data)})  # fmt: skip
+            bar.update(job, advance=1, status=f"loss {loss:.4g}")
+            done = epoch + 1 == schedule.epochs
+            if (epoch + 1) % schedule.checkpoint_every == 0 or done or stop.requested:
+                save(epoch + 1, wall, data.n_samples)
+                plot_curve(log, curve[0], x="epoch", ys=("loss",), title=curve[1])
+            if stop.requested and not done:
+                return LoopEnd(epoch + 1, loss, data, stopped=True)
+    return LoopEnd(schedule.epochs, loss, data, stopped=False)
+
+
+def save_bc_checkpoint(
+    ckpt: Path,
+    model: TeacherPolicy | HyperNetPolicy,
+    opt: torch.optim.Optimizer,
+    *,
+    epoch: int,
+    wall: float,
+    samples: int,
+    robots: list[str],
+    fingerprints: list[str],
+    device: torch.device,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Swap in a checkpoint with its trainer state; ``samples`` (in the data now) lets a
+    resume tell a saved round (:func:`~hd_deploy.train.rundir.round_saved`)."""
+    tmp = staging(ckpt)
+    record = {"epoch": epoch, "wall_s": round(wall, 1), **(extra or {}),
+              "device": device_name(device)}  # fmt: skip
+    save_checkpoint(tmp, model, robots=robots, fingerprints=fingerprints, extra=record)
+    torch.save({"optimizer": opt.state_dict(), "epoch": epoch, "samples": samples,
+                "wall_s": wall, "torch_rng": torch.get_rng_state()},
+               tmp / "trainer_state.pt")  # fmt: skip
+    swap_in(tmp, ckpt)

@@ -15,7 +15,6 @@ The result is an ordinary teacher checkpoint: ``hd-eval``, ``hd-distill``, ``hd-
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +23,20 @@ import torch
 
 from hd_deploy.files import atomic_write_text
 from hd_deploy.models import TeacherConfig, TeacherPolicy, load_teacher
-from hd_deploy.models.checkpoint import CheckpointError, save_checkpoint
+from hd_deploy.models.checkpoint import CheckpointError
 from hd_deploy.morphology.robot import robot_fingerprint
-from hd_deploy.stop import GracefulStop
-from hd_deploy.train.bc import Batch, bc_epoch, device_name, resolve_device, set_cosine_lr
+from hd_deploy.train.bc import (
+    Batch,
+    Schedule,
+    bc_epoch,
+    resolve_device,
+    save_bc_checkpoint,
+    train_epochs,
+)
 from hd_deploy.train.config import CloneConfig
 from hd_deploy.train.rollout import DistillData, _map, _policy
-from hd_deploy.train.rundir import exclusive_run, read_run, recover, round_saved, staging, swap_in
-from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
+from hd_deploy.train.rundir import exclusive_run, read_run, recover
+from hd_deploy.train.runlog import CsvLog
 
 LOG_COLUMNS = ("epoch", "round", "samples", "wall_s", "loss", "lr")
 
@@ -117,13 +122,10 @@ def clone_teacher(
     device = resolve_device(config.device)
     params = list(teacher.actor_parameters())
     opt = torch.optim.Adam(params, lr=config.lr)
-    start_epoch, wall0 = 0, 0.0
-    if state is not None:
-        start_epoch, wall0 = state["epoch"], state["wall_s"]
-        torch.set_rng_state(state["torch_rng"])
     log = CsvLog(run_dir / "progress.csv", LOG_COLUMNS)
-    if resume:
-        log.truncate_after("epoch", start_epoch)
+    if state is not None:
+        torch.set_rng_state(state["torch_rng"])
+        log.truncate_after("epoch", state["epoch"])
 
     names = [n for n, _ in robots]
     fingerprints = [robot_fingerprint(src) for _, src in robots]  # once per run
@@ -140,37 +142,25 @@ def clone_teacher(
     teacher.to(device)
     if state is not None:
         opt.load_state_dict(state["optimizer"])  # after .to(): its moments follow the params
-    rounds = config.dagger_rounds + 1
-    per_round = config.epochs // rounds
-    t0, loss = time.time(), log.last("loss")
-    stop = GracefulStop("epoch")
-    with stop, progress_bar(disable=not show_progress) as bar:
-        job = bar.add_task("clone", total=config.epochs, completed=start_epoch, status="")
-        for epoch in range(start_epoch, config.epochs):
-            rnd = min(epoch // per_round, rounds - 1)
-            due = rnd > 0 and epoch == rnd * per_round
-            if due and not round_saved(state, epoch, data.n_samples):
-                _save(ckpt, teacher, opt, epoch, wall0 + time.time() - t0, names,
-                      fingerprints, device, samples=data.n_samples)  # fmt: skip
-                extra = _collect(experts, robots, str(ckpt), config, rnd,
-                                 teacher.config.max_limbs, show_progress)  # fmt: skip
-                data = data.merge(extra)
-                data.save(data_path)
-            set_cosine_lr(opt, config.lr, epoch, config.epochs)
-            loss = _epoch(teacher, params, opt, data, config, device)
-            wall = wall0 + time.time() - t0
-            log.append({"epoch": epoch + 1, "round": rnd, "samples": data.n_samples,
-                        "wall_s": wall, "loss": loss, "lr": opt.param_groups[0]["lr"]})  # fmt: skip
-            bar.update(job, advance=1, status=f"loss {loss:.4g}")
-            last = epoch + 1 == config.epochs or stop.requested
-            if (epoch + 1) % config.checkpoint_every == 0 or last:
-                _save(ckpt, teacher, opt, epoch + 1, wall, names, fingerprints, device,
-                      samples=data.n_samples)  # fmt: skip
-                plot_curve(log, run_dir / "learning_curve.png", x="epoch", ys=("loss",),
-                           title="Teacher cloned from experts")  # fmt: skip
-            if stop.requested and epoch + 1 < config.epochs:
-                return CloneResult(run_dir, epoch + 1, loss, data.n_samples, stopped=True)
-    return CloneResult(run_dir, config.epochs, loss, data.n_samples)
+    schedule = Schedule(config.epochs, config.dagger_rounds + 1, config.lr,
+                        checkpoint_every=config.checkpoint_every)  # fmt: skip
+
+    def save(epoch: int, wall: float, samples: int) -> None:
+        save_bc_checkpoint(ckpt, teacher, opt, epoch=epoch, wall=wall, samples=samples,
+                           robots=names, fingerprints=fingerprints, device=device,
+                           extra={"trainer": "hd-clone"})  # fmt: skip
+
+    end = train_epochs(
+        data, schedule, opt,
+        epoch_fn=lambda d: _epoch(teacher, params, opt, d, config, device),
+        collect_round=lambda rnd: _collect(experts, robots, str(ckpt), config, rnd,
+                                           teacher.config.max_limbs, show_progress),
+        save=save, log=log, row=lambda d: {"lr": opt.param_groups[0]["lr"]},
+        data_path=data_path, state=state,
+        curve=(run_dir / "learning_curve.png", "Teacher cloned from experts"),
+        label="clone", show_progress=show_progress,
+    )  # fmt: skip
+    return CloneResult(run_dir, end.epochs, end.loss, end.data.n_samples, stopped=end.stopped)
 
 
 def _epoch(teacher: TeacherPolicy, params, opt, data: DistillData, config: CloneConfig,
@@ -184,28 +174,6 @@ def _epoch(teacher: TeacherPolicy, params, opt, data: DistillData, config: Clone
                     max_grad_norm=config.max_grad_norm, device=device)  # fmt: skip
     teacher.eval()
     return loss
-
-
-def _save(ckpt: Path, teacher: TeacherPolicy, opt, epoch: int, wall: float, names,
-          fingerprints, device: torch.device, *, samples: int) -> None:  # fmt: skip
-    """Swap in a checkpoint; ``samples`` (in the data now) lets a resume tell a saved round."""
-    tmp = staging(ckpt)
-    save_checkpoint(
-        tmp,
-        teacher,
-        robots=names,
-        fingerprints=fingerprints,
-        extra={
-            "epoch": epoch,
-            "wall_s": round(wall, 1),
-            "trainer": "hd-clone",
-            "device": device_name(device),
-        },  # fmt: skip
-    )
-    torch.save({"optimizer": opt.state_dict(), "epoch": epoch, "samples": samples,
-                "wall_s": wall, "torch_rng": torch.get_rng_state()},
-               tmp / "trainer_state.pt")  # fmt: skip
-    swap_in(tmp, ckpt)
 
 
 # --- data ---------------------------------------------------------------------------

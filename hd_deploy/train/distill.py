@@ -32,21 +32,21 @@ import torch
 from hd_deploy.errors import ConfigError
 from hd_deploy.files import atomic_write_text
 from hd_deploy.models import HyperNetConfig, HyperNetPolicy, load_student, load_teacher
-from hd_deploy.models.checkpoint import CheckpointError, save_checkpoint
+from hd_deploy.models.checkpoint import CheckpointError
 from hd_deploy.morphology.robot import robot_fingerprint
-from hd_deploy.stop import GracefulStop
 from hd_deploy.train.bc import (
     Batch,
+    Schedule,
     bc_epoch,
-    device_name,
     masked_bc_error,
     resolve_device,
-    set_cosine_lr,
+    save_bc_checkpoint,
+    train_epochs,
 )
 from hd_deploy.train.config import DistillConfig
 from hd_deploy.train.rollout import DistillData, collect
-from hd_deploy.train.rundir import exclusive_run, read_run, recover, round_saved, staging, swap_in
-from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
+from hd_deploy.train.rundir import exclusive_run, read_run, recover
+from hd_deploy.train.runlog import CsvLog, progress_bar
 
 LOG_COLUMNS = ("epoch", "round", "samples", "wall_s", "loss", "teacher_action_rms")
 #: The first teacher collection of a run (samples, wall time, workers); the training's own
@@ -172,14 +172,11 @@ def distill_student(
     device = resolve_device(config.device)
     student.to(device)
     opt = make_optimizer(student, config)
-    start_epoch, wall0 = 0, 0.0
+    log = CsvLog(run_dir / "progress.csv", LOG_COLUMNS)
     if state is not None:
         opt.load_state_dict(state["optimizer"])
-        start_epoch, wall0 = state["epoch"], state["wall_s"]
         torch.set_rng_state(state["torch_rng"])
-    log = CsvLog(run_dir / "progress.csv", LOG_COLUMNS)
-    if resume:
-        log.truncate_after("epoch", start_epoch)
+        log.truncate_after("epoch", state["epoch"])
 
     if seeded is None:
         t_collect = time.time()
@@ -190,50 +187,29 @@ def distill_student(
         atomic_write_text(run_dir / COLLECTION_FILE, json.dumps(record, indent=2) + "\n")
     else:
         samples = seeded
-    rounds = config.dagger_rounds + 1
-    epochs_per_round = max(1, config.epochs // rounds)
     names = [Path(r).stem for r in robots]
     fingerprints = [robot_fingerprint(r) for r in robots]  # once per run, for checkpoints
-    t0 = time.time()
-    loss = log.last("loss")  # a finished run reports its last loss
-    stop = GracefulStop("epoch")
-    with stop, progress_bar(disable=not show_progress) as bar:
-        job = bar.add_task("distil", total=config.epochs, completed=start_epoch, status="")
-        for epoch in range(start_epoch, config.epochs):
-            rnd = epoch // epochs_per_round
-            due = rnd > 0 and epoch % epochs_per_round == 0 and rnd < rounds
-            if due and not round_saved(state, epoch, samples.n_samples):
-                _save(ckpt, student, opt, epoch, wall0 + time.time() - t0, names,
-                      fingerprints, device, samples=samples.n_samples)  # fmt: skip
-                extra = collect(
-                    teacher_checkpoint, robots, config=config, student_checkpoint=ckpt,
-                    show_progress=show_progress, seed_offset=rnd,
-                )  # fmt: skip
-                samples = samples.merge(extra)
-                samples.save(data_path)
-            set_cosine_lr(opt, config.lr, epoch, config.epochs, config.warmup_epochs)
-            loss = train_epoch(student, opt, samples, config, device)
-            wall = wall0 + time.time() - t0
-            log.append(
-                {
-                    "epoch": epoch + 1,
-                    "round": min(rnd, rounds - 1),
-                    "samples": samples.n_samples,
-                    "wall_s": wall,
-                    "loss": loss,
-                    "teacher_action_rms": samples.action_rms,
-                }
-            )
-            bar.update(job, advance=1, status=f"loss {loss:.4g}")
-            last = epoch + 1 == config.epochs or stop.requested
-            if (epoch + 1) % config.checkpoint_every == 0 or last:
-                _save(ckpt, student, opt, epoch + 1, wall, names, fingerprints, device,
-                      samples=samples.n_samples)  # fmt: skip
-                plot_curve(log, run_dir / "learning_curve.png", x="epoch", ys=("loss",),
-                           title="Hypernetwork distillation")  # fmt: skip
-            if stop.requested and epoch + 1 < config.epochs:
-                return DistillResult(run_dir, epoch + 1, loss, samples.n_samples, stopped=True)
-    return DistillResult(run_dir, config.epochs, loss, samples.n_samples)
+    schedule = Schedule(config.epochs, config.dagger_rounds + 1, config.lr,
+                        config.warmup_epochs, config.checkpoint_every)  # fmt: skip
+
+    def save(epoch: int, wall: float, n_samples: int) -> None:
+        save_bc_checkpoint(ckpt, student, opt, epoch=epoch, wall=wall, samples=n_samples,
+                           robots=names, fingerprints=fingerprints, device=device)  # fmt: skip
+
+    def collect_round(rnd: int) -> DistillData:
+        return collect(teacher_checkpoint, robots, config=config, student_checkpoint=ckpt,
+                       show_progress=show_progress, seed_offset=rnd)  # fmt: skip
+
+    end = train_epochs(
+        samples, schedule, opt,
+        epoch_fn=lambda d: train_epoch(student, opt, d, config, device),
+        collect_round=collect_round, save=save, log=log,
+        row=lambda d: {"teacher_action_rms": d.action_rms},
+        data_path=data_path, state=state,
+        curve=(run_dir / "learning_curve.png", "Hypernetwork distillation"),
+        label="distil", show_progress=show_progress,
+    )  # fmt: skip
+    return DistillResult(run_dir, end.epochs, end.loss, end.data.n_samples, stopped=end.stopped)
 
 
 def _seed_path(data: str | Path | None, data_path: Path) -> Path:
@@ -343,25 +319,6 @@ def train_epoch(student: HyperNetPolicy, opt, data: DistillData, config: Distill
                     warmup_steps=config.warmup_steps)  # fmt: skip
     student.eval()
     return loss
-
-
-def _save(ckpt: Path, student, opt, epoch: int, wall: float, names, fingerprints, device, *,
-          samples: int) -> None:  # fmt: skip
-    """Swap in a checkpoint; ``samples`` (in the data now) lets a resume tell a saved round."""
-    tmp = staging(ckpt)
-    extra = {"epoch": epoch, "wall_s": round(wall, 1), "device": device_name(device)}
-    save_checkpoint(tmp, student, robots=names, fingerprints=fingerprints, extra=extra)
-    torch.save(
-        {
-            "optimizer": opt.state_dict(),
-            "epoch": epoch,
-            "samples": samples,
-            "wall_s": wall,
-            "torch_rng": torch.get_rng_state(),
-        },
-        tmp / "trainer_state.pt",
-    )
-    swap_in(tmp, ckpt)
 
 
 def imitation_errors(student: HyperNetPolicy, data: DistillData) -> list[tuple[float, float]]:

@@ -8,6 +8,7 @@ import torch
 
 from hd_deploy.train.bc import (
     Batch,
+    Schedule,
     _warmed_step,
     balanced_batches,
     bc_epoch,
@@ -145,3 +146,15 @@ def test_the_first_optimiser_steps_are_warmed_up() -> None:
         moves.append(float((w.detach() - before).item()))
         assert opt.param_groups[0]["lr"] == 0.1
     np.testing.assert_allclose(moves, [0.025, 0.05, 0.075, 0.1, 0.1], rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("epochs", "rounds", "due", "last_round"),
+    [(24, 2, [12], 1), (5, 3, [1, 2], 2), (2, 4, [1], 1), (6, 1, [], 0)],
+)
+def test_dagger_rounds_start_every_epochs_over_rounds_epochs(epochs, rounds, due, last_round):
+    schedule = Schedule(epochs, rounds, lr=1e-3)
+    at = [schedule.round_at(e) for e in range(epochs)]
+    assert [e for e, (_, d) in enumerate(at) if d] == due
+    assert at[0] == (0, False) and at[-1][0] == last_round
+    assert all(a[0] <= b[0] for a, b in zip(at, at[1:], strict=False))  # never goes back

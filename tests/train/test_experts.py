@@ -71,12 +71,13 @@ def test_clone_labels_are_the_experts_actions_in_slot_layout(experts_dir, tmp_pa
 def test_clone_resume_after_a_crash_does_not_collect_a_round_twice(
     experts_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import hd_deploy.train.bc as bc
     import hd_deploy.train.clone as clone
 
     kwargs = {"teacher_config": TeacherConfig.tiny(), "config": CloneConfig.tiny(),
               "show_progress": False}  # fmt: skip
     rounds: list[int] = []  # the round of every collection
-    collect, save = clone._collect, clone.save_checkpoint
+    collect, save = clone._collect, bc.save_checkpoint
 
     def counted(*args):
         rounds.append(args[4])
@@ -93,11 +94,11 @@ def test_clone_resume_after_a_crash_does_not_collect_a_round_twice(
 
     rounds.clear()
     run = tmp_path / "crashed"
-    monkeypatch.setattr(clone, "save_checkpoint", killed_after_round_data)
+    monkeypatch.setattr(bc, "save_checkpoint", killed_after_round_data)
     with pytest.raises(RuntimeError, match="killed"):
         clone_teacher(experts_dir, run, **kwargs)
     assert DistillData.load(run / "data.npz").n_samples == whole.samples  # the round is on disk
-    monkeypatch.setattr(clone, "save_checkpoint", save)
+    monkeypatch.setattr(bc, "save_checkpoint", save)
     resumed = clone_teacher(experts_dir, run, resume=True, show_progress=False)
 
     assert rounds == [0, 1]  # as many collections as the uninterrupted run

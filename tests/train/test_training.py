@@ -368,13 +368,14 @@ def test_distill_dagger_round_adds_student_driven_samples(teacher_run: Path, tmp
 def test_distill_resume_after_a_crash_does_not_collect_a_round_twice(
     teacher_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import hd_deploy.train.bc as bc
     import hd_deploy.train.distill as distill
 
     robots = bundled_robots()[:1]
     cfg = dataclasses.replace(DistillConfig.tiny(), dagger_rounds=1)
     kwargs = {"student_config": HyperNetConfig.tiny(), "config": cfg, "show_progress": False}
     rounds: list[int] = []  # the round of every collection
-    collect, save = distill.collect, distill.save_checkpoint
+    collect, save = distill.collect, bc.save_checkpoint
 
     def counted(*args, **kw):
         rounds.append(kw.get("seed_offset", 0))
@@ -391,11 +392,11 @@ def test_distill_resume_after_a_crash_does_not_collect_a_round_twice(
 
     rounds.clear()
     run = tmp_path / "crashed"
-    monkeypatch.setattr(distill, "save_checkpoint", killed_after_round_data)
+    monkeypatch.setattr(bc, "save_checkpoint", killed_after_round_data)
     with pytest.raises(RuntimeError, match="killed"):
         distill_student(teacher_run / "checkpoint", robots, run, **kwargs)
     assert DistillData.load(run / "data.npz").n_samples == whole.samples  # the round is on disk
-    monkeypatch.setattr(distill, "save_checkpoint", save)
+    monkeypatch.setattr(bc, "save_checkpoint", save)
     resumed = distill_student(None, robots, run, resume=True, show_progress=False)
 
     assert rounds == [0, 1]  # as many collections as the uninterrupted run
