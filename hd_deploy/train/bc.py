@@ -247,7 +247,7 @@ def train_epochs(
     *,
     epoch_fn: Callable[[DistillData], float],
     collect_round: Callable[[int], DistillData],
-    save: Callable[[int, float, int], None],
+    save: Callable[..., None],
     log: CsvLog,
     row: Callable[[DistillData], Mapping[str, Any]],
     data_path: Path,
@@ -269,7 +269,8 @@ def train_epochs(
         opt: The optimiser ``epoch_fn`` steps.
         epoch_fn: One epoch over the data; returns its mean loss.
         collect_round: New samples for a DAgger round.
-        save: ``(epoch, wall_s, samples)``: write the checkpoint and trainer state.
+        save: Called with ``epoch``, ``wall`` and ``samples``: write the checkpoint and
+            trainer state (:func:`save_bc_checkpoint` with the run's model and robots bound).
         log: The run's ``progress.csv``; its last row tells where a resumed run is.
         row: The log columns besides epoch, round, samples, wall_s and loss.
         data_path: Where the run's data live (rewritten after each round).
@@ -285,7 +286,7 @@ def train_epochs(
         for epoch in range(start, schedule.epochs):
             rnd, due = schedule.round_at(epoch)
             if due and not round_saved(state, epoch, data.n_samples):
-                save(epoch, wall0 + time.time() - t0, data.n_samples)
+                save(epoch=epoch, wall=wall0 + time.time() - t0, samples=data.n_samples)
                 data = data.merge(collect_round(rnd))
                 data.save(data_path)
             set_cosine_lr(opt, schedule.lr, epoch, schedule.epochs, schedule.warmup_epochs)
@@ -296,7 +297,7 @@ def train_epochs(
             bar.update(job, advance=1, status=f"loss {loss:.4g}")
             done = epoch + 1 == schedule.epochs
             if (epoch + 1) % schedule.checkpoint_every == 0 or done or stop.requested:
-                save(epoch + 1, wall, data.n_samples)
+                save(epoch=epoch + 1, wall=wall, samples=data.n_samples)
                 plot_curve(log, curve[0], x="epoch", ys=("loss",), title=curve[1])
             if stop.requested and not done:
                 return LoopEnd(epoch + 1, loss, data, stopped=True)

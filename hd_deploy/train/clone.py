@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -145,17 +146,15 @@ def clone_teacher(
     schedule = Schedule(config.epochs, config.dagger_rounds + 1, config.lr,
                         checkpoint_every=config.checkpoint_every)  # fmt: skip
 
-    def save(epoch: int, wall: float, samples: int) -> None:
-        save_bc_checkpoint(ckpt, teacher, opt, epoch=epoch, wall=wall, samples=samples,
-                           robots=names, fingerprints=fingerprints, device=device,
-                           extra={"trainer": "hd-clone"})  # fmt: skip
-
     end = train_epochs(
         data, schedule, opt,
         epoch_fn=lambda d: _epoch(teacher, params, opt, d, config, device),
         collect_round=lambda rnd: _collect(experts, robots, str(ckpt), config, rnd,
                                            teacher.config.max_limbs, show_progress),
-        save=save, log=log, row=lambda d: {"lr": opt.param_groups[0]["lr"]},
+        save=partial(save_bc_checkpoint, ckpt, teacher, opt, robots=names,
+                     fingerprints=fingerprints, device=device,
+                     extra={"trainer": "hd-clone"}),
+        log=log, row=lambda d: {"lr": opt.param_groups[0]["lr"]},
         data_path=data_path, state=state,
         curve=(run_dir / "learning_curve.png", "Teacher cloned from experts"),
         label="clone", show_progress=show_progress,

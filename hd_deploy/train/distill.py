@@ -25,6 +25,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -192,10 +193,6 @@ def distill_student(
     schedule = Schedule(config.epochs, config.dagger_rounds + 1, config.lr,
                         config.warmup_epochs, config.checkpoint_every)  # fmt: skip
 
-    def save(epoch: int, wall: float, n_samples: int) -> None:
-        save_bc_checkpoint(ckpt, student, opt, epoch=epoch, wall=wall, samples=n_samples,
-                           robots=names, fingerprints=fingerprints, device=device)  # fmt: skip
-
     def collect_round(rnd: int) -> DistillData:
         return collect(teacher_checkpoint, robots, config=config, student_checkpoint=ckpt,
                        show_progress=show_progress, seed_offset=rnd)  # fmt: skip
@@ -203,7 +200,9 @@ def distill_student(
     end = train_epochs(
         samples, schedule, opt,
         epoch_fn=lambda d: train_epoch(student, opt, d, config, device),
-        collect_round=collect_round, save=save, log=log,
+        collect_round=collect_round, log=log,
+        save=partial(save_bc_checkpoint, ckpt, student, opt, robots=names,
+                     fingerprints=fingerprints, device=device),
         row=lambda d: {"teacher_action_rms": d.action_rms},
         data_path=data_path, state=state,
         curve=(run_dir / "learning_curve.png", "Hypernetwork distillation"),
