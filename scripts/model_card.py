@@ -17,6 +17,9 @@ from pathlib import Path
 # The evaluation sets compared seed by seed: name in eval_<run>_<name>.json, and label
 SPLITS = (("train", "UNIMAL train"), ("test", "UNIMAL test"),
           ("mutate200", "held-out `mutate200`"))  # fmt: skip
+# The paper's teacher (MetaMorph-style, 100M steps), mean return over robots, as
+# ../shared/unimal/README.md quotes it from the authors' plotting code
+PAPER_TEACHER = {"train": 3600, "test": 1170}
 
 
 def _last_row(path: Path) -> dict:
@@ -134,6 +137,19 @@ def _limits(runs: Path, teacher: str, student: str) -> list[str]:
             f"- Unseen robots: the teacher's zero-shot return on UNIMAL test is "
             f"{tm['test']:.1f}, {tm['test'] / tm['train']:.0%} of its {tm['train']:.1f} on "
             "train; the student copies what the teacher carries over, no more."
+        )
+    pooled = {sp: pooled_per_robot(_reports(runs, teacher, sp)) for sp in PAPER_TEACHER}
+    if all(pooled.values()):
+        mean = {sp: sum(v.values()) / len(v) for sp, v in pooled.items()}
+        lines.append(
+            "- Against the paper's MetaMorph-style teacher (100M PPO steps: about "
+            f"{PAPER_TEACHER['train']} on UNIMAL train, {PAPER_TEACHER['test']} zero-shot on "
+            "test; `../shared/unimal/README.md`), this teacher reaches "
+            + ", ".join(
+                f"{mean[sp]:.0f} on {sp} ({mean[sp] / PAPER_TEACHER[sp]:.0%})"
+                for sp in PAPER_TEACHER
+            )  # fmt: skip
+            + " (pooled over the evaluation seeds): it trained a small fraction of those steps."
         )
     gap = runs / f"gap_{student}.json"
     if gap.exists():
@@ -304,6 +320,14 @@ def zero_shot_curve(progress: Path) -> list[tuple[int, float, float]]:
             for r in rows]  # fmt: skip
 
 
+def thin(points: list, most: int = 12) -> list:
+    """At most ``most`` of ``points``, evenly spaced, the last always among them."""
+    if len(points) <= most:
+        return points
+    step = -(-len(points) // most)  # ceil: never more than ``most``
+    return points[::-1][::step][::-1]
+
+
 def _ppo_lines(run: dict, ckpt: dict, last: dict, run_dir: Path) -> list[str]:
     extra, ppo = ckpt["extra"], run["ppo"]
     lines = [
@@ -324,13 +348,18 @@ def _ppo_lines(run: dict, ckpt: dict, last: dict, run_dir: Path) -> list[str]:
         f"- Recent training return (last 100 episodes, stochastic policy): "
         f"{float(last.get('return_recent', 'nan')):.1f}",
     ]
+    if extra.get("precision") == "bf16":
+        lines.append("- Matrix products in bfloat16 (`--precision bf16`) when this checkpoint "
+                     "was written (`run.json`'s README says from which iteration).")  # fmt: skip
     curve = zero_shot_curve(run_dir / "progress.csv")
     if curve:
         n_eval = len(run.get("eval_robots") or [])
+        shown = thin(curve)
+        which = "" if shown == curve else f" ({len(shown)} of {len(curve)}, evenly spaced)"
         lines.append(
             f"- Zero-shot return while training (deterministic, one episode on each of the "
-            f"{n_eval} eval robots), against the training return: "
-            + ", ".join(f"{z:.0f} / {r:.0f} at {s / 1e6:.2f}M steps" for s, r, z in curve)
+            f"{n_eval} eval robots), against the training return{which}: "
+            + ", ".join(f"{z:.0f} / {r:.0f} at {s / 1e6:.2f}M steps" for s, r, z in shown)
             + f". Learning curve: `{(run_dir / 'learning_curve.png').as_posix()}`."
         )
     return lines + _ppo_init_lines(run, run_dir.parent)
@@ -387,8 +416,12 @@ def _clone_lines(run: dict, ckpt: dict, last: dict) -> list[str]:
     ]
 
 
-def _samples(d: dict) -> str:
-    """How many teacher samples per robot each collection of a distillation run labelled."""
+def _samples(run: dict, last: dict) -> str:
+    """How many teacher samples per robot each collection of a distillation run labelled; for
+    a run that collected nothing (``--data`` and no DAgger round done), how many it trained on."""
+    d = run["distill"]
+    if run.get("data") and not int(last.get("round", d["dagger_rounds"])):
+        return f"{int(last.get('samples', 0)):,} samples (`--data`)"
     text = f"{d['samples_per_robot']} teacher samples per robot"
     if d.get("start_samples_per_robot"):
         text += (
@@ -396,6 +429,15 @@ def _samples(d: dict) -> str:
             "openings, `--start-samples`)"
         )
     return text
+
+
+def trained(d: dict, last: dict) -> str:
+    """The epochs and DAgger rounds a distillation run went through (its last progress.csv
+    row), against those it planned (run.json) when it stopped short of them."""
+    epochs, rounds = int(last.get("epoch", d["epochs"])), int(last.get("round", d["dagger_rounds"]))
+    text = f"{epochs} epochs" if epochs == d["epochs"] else f"{epochs} of its {d['epochs']} epochs"
+    text += f", DAgger rounds {rounds}"
+    return text if rounds == d["dagger_rounds"] else f"{text} of its {d['dagger_rounds']}"
 
 
 def extended_line(run_dir: Path) -> list[str]:
@@ -481,9 +523,9 @@ def _init_lines(run: dict) -> list[str]:
     last = _last_row(init_dir / "progress.csv")
     d = init_run["distill"]
     return [
-        f"- Started (`--init`) from {where}: {len(init_run['robots'])} robots, "
-        f"{_samples(d)}, {d['epochs']} epochs, DAgger "
-        f"rounds {d['dagger_rounds']}, final loss {float(last.get('loss', 'nan')):.4g}, "
+        f"- Started (`--init`) from {where}, distilled from `{init_run['teacher']}`: "
+        f"{len(init_run['robots'])} robots, {_samples(init_run, last)}, {trained(d, last)}, "
+        f"final loss {float(last.get('loss', 'nan')):.4g}, "
         f"{float(last.get('wall_s', 'nan')) / 60:.1f} min.",
         *(
             f"  {line}"
@@ -555,8 +597,8 @@ def main() -> None:
         f"- Architecture: `HyperNetConfig` {json.dumps(s_ckpt['config'])}",
         f"- Distilled with `hd-distill` (seed {s_run['distill']['seed']}) from the teacher above "
         f"on {len(s_run['robots'])} robots ({robot_mix(s_run['robots'])}): "
-        f"{_samples(s_run['distill'])}, "
-        f"{s_run['distill']['epochs']} epochs, DAgger rounds {s_run['distill']['dagger_rounds']}; "
+        f"{_samples(s_run, s_last)}, "
+        f"{trained(s_run['distill'], s_last)}; "
         f"final loss {float(s_last.get('loss', 'nan')):.4g}; wall time "
         f"{float(s_last.get('wall_s', 'nan')) / 60:.1f} min (training and DAgger collection) "
         f"on {_device(s_ckpt)}.",

@@ -3,9 +3,12 @@
 # Run from the repository root with ../shared/unimal present. Every step resumes or skips
 # finished work when its run folder already exists (rerun the script after an interruption).
 #   WORKERS=16 bash scripts/ship_defaults.sh     # on a machine with many cores (and a GPU)
-# The shipped student is step 2f's (student_mut_dagger: student_ref, step 2d, continued on
-# 932 robots in step 2e, then one DAgger round); the model card compares it with step 2e's. Older pairs (a teacher cloned from 132 per-robot experts, and its student) are in
-# this file's git history.
+# The shipped teacher is step 1b's (teacher_cpu_mb4: step 1's teacher_gpu continued by PPO on
+# the 2-core CPU), the shipped student step 2h's (student_mb4_ep: step 2f's
+# student_mut_dagger, distilled from teacher_gpu, distilled again from teacher_cpu_mb4 on the
+# same 932 robots in steps 2g and 2h); the model card compares the pair with the one it
+# replaced (teacher_gpu, student_mut_dagger). Older pairs (a teacher cloned from 132
+# per-robot experts, and its student) are in this file's git history.
 set -euo pipefail
 UNIMAL=${UNIMAL:-../shared/unimal}
 WORKERS=${WORKERS:-2}
@@ -49,6 +52,28 @@ meta["extra"].setdefault("device", "cuda (NVIDIA H200)")
 meta["extra"].setdefault("workers", 14)
 p.write_text(json.dumps(meta, indent=2) + "\n")
 EOF
+
+# 1b. The shipped teacher: teacher_gpu continued by PPO on the 2-core CPU with the paper's
+#     model and settings and a quarter of its batch (32 environments x 640 steps, MetaMorph's
+#     KL stop at 0.05), on the 100 UNIMAL training robots and the 32 generated ones; float32
+#     to iteration 30, bfloat16 matmuls after; resumed across sessions (--max-minutes), to
+#     3.93M steps (iteration 192). training/teacher_cpu_mb4/README.md has every command. It
+#     started from the package's teacher of then, teacher_gpu (weights in git history:
+#     git show 388e6e6:hd_deploy/assets/checkpoints/teacher/model.safetensors; the run's
+#     run.json records that checkpoint's record). The repository holds its weights and trainer
+#     state, so the step is skipped here; continue it with
+#       hd-train --resume --out training/teacher_cpu_mb4 --max-minutes M
+hd-generate training/generated --count 32 --seed 1000 --stand-steps 0  # every draw, as then
+if [ ! -f training/teacher_cpu_mb4/run.json ]; then
+  mkdir -p training/teacher_gpu/checkpoint
+  git show 388e6e6:hd_deploy/assets/checkpoints/teacher/model.safetensors \
+    > training/teacher_gpu/checkpoint/model.safetensors
+  hd-train "$UNIMAL/train" training/generated --out training/teacher_cpu_mb4 \
+    --init training/teacher_gpu/checkpoint --reference --critic-warmup 1 \
+    --update-normalizer --target-kl 0.05 --n-envs 32 --rollout-steps 640 \
+    --eval-robots "$UNIMAL/test" --eval-every 5 --precision bf16 --workers "$WORKERS" \
+    --max-minutes 310  # the run's 5.1 hours; it had reached iteration 192 (3,932,160 steps)
+fi
 
 # 2. Student: HyperNetConfig.small() from scratch on the 100 UNIMAL training robots and a
 #    fixed draw of 100 of the 1000 train_mutate robots (the next 200 of the draw are the
@@ -157,10 +182,43 @@ hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
   --workers "$WORKERS" --device cpu --seed 5 "${start[@]}"
 compact training/student_mut_dagger
 
+# 2g. student_mut_dagger (shipped before; weights from git history) distilled again, from
+#     teacher_cpu_mb4, on the same 932 robots: fresh teacher data (1500 samples per robot and
+#     750 from 150-step openings: 2.10M samples, 44 minutes), 3 epochs at peak lr 5e-4 (of a
+#     planned 6 with a DAgger round between). The new teacher's actions are larger (RMS 1.26
+#     against teacher_gpu's 0.76) and the loss was still falling fast, so the run was stopped
+#     when its DAgger round began (its checkpoint is epoch 3's, written then; the round was
+#     not collected), and trained on in step 2h for the session's time. Ran on the 2-core CPU.
+if [ ! -f training/student_mut_dagger/checkpoint/model.safetensors ]; then
+  git show 8928e7f:hd_deploy/assets/checkpoints/student/model.safetensors \
+    > training/student_mut_dagger/checkpoint/model.safetensors
+fi
+if [ ! -f training/student_mb4/checkpoint/checkpoint.json ]; then
+  hd-distill "${robots[@]}" --teacher training/teacher_cpu_mb4/checkpoint \
+    --init training/student_mut_dagger/checkpoint --out training/student_mb4 \
+    --samples 1500 --start-samples 750 --start-steps 150 --epochs 6 --dagger 1 --lr 5e-4 \
+    --workers "$WORKERS" --device cpu --seed 6 &
+  pid=$!
+  until python3 -c "import json, sys; p = 'training/student_mb4/checkpoint/checkpoint.json'
+sys.exit(json.load(open(p))['extra']['epoch'] != 3)" 2>/dev/null; do sleep 10; done
+  kill -INT $pid; sleep 2; kill -INT $pid; wait $pid || true  # twice: stop at once
+fi
+
+# 2h. The shipped student: step 2g's student trained on on its samples (--data, no new
+#     teacher rollouts), 10 epochs at peak lr 5e-4, no DAgger round. Ran on the 2-core CPU.
+start=(--data training/student_mb4/data.npz)
+if [ -f training/student_mb4_ep/run.json ]; then start=(--resume); fi
+finished training/student_mb4_ep ||
+hd-distill "${robots[@]}" --teacher training/teacher_cpu_mb4/checkpoint \
+  --init training/student_mb4/checkpoint --out training/student_mb4_ep --epochs 10 \
+  --lr 5e-4 --workers "$WORKERS" --device cpu --seed 7 "${start[@]}"
+compact training/student_mb4_ep
+
 # 3. Evaluation (the numbers in the model card): 3 episodes per robot at seeds 0-2 on UNIMAL
 #    train and test, 1 episode at seeds 0-2 on the 200 held-out train_mutate robots; the
-#    replaced student (student_mut) measured alike; the open-loop
-#    imitation error of the student on train and unseen robots.
+#    replaced pairs (teacher_gpu with student_mut and student_mut_dagger) measured alike; the
+#    open-loop imitation error of each student against its own teacher on train and unseen
+#    robots.
 ev() {  # RUN NAME ROBOTS... [hd-eval options]
   local run=$1 name=$2
   shift 2
@@ -170,7 +228,7 @@ ev() {  # RUN NAME ROBOTS... [hd-eval options]
 mapfile -t mutate200 < <(tail -200 training/mutate300.txt)
 held_out=()
 for f in "${mutate200[@]}"; do held_out+=(--robots "$f"); done
-for run in teacher_gpu student_mut student_mut_dagger; do
+for run in teacher_gpu student_mut student_mut_dagger teacher_cpu_mb4 student_mb4_ep; do
   for split in train test; do
     ev "$run" "$split" --robots "$UNIMAL/$split" --episodes 3 --seed 0
     for seed in 1 2; do
@@ -182,16 +240,18 @@ for run in teacher_gpu student_mut student_mut_dagger; do
     ev "$run" "mutate200_seed$seed" "${held_out[@]}" --episodes 1 --seed $seed
   done
 done
-for run in student_mut student_mut_dagger; do
+gaps=(student_mut:teacher_gpu student_mut_dagger:teacher_gpu student_mb4_ep:teacher_cpu_mb4)
+for pair in "${gaps[@]}"; do
+  run=${pair%%:*} teacher=${pair#*:}
   [ -f "training/gap_$run.json" ] || python scripts/imitation_gap.py "training/$run/checkpoint" \
-    --teacher training/teacher_gpu/checkpoint --robots "$UNIMAL/train" --robots "$UNIMAL/test" \
+    --teacher "training/$teacher/checkpoint" --robots "$UNIMAL/train" --robots "$UNIMAL/test" \
     --workers "$WORKERS" --json "training/gap_$run.json"
 done
 
 # 4. Ship: weights and JSON only (no optimiser state), model card, golden outputs. The
 #    repository keeps the weights once, in the package: a run folder that no longer holds
 #    them ships its checkpoint.json only (copy them back to rerun an evaluation above).
-for pair in teacher:teacher_gpu student:student_mut_dagger; do
+for pair in teacher:teacher_cpu_mb4 student:student_mb4_ep; do
   kind=${pair%%:*} run=${pair#*:}
   mkdir -p "hd_deploy/assets/checkpoints/$kind"
   for f in model.safetensors checkpoint.json; do
@@ -200,6 +260,6 @@ for pair in teacher:teacher_gpu student:student_mut_dagger; do
     fi
   done
 done
-python scripts/model_card.py --teacher teacher_gpu --student student_mut_dagger \
-  --previous teacher_gpu:student_mut
+python scripts/model_card.py --teacher teacher_cpu_mb4 --student student_mb4_ep \
+  --previous teacher_gpu:student_mut_dagger
 python scripts/golden.py

@@ -279,6 +279,40 @@ def test_model_card_names_the_robot_mix_and_the_zero_shot_curve(tmp_path: Path) 
     progress.write_text("iteration,env_steps,return_recent,eval_return\n"
                         "1,100,5.0,\n2,200,9.0,3.5\n3,300,12.0,\n")  # fmt: skip
     assert card.zero_shot_curve(progress) == [(200, 9.0, 3.5)]
+    assert card.thin([1, 2, 3]) == [1, 2, 3]
+    shown = card.thin(list(range(40)))  # a long run's evaluations: at most 12, the last kept
+    steps = {b - a for a, b in zip(shown, shown[1:], strict=False)}
+    assert len(shown) <= 12 and shown[-1] == 39 and len(steps) == 1
+
+
+def test_model_card_says_what_a_student_run_trained_on_and_how_far() -> None:
+    card = _load("model_card")
+    plan = {"epochs": 6, "dagger_rounds": 1}
+    assert card.trained(plan, {"epoch": "6", "round": "1"}) == "6 epochs, DAgger rounds 1"
+    assert card.trained(plan, {"epoch": "3", "round": "0"}) == (
+        "3 of its 6 epochs, DAgger rounds 0 of its 1"
+    )
+    run = {"distill": {"samples_per_robot": 8000, "dagger_rounds": 0}, "data": "a/data.npz"}
+    assert (
+        card._samples(run, {"round": "0", "samples": "2097000"}) == "2,097,000 samples (`--data`)"
+    )
+    run["distill"] = {"samples_per_robot": 1500, "dagger_rounds": 1}  # its round collected
+    assert card._samples(run, {"round": "1"}) == "1500 teacher samples per robot"
+
+
+def test_model_card_measures_the_teacher_against_the_papers(tmp_path: Path) -> None:
+    card = _load("model_card")
+    assert not any("paper" in line for line in card._limits(tmp_path, "t", "s"))
+    for name, seed, value in (("train", 0, 1700.0), ("train_seed1", 1, 1900.0),
+                              ("test", 0, 585.0)):  # fmt: skip
+        report = {
+            "seed": seed,
+            "return_mean": value,
+            "robots": [{"name": "a", "return_mean": value}],
+        }
+        (tmp_path / f"eval_t_{name}.json").write_text(json.dumps(report))
+    (line,) = [x for x in card._limits(tmp_path, "t", "s") if "paper" in x]
+    assert "1800 on train (50%), 585 on test (50%)" in line  # seeds pooled: (1700 + 1900) / 2
 
 
 def test_model_card_tables_every_test_robot_and_the_replaced_pair(tmp_path: Path) -> None:
@@ -362,6 +396,9 @@ def test_card_follows_a_teacher_run_to_the_run_it_started_from(tmp_path: Path) -
     (shipped / "checkpoint.json").write_text(json.dumps(ckpt))
     run = json.loads((tmp_path / "second" / "run.json").read_text())
     lines = card._ppo_lines(run, ckpt, {"return_recent": "10"}, tmp_path / "second")
+    assert not any("bfloat16" in line for line in lines)
+    ckpt["extra"]["precision"] = "bf16"
+    assert any("bfloat16" in line for line in card._ppo_lines(run, ckpt, {}, tmp_path / "second"))
     started = [i for i, line in enumerate(lines) if line.startswith("- Started (`--init`)")]
     assert len(started) == 1 and "first`'s checkpoint" in lines[started[0]]
     sub = lines[started[0] + 1 :]
