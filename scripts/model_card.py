@@ -138,9 +138,9 @@ def _limits(runs: Path, teacher: str, student: str) -> list[str]:
             f"{tm['test']:.1f}, {tm['test'] / tm['train']:.0%} of its {tm['train']:.1f} on "
             "train; the student copies what the teacher carries over, no more."
         )
-    pooled = {sp: pooled_per_robot(_reports(runs, teacher, sp)) for sp in PAPER_TEACHER}
-    if all(pooled.values()):
-        mean = {sp: sum(v.values()) / len(v) for sp, v in pooled.items()}
+    measured = {sp: pooled_mean(runs, teacher, sp) for sp in PAPER_TEACHER}
+    mean = {sp: m for sp, m in measured.items() if m is not None}
+    if len(mean) == len(PAPER_TEACHER):
         lines.append(
             "- Against the paper's MetaMorph-style teacher (100M PPO steps: about "
             f"{PAPER_TEACHER['train']} on UNIMAL train, {PAPER_TEACHER['test']} zero-shot on "
@@ -198,6 +198,13 @@ def pooled_per_robot(reports: list[dict]) -> dict[str, float]:
     return sums
 
 
+def pooled_mean(runs: Path, run: str, split: str) -> float | None:
+    """``run``'s mean return over the robots of ``split``, pooled over the evaluation seeds
+    measured; None if unmeasured."""
+    means = pooled_per_robot(_reports(runs, run, split))
+    return sum(means.values()) / len(means) if means else None
+
+
 def per_robot_table(runs: Path, teacher: str, student: str, split: str = "test") -> list[str]:
     """A table of every robot of ``split``: teacher and student return, averaged over the
     evaluation seeds both were measured at."""
@@ -246,8 +253,8 @@ def previous_lines(runs: Path, previous: str | None) -> list[str]:
     for split, label in SPLITS:
         values = []
         for run in names:
-            means = pooled_per_robot(_reports(runs, run, split))
-            values.append(f"{sum(means.values()) / len(means):.1f}" if means else "-")
+            mean = pooled_mean(runs, run, split)
+            values.append("-" if mean is None else f"{mean:.1f}")
         if split != "mutate200" or values.count("-") < len(values):
             rows.append(f"| {label} | {' | '.join(values)} |")
     return [
@@ -350,7 +357,7 @@ def _ppo_lines(run: dict, ckpt: dict, last: dict, run_dir: Path) -> list[str]:
     ]
     if extra.get("precision") == "bf16":
         lines.append("- Matrix products in bfloat16 (`--precision bf16`) when this checkpoint "
-                     "was written (`run.json`'s README says from which iteration).")  # fmt: skip
+                     "was written (the run's README says from which iteration).")  # fmt: skip
     curve = zero_shot_curve(run_dir / "progress.csv")
     if curve:
         n_eval = len(run.get("eval_robots") or [])
