@@ -316,19 +316,29 @@ class ProcessWorker:
         child.close()
         self._busy = True  # until the worker has built its robots
 
+    @property
+    def _where(self) -> str:
+        return f"environment worker {self.index} (slots {self.slots[0]}-{self.slots[1] - 1})"
+
+    def _died(self) -> WorkerError:
+        self._proc.join(timeout=5)
+        return WorkerError(f"{self._where} died (exit code {self._proc.exitcode})")
+
     def start(self, command: str) -> None:
-        self._conn.send(command)
+        try:  # a worker dead before the command is sent breaks the pipe here, not in wait
+            self._conn.send(command)
+        except (ConnectionResetError, BrokenPipeError):
+            raise self._died() from None
         self._busy = True
 
     def wait(self) -> list[dict]:
-        where = f"environment worker {self.index} (slots {self.slots[0]}-{self.slots[1] - 1})"
+        where = self._where
         try:
             if not self._conn.poll(self.timeout_s):
                 raise WorkerError(f"{where} did not answer within {self.timeout_s:.0f} s")
             kind, payload = self._conn.recv()
         except (EOFError, ConnectionResetError, BrokenPipeError):
-            self._proc.join(timeout=5)
-            raise WorkerError(f"{where} died (exit code {self._proc.exitcode})") from None
+            raise self._died() from None
         self._busy = False
         if kind == "error":
             raise WorkerError(f"{where} failed: {payload}")

@@ -34,10 +34,14 @@ def test_a_process_worker_steps_like_this_process(tiny_file) -> None:
         np.testing.assert_array_equal(g, w)
 
 
-def test_a_killed_worker_is_one_error_line(tiny_file) -> None:
+@pytest.mark.parametrize("gone_before_step", [False, True])  # True: the send breaks the pipe
+def test_a_killed_worker_is_one_error_line(tiny_file, gone_before_step: bool) -> None:
     with VecLocomotionEnv([tiny_file], n_envs=N_ENVS, n_workers=2, config=CONFIG) as env:
         env.reset()
-        os.kill(env._workers[1]._proc.pid, signal.SIGKILL)  # type: ignore[attr-defined]
+        proc = env._workers[1]._proc  # type: ignore[attr-defined]
+        os.kill(proc.pid, signal.SIGKILL)
+        if gone_before_step:
+            proc.join(timeout=5)
         with pytest.raises(WorkerError) as info:
             env.step(np.zeros((N_ENVS, 5, 2), np.float32))
     msg = str(info.value)
