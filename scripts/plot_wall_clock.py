@@ -1,5 +1,6 @@
 """Training return against wall-clock time (learning per hour) or environment steps
-(learning per sample) for several PPO runs.
+(learning per sample) for several PPO runs. The runs of the plots below other than
+teacher_gpu are in git history (``git checkout 795522d -- training/teacher`` and so on).
 
     python scripts/plot_wall_clock.py training/teacher training/teacher_ppo \
         --out docs/teacher_return_vs_wall_time.png

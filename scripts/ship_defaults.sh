@@ -60,9 +60,10 @@ EOF
 #     3.93M steps (iteration 192). training/teacher_cpu_mb4/README.md has every command. It
 #     started from the package's teacher of then, teacher_gpu (weights in git history:
 #     git show 388e6e6:hd_deploy/assets/checkpoints/teacher/model.safetensors; the run's
-#     run.json records that checkpoint's record). The repository holds its weights and trainer
-#     state, so the step is skipped here; continue it with
-#       hd-train --resume --out training/teacher_cpu_mb4 --max-minutes M
+#     run.json records that checkpoint's record). Its weights ship in the package, so the step
+#     is skipped here. The run goes on in training/teacher_cpu_mb4b (a copy at iteration 192,
+#     with its weights and trainer state); continue it with
+#       hd-train --resume --out training/teacher_cpu_mb4b --max-minutes M
 hd-generate training/generated --count 32 --seed 1000 --stand-steps 0  # every draw, as then
 if [ ! -f training/teacher_cpu_mb4/run.json ]; then
   mkdir -p training/teacher_gpu/checkpoint
@@ -88,6 +89,10 @@ extra = sorted(random.Random(1).sample(sorted(set(xs) - set(first)), 300))
 for name, draw in (("mutate300", first), ("mutate_extra300", extra)):
     pathlib.Path(f"training/{name}.txt").write_text("\n".join(draw) + "\n")
 EOF
+# Steps 2 to 2d are skipped as a whole once student_ref (2d), which all later students start
+# from, is finished: the repository keeps its records, not those of the runs before it (git
+# history does: git checkout 795522d -- training/student_gpu training/student_gpu2).
+if ! finished training/student_ref; then
 mapfile -t mutate100 < <(head -100 training/mutate300.txt)
 finished training/student_gpu ||
 hd-distill "$UNIMAL/train" "${mutate100[@]}" --teacher training/teacher_gpu/checkpoint \
@@ -142,6 +147,7 @@ hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
 #     Its weights are stored in float16 (half the file, under 20 MB; float32 again on load):
 #     the evaluation below and the shipped student are this rounded model.
 compact training/student_ref
+fi
 
 # 2e. student_ref continued (--init) on 932 robots, the paper's
 #     distillation setting short of the held-out 200: the 100 UNIMAL training robots, the 800
@@ -216,9 +222,9 @@ compact training/student_mb4_ep
 
 # 3. Evaluation (the numbers in the model card): 3 episodes per robot at seeds 0-2 on UNIMAL
 #    train and test, 1 episode at seeds 0-2 on the 200 held-out train_mutate robots; the
-#    replaced pairs (teacher_gpu with student_mut and student_mut_dagger) measured alike; the
-#    open-loop imitation error of each student against its own teacher on train and unseen
-#    robots.
+#    replaced pair (teacher_gpu with student_mut_dagger) measured alike; the open-loop
+#    imitation error of each student against its own teacher on train and unseen robots.
+#    (Evaluations of the earlier students are in git history, 795522d:training/.)
 ev() {  # RUN NAME ROBOTS... [hd-eval options]
   local run=$1 name=$2
   shift 2
@@ -228,7 +234,7 @@ ev() {  # RUN NAME ROBOTS... [hd-eval options]
 mapfile -t mutate200 < <(tail -200 training/mutate300.txt)
 held_out=()
 for f in "${mutate200[@]}"; do held_out+=(--robots "$f"); done
-for run in teacher_gpu student_mut student_mut_dagger teacher_cpu_mb4 student_mb4_ep; do
+for run in teacher_gpu student_mut_dagger teacher_cpu_mb4 student_mb4_ep; do
   for split in train test; do
     ev "$run" "$split" --robots "$UNIMAL/$split" --episodes 3 --seed 0
     for seed in 1 2; do
@@ -240,7 +246,7 @@ for run in teacher_gpu student_mut student_mut_dagger teacher_cpu_mb4 student_mb
     ev "$run" "mutate200_seed$seed" "${held_out[@]}" --episodes 1 --seed $seed
   done
 done
-gaps=(student_mut:teacher_gpu student_mut_dagger:teacher_gpu student_mb4_ep:teacher_cpu_mb4)
+gaps=(student_mut_dagger:teacher_gpu student_mb4_ep:teacher_cpu_mb4)
 for pair in "${gaps[@]}"; do
   run=${pair%%:*} teacher=${pair#*:}
   [ -f "training/gap_$run.json" ] || python scripts/imitation_gap.py "training/$run/checkpoint" \
