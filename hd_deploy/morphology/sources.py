@@ -8,10 +8,9 @@ from pathlib import Path
 from hd_deploy.morphology.errors import MorphologyError
 
 BUNDLED_ROBOTS = Path(__file__).resolve().parent.parent / "assets" / "robots"
-#: Generated robots that the shipped student was distilled on (by fingerprint: ``hd-bench``
-#: checks it), so the default benchmark shows a seen set beside the unseen one. The shipped
-#: teacher trained on UNIMAL robots only (the package does not bundle those): it labelled
-#: these zero-shot for the distillation.
+#: Generated robots that the shipped teacher and student were trained on, beside the UNIMAL
+#: robots the package does not bundle (by fingerprint: ``hd-bench`` checks it), so the
+#: default benchmark shows a seen set beside the unseen one.
 BUNDLED_SEEN_ROBOTS = BUNDLED_ROBOTS / "seen"
 
 
@@ -46,5 +45,5 @@ def bundled_robots() -> list[Path]:
 
 
 def bundled_seen_robots() -> list[Path]:
-    """The shipped generated robots that the shipped student was distilled on."""
+    """The shipped generated robots that the shipped teacher and student were trained on."""
     return resolve_robots([BUNDLED_SEEN_ROBOTS])
