@@ -172,7 +172,7 @@ def train_teacher(
     teacher.to(dev)
     opt = torch.optim.Adam(teacher.parameters(), lr=ppo.lr, eps=1e-5)
     scaler = RunningScale(ppo.n_envs, ppo.gamma)
-    start_iter, env_steps, wall0 = 0, 0, 0.0
+    start_iter, env_steps, wall0, returns = 0, 0, 0.0, []
     torch.manual_seed(ppo.seed)
     if resume:
         # map to the CPU: a run checkpointed on a GPU resumes anywhere (Adam's state follows
@@ -181,6 +181,7 @@ def train_teacher(
         opt.load_state_dict(state["optimizer"])
         scaler.load(state["reward_scale"])
         start_iter, env_steps, wall0 = state["iteration"], state["env_steps"], state["wall_s"]
+        returns = state.get("recent_returns", [])  # not in checkpoints before 2026-12
         torch.set_rng_state(state["torch_rng"])
     log = CsvLog(run_dir / "progress.csv", LOG_COLUMNS)
     if resume:
@@ -188,7 +189,7 @@ def train_teacher(
 
     names = [Path(r).stem for r in robots]
     fingerprints = [robot_fingerprint(r) for r in robots]  # once per run, for checkpoints
-    recent: deque[float] = deque(maxlen=100)
+    recent = ReturnWindow(task.episode_steps, returns)
     env = VecLocomotionEnv(
         robots, n_envs=ppo.n_envs, n_workers=ppo.n_workers, config=task,
         seed=ppo.seed + 1000 * start_iter,
@@ -216,7 +217,7 @@ def train_teacher(
                 if not last:
                     pending = collector.wait() if ppo.overlap else collector.collect(teacher)
                 env_steps += ppo.batch_size
-                recent.extend(e["return"] for e in episodes)
+                recent.add([e["return"] for e in episodes], ppo.rollout_steps)
                 wall = wall0 + time.time() - t_start
                 row = {
                     "iteration": it + 1,
@@ -224,7 +225,7 @@ def train_teacher(
                     "wall_s": wall,
                     "steps_per_s": ppo.batch_size / (time.time() - t_iter),
                     "return_mean": _mean([e["return"] for e in episodes]),
-                    "return_recent": _mean(list(recent)),
+                    "return_recent": recent.mean(),
                     "episode_length": _mean([e["length"] for e in episodes]),
                     "episodes": len(episodes),
                     "unstable": sum(bool(e["unstable"]) for e in episodes),
@@ -238,7 +239,7 @@ def train_teacher(
                 if save:
                     _checkpoint(
                         ckpt_dir, teacher, opt, scaler, it + 1, env_steps, wall,
-                        names, fingerprints, where,
+                        names, fingerprints, where, list(recent.returns),
                     )  # fmt: skip
                 if evaluate_now:
                     row.update(
@@ -261,9 +262,34 @@ def train_teacher(
     finally:
         collector.close()
     stopped = stop.requested and env_steps < ppo.iterations * ppo.batch_size
-    return TrainResult(
-        run_dir, env_steps, env_steps // ppo.batch_size, _mean(list(recent)), stopped
-    )
+    return TrainResult(run_dir, env_steps, env_steps // ppo.batch_size, recent.mean(), stopped)
+
+
+class ReturnWindow:
+    """``return_recent``: the mean training return of the last ``size`` finished episodes.
+
+    Every environment starts an episode when a run starts or resumes, so until each has run
+    for an episode's length (``episode_steps``) the episodes that end are only the ones that
+    fell early: counted alone they would pull the curve down at every resume. They are held
+    back until then and join the window with the rest of those first episodes. The window is
+    saved with the trainer state (``recent_returns``), so a resumed run's curve goes on from where it
+    stopped; with nothing before them, the held episodes are all the mean has.
+    """
+
+    def __init__(self, episode_steps: int, returns: Sequence[float] = (), size: int = 100):
+        self.returns: deque[float] = deque(returns, maxlen=size)
+        self._held: list[float] = []
+        self._wait = episode_steps
+
+    def add(self, returns: Sequence[float], steps_per_env: int) -> None:
+        self._held.extend(returns)
+        self._wait -= steps_per_env
+        if self._wait <= 0:
+            self.returns.extend(self._held)
+            self._held.clear()
+
+    def mean(self) -> float:
+        return _mean(list(self.returns) or self._held)
 
 
 # --- update -------------------------------------------------------------------------
@@ -394,8 +420,9 @@ def _set_lr(opt, ppo: PPOConfig, it: int) -> None:
 
 
 def _checkpoint(
-    ckpt_dir, teacher, opt, scaler, iteration, env_steps, wall, names, fingerprints, where
-) -> None:
+    ckpt_dir, teacher, opt, scaler, iteration, env_steps, wall, names, fingerprints, where,
+    recent_returns,
+) -> None:  # fmt: skip
     tmp = staging(ckpt_dir)
     save_checkpoint(
         tmp, teacher, robots=names, fingerprints=fingerprints,
@@ -410,6 +437,7 @@ def _checkpoint(
             "env_steps": env_steps,
             "wall_s": wall,
             "torch_rng": torch.get_rng_state(),
+            "recent_returns": recent_returns,
         },
         tmp / "trainer_state.pt",
     )

@@ -27,7 +27,7 @@ from hd_deploy.models import (
 from hd_deploy.morphology.sources import bundled_robots
 from hd_deploy.train.config import DistillConfig, PPOConfig
 from hd_deploy.train.distill import distill_student, make_optimizer, train_epoch
-from hd_deploy.train.ppo import _gae, _policy, train_teacher
+from hd_deploy.train.ppo import ReturnWindow, _gae, _policy, train_teacher
 from hd_deploy.train.rollout import DistillData, evaluate
 
 ROBOTS = 2
@@ -81,6 +81,37 @@ def test_ppo_resume_continues_where_it_stopped(teacher_run: Path, tmp_path: Path
         for a, b in zip(before.state_dict().values(), after.state_dict().values(), strict=True)
     )
     assert changed
+
+
+def test_return_window_holds_back_the_falls_after_a_restart() -> None:
+    window = ReturnWindow(episode_steps=1000, returns=[700.0] * 100)
+    window.add([50.0] * 30, steps_per_env=640)  # only early falls can end this soon
+    assert window.mean() == 700.0
+    window.add([900.0] * 40, steps_per_env=640)  # every first episode has ended now
+    assert window.mean() == pytest.approx((30 * 700 + 30 * 50 + 40 * 900) / 100)
+    window.add([0.0], steps_per_env=640)  # from then on every episode counts at once
+    assert window.returns[-1] == 0.0
+    fresh = ReturnWindow(episode_steps=1000)
+    assert math.isnan(fresh.mean())
+    fresh.add([50.0], steps_per_env=640)
+    assert fresh.mean() == 50.0  # nothing before them: the held episodes are all there is
+
+
+def test_ppo_resume_goes_on_from_the_saved_return_window(teacher_run: Path, tmp_path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(teacher_run, run)
+    state_file = run / "checkpoint" / "trainer_state.pt"
+    state = torch.load(state_file, weights_only=True)
+    assert isinstance(state["recent_returns"], list)
+    state["recent_returns"] = [123.0] * 10
+    torch.save(state, state_file)
+    steps = PPOConfig.tiny().total_steps + PPOConfig.tiny().batch_size
+    train_teacher([], run, resume=True, total_steps=steps, show_progress=False)
+    last = list(csv.DictReader((run / "progress.csv").open()))[-1]
+    # 16 steps into 1000-step episodes: whatever ended is held back, the curve goes on
+    assert float(last["return_recent"]) == 123.0
+    state = torch.load(state_file, weights_only=True)
+    assert state["recent_returns"] == [123.0] * 10
 
 
 def test_ppo_resume_names_robot_files_that_are_gone(teacher_run: Path, tmp_path: Path) -> None:
