@@ -14,6 +14,9 @@ import json
 import sys
 from pathlib import Path
 
+from hd_deploy.bench.render import STANDSTILL_RETURN
+from hd_deploy.runtime.episodes import STANDSTILL_SPEED
+
 # The evaluation sets compared seed by seed: name in eval_<run>_<name>.json, and label
 SPLITS = (("train", "UNIMAL train"), ("test", "UNIMAL test"),
           ("mutate200", "held-out `mutate200`"))  # fmt: skip
@@ -220,13 +223,15 @@ def per_robot_table(runs: Path, teacher: str, student: str, split: str = "test")
         f"## Per-robot returns, UNIMAL {split}",
         "",
         f"`hd-eval`, deterministic, mean over evaluation seeds "
-        f"{', '.join(map(str, sorted(seeds)))}; sorted by the teacher's return.",
+        f"{', '.join(map(str, sorted(seeds)))}; sorted by the teacher's return. No ratio "
+        f"(-) where the teacher's return is under {STANDSTILL_RETURN:.0f} "
+        f"({STANDSTILL_SPEED} m/s): a ratio to a near-standstill says nothing.",
         "",
         "| robot | teacher | student | student / teacher |",
         "|---|---|---|---|",
     ]
     for n in names:
-        ratio = f"{s[n] / t[n]:.0%}" if t[n] > 0 else "-"
+        ratio = f"{s[n] / t[n]:.0%}" if t[n] >= STANDSTILL_RETURN else "-"
         lines.append(f"| {n} | {t[n]:.1f} | {s[n]:.1f} | {ratio} |")
     return lines
 

@@ -325,7 +325,7 @@ def test_model_card_tables_every_test_robot_and_the_replaced_pair(tmp_path: Path
             (tmp_path / f"eval_{run}_{name}.json").write_text(json.dumps(report))
     table = card.per_robot_table(tmp_path, "t", "s")
     assert "mean over evaluation seeds 0;" in table[3]  # only the seeds both were measured at
-    assert table[-2:] == ["| r0 | 100.0 | 90.0 | 90% |", "| r1 | 40.0 | 0.0 | 0% |"]
+    assert table[-2:] == ["| r0 | 100.0 | 90.0 | 90% |", "| r1 | 40.0 | 0.0 | - |"]
     assert card.per_robot_table(tmp_path, "t", "absent") == []
     prev = card.previous_lines(tmp_path, "t:s")
     assert prev[-1] == "| UNIMAL test | 60.0 | 45.0 |" and prev[-2] == "| UNIMAL train | - | - |"
