@@ -272,8 +272,8 @@ class ReturnWindow:
     for an episode's length (``episode_steps``) the episodes that end are only the ones that
     fell early: counted alone they would pull the curve down at every resume. They are held
     back until then and join the window with the rest of those first episodes. The window is
-    saved with the trainer state (``recent_returns``), so a resumed run's curve goes on from where it
-    stopped; with nothing before them, the held episodes are all the mean has.
+    saved with the trainer state (``recent_returns``), so a resumed run's curve goes on from
+    where it stopped; with nothing before them, the held episodes are all the mean has.
     """
 
     def __init__(self, episode_steps: int, returns: Sequence[float] = (), size: int = 100):
