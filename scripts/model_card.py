@@ -14,8 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from hd_deploy.bench.render import STANDSTILL_RETURN
-from hd_deploy.runtime.episodes import STANDSTILL_SPEED
+from hd_deploy.runtime.episodes import STANDSTILL_RETURN, STANDSTILL_SPEED
 
 # The evaluation sets compared seed by seed: name in eval_<run>_<name>.json, and label
 SPLITS = (("train", "UNIMAL train"), ("test", "UNIMAL test"),

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hd_deploy.envs.task import TaskConfig
-from hd_deploy.runtime.episodes import STANDSTILL_SPEED
+from hd_deploy.runtime.episodes import STANDSTILL_RETURN, STANDSTILL_SPEED
 
 
 def macs_disagreements(report: Mapping[str, Any]) -> list[str]:
@@ -67,12 +66,6 @@ def training_label(robots: Sequence[Mapping[str, Any]]) -> str:
         if seen[kind] == "all" and seen[other] == "none":
             return f"seen by {kind} only"
     return "partly seen"
-
-
-#: Mean return under which the teacher is taken to stand still on a robot set (a full
-#: episode at the runtime's standstill speed, 0.1 m/s). A student / teacher ratio of two
-#: standstills is noise.
-STANDSTILL_RETURN = STANDSTILL_SPEED * TaskConfig().episode_steps
 
 
 def standstill_note(report: Mapping[str, Any]) -> str | None:

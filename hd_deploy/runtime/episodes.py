@@ -20,6 +20,9 @@ from hd_deploy.runtime.metadata import ControllerError
 #: Mean forward speed (m/s) under which a controller is taken to stand still: a return (the
 #: sum of the torso's forward speed over the control steps) of 100 in a 1000-step episode.
 STANDSTILL_SPEED = 0.1
+#: Mean return under which a controller is taken to stand still on a robot (a full episode
+#: at :data:`STANDSTILL_SPEED`). A student / teacher ratio of two standstills is noise.
+STANDSTILL_RETURN = STANDSTILL_SPEED * TaskConfig().episode_steps
 
 
 @dataclass(frozen=True)
