@@ -17,3 +17,8 @@ class HdError(ValueError):
 
 class ConfigError(HdError):
     """A setting or argument out of range, unknown, or in conflict with another one."""
+
+
+class HdWarning(UserWarning):
+    """Something the user may want to change but that does not stop the work (a slow
+    setting on this machine, say); the CLI prints it as one ``warning:`` line."""

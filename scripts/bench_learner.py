@@ -10,7 +10,9 @@ teacher's cost in float32 against bfloat16 matmuls (``hd-train --precision bf16`
 autocast, as PPO's update runs it). Last, the same comparison for one distillation step of
 the reference hypernetwork (16 robots x 320 samples: generate the base MLPs, apply them,
 backward): 1.35x and 1.4x in two runs, too little for ``hd-distill`` to trade the
-student's imitation accuracy for it, so it has no bf16 option.
+student's imitation accuracy for it, so it has no bf16 option. On a CPU without native
+bfloat16 (AVX2 only) both are slower in bfloat16 (oneDNN emulates it): the script says
+which CPU it ran on.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 
 from hd_deploy.models import HyperNetConfig, HyperNetPolicy, TeacherConfig, TeacherPolicy
 from hd_deploy.models.counting import teacher_actor_params
+from hd_deploy.train.collect import native_bf16
 
 BF16 = "reference, bf16"
 SIZES = {
@@ -56,12 +59,17 @@ def main(batch: int = 1024, limbs: int = 12, real: int = 8, repeats: int = 5) ->
             f"{name}: {median[name] / median['small']:.1f}x the small teacher's cost per "
             f"sample, actor parameters {params}"
         )
-    print(
-        f"reference in bfloat16 matmuls: {median['reference'] / median[BF16]:.1f}x faster "
-        "than in float32"
-    )
+    print(f"this CPU: native bfloat16 (AVX512-BF16 or AMX) {native_bf16('cpu')}")
+    print(f"reference in bfloat16 matmuls: {_speed(median['reference'] / median[BF16])}")
     student = _student_step_times(limbs, real, repeats)
-    print(f"student distillation step in bfloat16 matmuls: {student:.1f}x faster than in float32")
+    print(f"student distillation step in bfloat16 matmuls: {_speed(student)}")
+
+
+def _speed(ratio: float) -> str:
+    """A float32-over-bfloat16 time ratio in words."""
+    if ratio >= 1:
+        return f"{ratio:.1f}x faster than in float32"
+    return f"{1 / ratio:.1f}x slower than in float32"
 
 
 def _student_step_times(limbs: int, real: int, repeats: int, robots: int = 16,

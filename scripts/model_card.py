@@ -431,7 +431,7 @@ def _samples(run: dict, last: dict) -> str:
     """How many teacher samples per robot each collection of a distillation run labelled; for
     a run that collected nothing (``--data`` and no DAgger round done), how many it trained on."""
     d = run["distill"]
-    if run.get("data") and not int(last.get("round", d["dagger_rounds"])):
+    if _collected_nothing(run, last):
         return f"{int(last.get('samples', 0)):,} samples (`--data`)"
     text = f"{d['samples_per_robot']} teacher samples per robot"
     if d.get("start_samples_per_robot"):
@@ -440,6 +440,17 @@ def _samples(run: dict, last: dict) -> str:
             "openings, `--start-samples`)"
         )
     return text
+
+
+def _collected_nothing(run: dict, last: dict) -> bool:
+    """Whether a distillation run labelled no teacher samples itself (``--data`` and no DAgger
+    round done)."""
+    return bool(run.get("data")) and not int(last.get("round", run["distill"]["dagger_rounds"]))
+
+
+def _timed(run: dict, last: dict) -> str:
+    """What a distillation run's wall time covers."""
+    return "training" if _collected_nothing(run, last) else "training and DAgger collection"
 
 
 def trained(d: dict, last: dict) -> str:
@@ -611,7 +622,7 @@ def main() -> None:
         f"{_samples(s_run, s_last)}, "
         f"{trained(s_run['distill'], s_last)}; "
         f"final loss {float(s_last.get('loss', 'nan')):.4g}; wall time "
-        f"{float(s_last.get('wall_s', 'nan')) / 60:.1f} min (training and DAgger collection) "
+        f"{float(s_last.get('wall_s', 'nan')) / 60:.1f} min ({_timed(s_run, s_last)}) "
         f"on {_device(s_ckpt)}.",
         *collection_line(s_dir),
         *extended_line(s_dir),

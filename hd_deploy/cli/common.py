@@ -2,12 +2,16 @@
 
 User mistakes (the toolkit's own errors, :class:`~hd_deploy.errors.HdError`: bad robot
 files, wrong checkpoints, settings out of range; and missing or existing paths) print one
-line and exit with status 2. Anything else is a bug and keeps its traceback.
+line and exit with status 2. Anything else is a bug and keeps its traceback. The toolkit's
+warnings (:class:`~hd_deploy.errors.HdWarning`: a setting that is slow on this machine,
+say) print one ``warning:`` line and the work goes on.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,7 +19,7 @@ from typing import Any, TypeVar
 import typer
 
 from hd_deploy.envs.errors import WorkerError
-from hd_deploy.errors import ConfigError, HdError
+from hd_deploy.errors import ConfigError, HdError, HdWarning
 
 F = TypeVar("F", bound=Callable)
 USER_ERRORS: tuple[type[BaseException], ...] = (HdError, FileNotFoundError, FileExistsError)
@@ -27,7 +31,9 @@ def user_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return fn(*args, **kwargs)
         except USER_ERRORS as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
@@ -39,6 +45,16 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """The toolkit's own warnings (:class:`HdWarning`) as one yellow line; others as Python
+    prints them."""
+    if issubclass(category, HdWarning):
+        typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), end="",
+              file=file or sys.stderr)  # fmt: skip
 
 
 def resume_hint(stopped: bool, command: str, out: Path) -> None:

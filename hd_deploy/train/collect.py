@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import threading
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,6 +37,23 @@ def gaussian_log_density(z, std: float):
 def autocast(device: torch.device | str, bf16: bool):
     """Matmuls in bfloat16 on ``device`` when ``bf16`` (``PPOConfig.precision``), else a no-op."""
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16)
+
+
+def native_bf16(device: torch.device | str, cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
+    """Whether ``device`` multiplies in bfloat16 in hardware: on a GPU, torch says; on a CPU,
+    whether Linux's ``cpuinfo`` lists AVX512-BF16 or AMX-BF16 (without either, oneDNN
+    emulates it, slower than float32). ``None`` where that cannot be read."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return None
+    flags = next((ln for ln in text.splitlines() if ln.startswith("flags")), None)
+    if flags is None:
+        return None
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split(":", 1)[-1].split()))
 
 
 def obs_tensors(obs: VecObs, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

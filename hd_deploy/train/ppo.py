@@ -18,6 +18,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,14 +30,20 @@ import torch
 
 from hd_deploy.envs.task import TaskConfig
 from hd_deploy.envs.vec_env import VecLocomotionEnv
-from hd_deploy.errors import ConfigError
+from hd_deploy.errors import ConfigError, HdWarning
 from hd_deploy.files import atomic_write_text
 from hd_deploy.models import TeacherConfig, TeacherPolicy
 from hd_deploy.models.checkpoint import load_teacher, save_checkpoint
 from hd_deploy.morphology.robot import robot_fingerprint
 from hd_deploy.stop import GracefulStop
 from hd_deploy.train.bc import device_name, resolve_device
-from hd_deploy.train.collect import Collector, autocast, gaussian_log_density, obs_tensors
+from hd_deploy.train.collect import (
+    Collector,
+    autocast,
+    gaussian_log_density,
+    native_bf16,
+    obs_tensors,
+)
 from hd_deploy.train.config import PPOConfig
 from hd_deploy.train.rundir import exclusive_run, read_run, recover, staging, swap_in
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
@@ -165,6 +172,14 @@ def train_teacher(
             ),
         )
     torch.set_num_threads(ppo.threads)
+    if ppo.precision == "bf16" and native_bf16(dev) is False:
+        warnings.warn(
+            f"bfloat16 matmuls (--precision bf16) on this {device_name(dev)}, which has no native "
+            "bfloat16 (AVX512-BF16 or AMX on a CPU): emulated, they are slower than float32 "
+            "here; pass --precision fp32 (also on --resume)",
+            HdWarning,
+            stacklevel=2,
+        )
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls: ample for PPO's gradients
         torch.backends.cudnn.allow_tf32 = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from hd_deploy.cli.bench import bench_app
 from hd_deploy.cli.deploy import export_app, run_app
 from hd_deploy.cli.inspect import generate_app, inspect_app
 from hd_deploy.cli.train import clone_app, distill_app, eval_app, experts_app, train_app
-from hd_deploy.errors import ConfigError
+from hd_deploy.errors import ConfigError, HdWarning
 from hd_deploy.morphology.sources import bundled_robots
 
 runner = CliRunner()
@@ -74,6 +75,26 @@ def test_ctrl_c_is_one_line_and_exit_130(name: str, monkeypatch: pytest.MonkeyPa
     result = runner.invoke(app, args)
     assert result.exit_code == 130, result.output
     assert result.output.strip() == "interrupted"
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_a_toolkit_warning_is_one_line_and_the_work_goes_on(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, target, args = COMMANDS[name]
+
+    def warns_then_fails(*args, **kwargs):
+        warnings.warn("bf16 is slow here", HdWarning, stacklevel=2)
+        warnings.warn("someone else's", UserWarning, stacklevel=2)
+        raise ConfigError("then a mistake")  # reached: the warning did not stop the work
+
+    monkeypatch.setattr(target, warns_then_fails)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
+    assert lines[0] == "warning: bf16 is slow here"
+    assert "UserWarning: someone else's" in result.output  # Python's own format
+    assert lines[-1] == "error: then a mistake"
 
 
 def test_bad_settings_are_toolkit_errors_and_one_line(tmp_path: Path) -> None:

@@ -296,8 +296,10 @@ def test_model_card_says_what_a_student_run_trained_on_and_how_far() -> None:
     assert (
         card._samples(run, {"round": "0", "samples": "2097000"}) == "2,097,000 samples (`--data`)"
     )
+    assert card._timed(run, {"round": "0"}) == "training"
     run["distill"] = {"samples_per_robot": 1500, "dagger_rounds": 1}  # its round collected
     assert card._samples(run, {"round": "1"}) == "1500 teacher samples per robot"
+    assert card._timed(run, {"round": "1"}) == "training and DAgger collection"
 
 
 def test_model_card_measures_the_teacher_against_the_papers(tmp_path: Path) -> None:

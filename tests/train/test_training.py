@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import shutil
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from hd_deploy.errors import ConfigError
+from hd_deploy.errors import ConfigError, HdWarning
 from hd_deploy.models import (
     CheckpointError,
     HyperNetConfig,
@@ -298,6 +299,33 @@ def test_precision_is_recorded_and_can_change_on_resume(tmp_path: Path) -> None:
     assert extra["precision"] == "fp32" and extra["iteration"] == 2
     with pytest.raises(ConfigError, match="precision must be one of fp32, bf16"):
         train_teacher([], run, resume=True, precision="fp16", show_progress=False)
+
+
+def test_bf16_on_a_cpu_without_it_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hd_deploy.train import ppo as ppo_module
+    from hd_deploy.train.collect import native_bf16
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 fma avx512f avx512_bf16\n")
+    assert native_bf16("cpu", info) is True
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 fma f16c\n")  # an AVX2 EPYC
+    assert native_bf16("cpu", info) is False
+    assert native_bf16("cpu", tmp_path / "absent") is None  # not Linux: no claim, no warning
+
+    ppo = dataclasses.replace(PPOConfig.tiny(), total_steps=64)
+    robots = bundled_robots()[:ROBOTS]
+    for native, precision, warned in ((False, "bf16", True), (True, "bf16", False),
+                                      (None, "bf16", False), (False, "fp32", False)):  # fmt: skip
+        monkeypatch.setattr(ppo_module, "native_bf16", lambda dev, n=native: n)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            train_teacher(robots, tmp_path / f"{native}-{precision}", ppo=ppo,
+                          teacher_config=TeacherConfig.tiny(), precision=precision,
+                          show_progress=False)  # fmt: skip
+        ours = [w for w in seen if issubclass(w.category, HdWarning)]
+        assert len(ours) == int(warned), (native, precision, [str(w.message) for w in seen])
+        if warned:
+            assert "pass --precision fp32" in str(ours[0].message)
 
 
 def test_stale_batches_are_weighted_not_clipped(teacher_run: Path) -> None:
