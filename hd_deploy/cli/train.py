@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -157,8 +158,13 @@ def train(
         max_wall_s=None if max_minutes is None else 60.0 * max_minutes, init=init,
         action_std=action_std, precision=precision,
     )  # fmt: skip
+    recent = (
+        f"recent return {result.return_recent:.1f}"
+        if math.isfinite(result.return_recent)
+        else "no episode finished yet"
+    )
     typer.echo(
-        f"teacher: {result.env_steps} env steps, recent return {result.return_recent:.1f}, "
+        f"teacher: {result.env_steps} env steps, {recent}, "
         f"checkpoint {result.run_dir / 'checkpoint'}"
     )
     resume_hint(result.stopped, "hd-train", out)

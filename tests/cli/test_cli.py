@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from hd_deploy.cli.inspect import generate_app, inspect_app
@@ -86,6 +87,18 @@ def test_train_distill_eval_tiny(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["robots"][0]["name"] == Path(robot).stem
     assert "return_mean" in report and "return_mean" in report["robots"][0]
+
+
+def test_train_says_so_when_no_episode_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hd_deploy.train.ppo import TrainResult
+
+    short = TrainResult(tmp_path / "t", 32, 1, float("nan"), False)  # no episode ended yet
+    monkeypatch.setattr("hd_deploy.train.ppo.train_teacher", lambda *a, **k: short)
+    result = runner.invoke(train_app, [str(bundled_robots()[0]), "--tiny", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "32 env steps, no episode finished yet" in result.output and "nan" not in result.output
 
 
 def test_experts_clone_tiny(tmp_path: Path) -> None:
