@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from hd_deploy.errors import HdWarning
 from hd_deploy.runtime import native
 from hd_deploy.runtime.c_sources import OBSERVATION_SOURCE
 from hd_deploy.runtime.native import NativeError, SharedController
@@ -47,7 +48,9 @@ def _observe_fn() -> Any:
             try:
                 lib = ctypes.CDLL(str(native.cached_library({"hd_observe.c": OBSERVATION_SOURCE})))
             except (NativeError, OSError) as exc:  # the numpy observation is the same one
-                warnings.warn(f"native observation unavailable, using numpy: {exc}", stacklevel=2)
+                warnings.warn(
+                    f"native observation unavailable, using numpy: {exc}", HdWarning, stacklevel=2
+                )
                 return None
             fn = lib.hd_observe
             fn.restype = ctypes.c_int
