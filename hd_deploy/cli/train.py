@@ -57,7 +57,14 @@ def train(
     ] = False,
     tiny: Annotated[bool, typer.Option(help="Tiny model and run, for smoke tests.")] = False,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue the run in --out, on its settings; --steps, --epochs, "
+            "--minibatch-size, --lr, --target-kl, --eval-every, --workers, --threads and "
+            "--precision may change (run.json records it)."
+        ),
+    ] = False,
     eval_robots: Annotated[
         list[Path] | None,
         typer.Option(help="Robots (files or folders) to evaluate zero-shot while training."),
@@ -133,30 +140,34 @@ def train(
         ppo, model = PPOConfig.tiny(), TeacherConfig.tiny()
     else:
         ppo, model = PPOConfig(), TeacherConfig.small()
-    kept = (init, critic_warmup, target_kl, lr, action_std, update_normalizer, epochs,
-            minibatch_size)  # fmt: skip
+    kept = (init, critic_warmup, action_std, update_normalizer, n_envs, rollout_steps)
     if resume and any(v is not None for v in kept):
         raise ConfigError(
-            "--resume keeps the run's settings: drop --init, --critic-warmup, --target-kl, "
-            "--lr, --action-std, --update-normalizer, --epochs and --minibatch-size"
+            "--resume keeps the run's model and batch: drop --init, --critic-warmup, "
+            "--action-std, --update-normalizer, --n-envs and --rollout-steps (it can change "
+            "--steps, --epochs, --minibatch-size, --lr, --target-kl, --eval-every, --workers, "
+            "--threads and --precision; run.json records each change)"
         )
+    changes = given(
+        n_workers=workers, eval_every=eval_every, lr=lr, epochs=epochs,
+        minibatch_size=minibatch_size, target_kl=target_kl, threads=threads,
+    )  # fmt: skip
     if critic_warmup is None:
         critic_warmup = 10 if init is not None else 0
     if update_normalizer is None:
         update_normalizer = init is None
-    ppo = dataclasses.replace(
-        ppo, seed=seed, overlap=overlap, critic_warmup=critic_warmup,
-        update_normalizer=update_normalizer,
-        **given(total_steps=steps, n_envs=n_envs, rollout_steps=rollout_steps,
-                n_workers=workers, eval_every=eval_every, target_kl=target_kl, lr=lr,
-                threads=threads, epochs=epochs, minibatch_size=minibatch_size),
-    )  # fmt: skip
+    if not resume:  # a resumed run's settings are its own, with ``changes``
+        ppo = dataclasses.replace(
+            ppo, seed=seed, overlap=overlap, critic_warmup=critic_warmup,
+            update_normalizer=update_normalizer,
+            **given(total_steps=steps, n_envs=n_envs, rollout_steps=rollout_steps, **changes),
+        )  # fmt: skip
     result = train_teacher(
         files, out, teacher_config=model, ppo=ppo, resume=resume,
         total_steps=steps if resume else None, show_progress=sys.stderr.isatty(),
         eval_robots=resolve_robots(eval_robots) if eval_robots else (), device=device,
         max_wall_s=None if max_minutes is None else 60.0 * max_minutes, init=init,
-        action_std=action_std, precision=precision,
+        action_std=action_std, precision=precision, changes=changes if resume else None,
     )  # fmt: skip
     recent = (
         f"recent return {result.return_recent:.1f}"

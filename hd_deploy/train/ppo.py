@@ -33,7 +33,7 @@ from hd_deploy.envs.vec_env import VecLocomotionEnv
 from hd_deploy.errors import ConfigError, HdWarning
 from hd_deploy.files import atomic_write_text
 from hd_deploy.models import TeacherConfig, TeacherPolicy
-from hd_deploy.models.checkpoint import load_teacher, save_checkpoint
+from hd_deploy.models.checkpoint import load_teacher, read_checkpoint_info, save_checkpoint
 from hd_deploy.morphology.robot import robot_fingerprint
 from hd_deploy.stop import GracefulStop
 from hd_deploy.train.bc import device_name, resolve_device
@@ -54,6 +54,14 @@ LOG_COLUMNS = (
     "episode_length", "episodes", "unstable", "policy_loss", "value_loss", "approx_kl",
     "clip_frac", "lr", "eval_return", "eval_length", "stale_kl", "explained_var",
 )  # fmt: skip
+
+
+# The PPO settings a resumed run may change: the machine's (threads, workers, precision),
+# its length, its evaluation and its updates. Not the batch (n_envs x rollout_steps): the
+# learning-rate schedule counts iterations of it and the reward scaler keeps one state per
+# environment.
+RESUMABLE = ("total_steps", "precision", "threads", "n_workers", "eval_every", "lr", "epochs",
+             "minibatch_size", "target_kl")  # fmt: skip
 
 
 @dataclass
@@ -84,6 +92,7 @@ def train_teacher(
     init: str | Path | None = None,
     action_std: float | None = None,
     precision: str | None = None,
+    changes: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train a universal teacher with PPO; writes checkpoints, CSV log and plot to run_dir.
 
@@ -113,6 +122,10 @@ def train_teacher(
         precision: The learner's matmuls, ``ppo.precision`` ("fp32" or "bf16"), on resume
             too (a setting of the machine, like ``device``, recorded in ``run.json`` and in
             each checkpoint); None keeps ``ppo``'s, or on resume the run's.
+        changes: On resume, more of the run's PPO settings to change from here on, by
+            name (:data:`RESUMABLE`); ``None`` values keep the run's. A change is written
+            to ``run.json``'s ``ppo`` and logged in its ``changes`` list with the iteration
+            it starts after, so the record says which iterations ran with which settings.
 
     Raises:
         FileExistsError: run_dir already holds a run and resume is False.
@@ -137,11 +150,19 @@ def train_teacher(
                 f"here, such as {missing[0]}: a run resumes on the robots it started with, "
                 "at the paths it was given (relative to the folder it ran from)"
             )
-        asked: dict[str, Any] = {"total_steps": total_steps, "precision": precision}
-        changed = {k: v for k, v in asked.items() if v is not None}
-        if any(getattr(ppo, k) != v for k, v in changed.items()):
-            ppo = dataclasses.replace(ppo, **changed)
+        asked = {"total_steps": total_steps, "precision": precision, **(changes or {})}
+        fixed = sorted(set(asked) - set(RESUMABLE))
+        if fixed:
+            can = ", ".join(RESUMABLE)
+            raise ConfigError(f"a resumed run keeps its {', '.join(fixed)}; it can change {can}")
+        changed = {k: v for k, v in asked.items() if v is not None and getattr(ppo, k) != v}
+        if changed:
+            old, ppo = ppo, dataclasses.replace(ppo, **changed)  # validated here
+            done = read_checkpoint_info(ckpt_dir).extra.get("iteration")
             meta["ppo"] = ppo.to_dict()
+            meta.setdefault("changes", []).append(
+                {"after_iteration": done, **{k: [getattr(old, k), v] for k, v in changed.items()}}
+            )
             atomic_write_text(run_dir / "run.json", json.dumps(meta, indent=2))
         teacher = load_teacher(ckpt_dir)
     else:

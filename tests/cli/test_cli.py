@@ -138,10 +138,10 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     # hd-train --init --reference: the paper's PPO settings, the checkpoint's size
     line = _one_error_line(runner.invoke(train_app, ["--init", str(empty), "--reference", *out]))
     assert "checkpoint" in line and "--init takes the size" not in line
-    line = _one_error_line(runner.invoke(train_app, ["--resume", "--lr", "1e-4", *out]))
-    assert "--resume keeps the run's settings" in line
-    line = _one_error_line(runner.invoke(train_app, ["--resume", "--epochs", "2", *out]))
-    assert "--resume keeps the run's settings" in line and "--epochs" in line
+    line = _one_error_line(runner.invoke(train_app, ["--resume", "--n-envs", "8", *out]))
+    assert "--resume keeps the run's model and batch" in line and "--n-envs" in line
+    line = _one_error_line(runner.invoke(train_app, ["--resume", "--action-std", "0.5", *out]))
+    assert "--resume keeps the run's model and batch" in line
     big_minibatch = ["--tiny", "--minibatch-size", "4096", *out]
     assert "exceeds the batch" in _one_error_line(runner.invoke(train_app, big_minibatch))
     fp16 = ["--tiny", "--precision", "fp16", *out]

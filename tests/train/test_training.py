@@ -301,6 +301,29 @@ def test_precision_is_recorded_and_can_change_on_resume(tmp_path: Path) -> None:
         train_teacher([], run, resume=True, precision="fp16", show_progress=False)
 
 
+def test_resume_changes_the_update_settings_and_records_when(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    ppo = dataclasses.replace(PPOConfig.tiny(), total_steps=64)
+    train_teacher(bundled_robots()[:ROBOTS], run, teacher_config=TeacherConfig.tiny(), ppo=ppo,
+                  show_progress=False)  # fmt: skip
+    train_teacher([], run, resume=True, total_steps=128, show_progress=False,
+                  changes={"epochs": 2, "lr": 1e-3, "threads": 1})  # fmt: skip
+    meta = json.loads((run / "run.json").read_text())
+    assert (meta["ppo"]["epochs"], meta["ppo"]["lr"]) == (2, 1e-3)
+    assert meta["changes"] == [
+        {"after_iteration": 1, "total_steps": [64, 128], "epochs": [1, 2], "lr": [ppo.lr, 1e-3]}
+    ]  # threads were already 1: not a change
+    with open(run / "progress.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and float(rows[1]["lr"]) > ppo.lr  # the new lr ran (cosine: half)
+    with pytest.raises(ConfigError, match="a resumed run keeps its n_envs"):
+        train_teacher([], run, resume=True, changes={"n_envs": 8}, show_progress=False)
+    with pytest.raises(ConfigError, match="minibatch_size .* exceeds the batch"):
+        train_teacher([], run, resume=True, changes={"minibatch_size": 10**6},
+                      show_progress=False)  # fmt: skip
+    assert json.loads((run / "run.json").read_text()) == meta  # refused: nothing written
+
+
 def test_bf16_on_a_cpu_without_it_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from hd_deploy.train import ppo as ppo_module
     from hd_deploy.train.collect import native_bf16
