@@ -10,6 +10,7 @@ say) print one ``warning:`` line and the work goes on.
 from __future__ import annotations
 
 import functools
+import json
 import sys
 import warnings
 from collections.abc import Callable
@@ -95,6 +96,49 @@ def writable(path: Path | None, option: str, *, folder: bool = False) -> None:
 def given(**options: Any) -> dict[str, Any]:
     """The options the user set: those not ``None`` (a config's default stands for the rest)."""
     return {key: value for key, value in options.items() if value is not None}
+
+
+def resume_keeps(
+    resume: bool, out: Path, options: dict[str, tuple[Any, str]], *, can_change: str = ""
+) -> None:
+    """Refuse, on ``--resume``, options that differ from the run's own settings.
+
+    A resumed run goes on with the settings in ``out/run.json``. ``options`` maps each option
+    it keeps (``"--epochs"``) to the value given (``None``: not given) and where ``run.json``
+    holds the run's (``"distill.epochs"``). The run's own value is accepted, so a script may
+    repeat the command that started a run with ``--resume`` added; another would be ignored,
+    so it is refused. ``can_change`` names the options a resume does take, for the message.
+    Without a readable ``run.json`` nothing is checked: resuming then says what is wrong.
+
+    Raises:
+        ConfigError: ``resume`` and an option given with a value other than the run's.
+    """
+    if not resume:
+        return
+    try:
+        meta = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return
+    clash = []
+    for flag, (value, where) in options.items():
+        if value is None:
+            continue
+        saved: Any = meta
+        for key in where.split("."):
+            saved = saved.get(key) if isinstance(saved, dict) else None
+        same = (
+            saved is not None and Path(saved).resolve() == value.resolve()
+            if isinstance(value, Path)
+            else saved == value
+        )
+        if not same:
+            clash.append(f"{flag} {value} (the run's: {saved})")
+    if clash:
+        also = f"; it can change {can_change}" if can_change else ""
+        raise ConfigError(
+            f"--resume goes on with the run's own settings ({out / 'run.json'}): drop "
+            f"{', '.join(clash)}{also}"
+        )
 
 
 def one_size(*, reference: bool, tiny: bool) -> None:

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hd_deploy.cli.common import app, given, one_size, resume_hint, user_errors, writable
+from hd_deploy.cli.common import (
+    app,
+    given,
+    one_size,
+    resume_hint,
+    resume_keeps,
+    user_errors,
+    writable,
+)
 from hd_deploy.errors import ConfigError
 from hd_deploy.files import atomic_write_text
 
@@ -140,14 +148,16 @@ def train(
         ppo, model = PPOConfig.tiny(), TeacherConfig.tiny()
     else:
         ppo, model = PPOConfig(), TeacherConfig.small()
-    kept = (init, critic_warmup, action_std, update_normalizer, n_envs, rollout_steps)
-    if resume and any(v is not None for v in kept):
-        raise ConfigError(
-            "--resume keeps the run's model and batch: drop --init, --critic-warmup, "
-            "--action-std, --update-normalizer, --n-envs and --rollout-steps (it can change "
-            "--steps, --epochs, --minibatch-size, --lr, --target-kl, --eval-every, --workers, "
-            "--threads and --precision; run.json records each change)"
-        )
+    resume_keeps(
+        resume, out,
+        {"--init": (init, "init"), "--critic-warmup": (critic_warmup, "ppo.critic_warmup"),
+         "--action-std": (action_std, "teacher.action_std"),
+         "--update-normalizer": (update_normalizer, "ppo.update_normalizer"),
+         "--n-envs": (n_envs, "ppo.n_envs"),
+         "--rollout-steps": (rollout_steps, "ppo.rollout_steps")},
+        can_change="--steps, --epochs, --minibatch-size, --lr, --target-kl, --eval-every, "
+        "--workers, --threads and --precision (run.json records each change)",
+    )  # fmt: skip
     changes = given(
         n_workers=workers, eval_every=eval_every, lr=lr, epochs=epochs,
         minibatch_size=minibatch_size, target_kl=target_kl, threads=threads,
@@ -250,6 +260,11 @@ def clone(
     from hd_deploy.train.config import CloneConfig
 
     one_size(reference=reference, tiny=tiny)
+    resume_keeps(
+        resume, out,
+        {"--epochs": (epochs, "clone.epochs"), "--samples": (samples, "clone.samples_per_robot"),
+         "--dagger": (dagger, "clone.dagger_rounds"), "--lr": (lr, "clone.lr")},
+    )  # fmt: skip
     cfg = CloneConfig.tiny() if tiny else CloneConfig()
     cfg = dataclasses.replace(
         cfg, seed=seed, device=device,
@@ -343,6 +358,17 @@ def distill(
     from hd_deploy.train.shipped import shipped
 
     one_size(reference=reference, tiny=tiny)
+    resume_keeps(
+        resume, out,
+        {"--init": (init, "init"), "--epochs": (epochs, "distill.epochs"),
+         "--samples": (samples, "distill.samples_per_robot"),
+         "--start-samples": (start_samples, "distill.start_samples_per_robot"),
+         "--start-steps": (start_steps, "distill.start_steps"),
+         "--dagger": (dagger or None, "distill.dagger_rounds"), "--lr": (lr, "distill.lr"),
+         "--warmup": (warmup, "distill.warmup_epochs"),
+         "--weight-decay": (weight_decay, "distill.weight_decay"),
+         "--context-noise": (context_noise, "distill.context_noise")},
+    )  # fmt: skip
     if init is not None and reference:
         raise ConfigError("--init takes the size of its checkpoint; --reference sets another")
     files = resolve_robots(robots) if robots else bundled_robots()

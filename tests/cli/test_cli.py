@@ -138,10 +138,21 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     # hd-train --init --reference: the paper's PPO settings, the checkpoint's size
     line = _one_error_line(runner.invoke(train_app, ["--init", str(empty), "--reference", *out]))
     assert "checkpoint" in line and "--init takes the size" not in line
-    line = _one_error_line(runner.invoke(train_app, ["--resume", "--n-envs", "8", *out]))
-    assert "--resume keeps the run's model and batch" in line and "--n-envs" in line
-    line = _one_error_line(runner.invoke(train_app, ["--resume", "--action-std", "0.5", *out]))
-    assert "--resume keeps the run's model and batch" in line
+    # --resume: an option the run would ignore is refused unless it is the run's own value
+    run = tmp_path / "r"
+    run.mkdir()
+    record = {"ppo": {"n_envs": 4}, "teacher": {"action_std": 0.9}, "distill": {"epochs": 12}}
+    (run / "run.json").write_text(json.dumps(record))
+    resume = ["--resume", "--out", str(run)]
+    line = _one_error_line(runner.invoke(train_app, [*resume, "--n-envs", "8"]))
+    assert "--resume goes on with the run's own settings" in line
+    assert "--n-envs 8 (the run's: 4)" in line and "it can change --steps, --epochs" in line
+    same = [*resume, "--n-envs", "4", "--action-std", "0.9", "--epochs", "2"]
+    assert "no checkpoint to resume from" in _one_error_line(runner.invoke(train_app, same))
+    line = _one_error_line(runner.invoke(distill_app, [*resume, "--epochs", "80", "--lr", "1"]))
+    assert "--epochs 80 (the run's: 12), --lr 1.0 (the run's: None)" in line
+    line = _one_error_line(runner.invoke(distill_app, [*resume, "--epochs", "12"]))
+    assert "no checkpoint to resume from" in line
     big_minibatch = ["--tiny", "--minibatch-size", "4096", *out]
     assert "exceeds the batch" in _one_error_line(runner.invoke(train_app, big_minibatch))
     fp16 = ["--tiny", "--precision", "fp16", *out]
