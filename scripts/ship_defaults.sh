@@ -93,60 +93,60 @@ EOF
 # from, is finished: the repository keeps its records, not those of the runs before it (git
 # history does: git checkout 795522d -- training/student_gpu training/student_gpu2).
 if ! finished training/student_ref; then
-mapfile -t mutate100 < <(head -100 training/mutate300.txt)
-finished training/student_gpu ||
-hd-distill "$UNIMAL/train" "${mutate100[@]}" --teacher training/teacher_gpu/checkpoint \
-  --out training/student_gpu --samples 4000 --start-samples 2000 --start-steps 150 \
-  --epochs 40 --dagger 1 --workers "$WORKERS" --device cpu --seed 0 \
-  $(resume training/student_gpu)
+  mapfile -t mutate100 < <(head -100 training/mutate300.txt)
+  finished training/student_gpu ||
+  hd-distill "$UNIMAL/train" "${mutate100[@]}" --teacher training/teacher_gpu/checkpoint \
+    --out training/student_gpu --samples 4000 --start-samples 2000 --start-steps 150 \
+    --epochs 40 --dagger 1 --workers "$WORKERS" --device cpu --seed 0 \
+    $(resume training/student_gpu)
 
-# 2b. Student, continued (--init): the 32 generated robots of hd_deploy/assets/robots/seen's
-#     family join (hd-bench's bundled seen set: the student was distilled on them, the
-#     teacher labelled them zero-shot). scripts/extend_data.py seeds the run with
-#     student_gpu's data (its DAgger round included) plus teacher data on the new robots;
-#     then 30 epochs, one more DAgger round, peak lr 5e-4. Ran on the 2-core CPU.
-hd-generate training/generated --count 32 --seed 1000 --stand-steps 0  # every draw, as then
-if [ ! -f training/student_gpu2/robots.txt ]; then
-  python scripts/extend_data.py training/student_gpu training/generated \
-    --out training/student_gpu2 --workers "$WORKERS"
-fi
-mapfile -t robots < training/student_gpu2/robots.txt
-finished training/student_gpu2 ||
-hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
-  --init training/student_gpu/checkpoint --out training/student_gpu2 --samples 4000 \
-  --start-samples 2000 --start-steps 150 --epochs 30 --dagger 1 --lr 5e-4 \
-  --workers "$WORKERS" --device cpu --seed 1 $(resume training/student_gpu2)
+  # 2b. Student, continued (--init): the 32 generated robots of hd_deploy/assets/robots/seen's
+  #     family join (hd-bench's bundled seen set: the student was distilled on them, the
+  #     teacher labelled them zero-shot). scripts/extend_data.py seeds the run with
+  #     student_gpu's data (its DAgger round included) plus teacher data on the new robots;
+  #     then 30 epochs, one more DAgger round, peak lr 5e-4. Ran on the 2-core CPU.
+  hd-generate training/generated --count 32 --seed 1000 --stand-steps 0  # every draw, as then
+  if [ ! -f training/student_gpu2/robots.txt ]; then
+    python scripts/extend_data.py training/student_gpu training/generated \
+      --out training/student_gpu2 --workers "$WORKERS"
+  fi
+  mapfile -t robots < training/student_gpu2/robots.txt
+  finished training/student_gpu2 ||
+  hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
+    --init training/student_gpu/checkpoint --out training/student_gpu2 --samples 4000 \
+    --start-samples 2000 --start-steps 150 --epochs 30 --dagger 1 --lr 5e-4 \
+    --workers "$WORKERS" --device cpu --seed 1 $(resume training/student_gpu2)
 
-# 2c. Student, continued again: 300 more train_mutate robots (a second fixed draw, disjoint
-#     from the first 300, so mutate200 stays held out): 400 of the paper's 1000 in all.
-#     student_gpu2's data (its DAgger rounds included) plus teacher data on the new robots;
-#     then 24 epochs, peak lr 5e-4, no DAgger round. Ran on the 2-core CPU.
-if [ ! -f training/student_gpu3/robots.txt ]; then
-  mapfile -t extra < training/mutate_extra300.txt
-  python scripts/extend_data.py training/student_gpu2 "${extra[@]}" \
-    --out training/student_gpu3 --workers "$WORKERS"
-fi
-mapfile -t robots < training/student_gpu3/robots.txt
-finished training/student_gpu3 ||
-hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
-  --init training/student_gpu2/checkpoint --out training/student_gpu3 --samples 4000 \
-  --start-samples 2000 --start-steps 150 --epochs 24 --lr 5e-4 \
-  --workers "$WORKERS" --device cpu --seed 2 $(resume training/student_gpu3)
+  # 2c. Student, continued again: 300 more train_mutate robots (a second fixed draw, disjoint
+  #     from the first 300, so mutate200 stays held out): 400 of the paper's 1000 in all.
+  #     student_gpu2's data (its DAgger rounds included) plus teacher data on the new robots;
+  #     then 24 epochs, peak lr 5e-4, no DAgger round. Ran on the 2-core CPU.
+  if [ ! -f training/student_gpu3/robots.txt ]; then
+    mapfile -t extra < training/mutate_extra300.txt
+    python scripts/extend_data.py training/student_gpu2 "${extra[@]}" \
+      --out training/student_gpu3 --workers "$WORKERS"
+  fi
+  mapfile -t robots < training/student_gpu3/robots.txt
+  finished training/student_gpu3 ||
+  hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
+    --init training/student_gpu2/checkpoint --out training/student_gpu3 --samples 4000 \
+    --start-samples 2000 --start-steps 150 --epochs 24 --lr 5e-4 \
+    --workers "$WORKERS" --device cpu --seed 2 $(resume training/student_gpu3)
 
-# 2d. The student shipped before: the paper-sized hypernetwork (--reference: context d 128, base MLP
-#     hidden 256), from scratch on student_gpu3's robots and data (--data, no new teacher
-#     rollouts): 18 epochs, peak lr 1e-3. Ran on the 2-core CPU (71 minutes).
-#     A resumed run already holds its data (hd-distill refuses --data with --resume).
-start=(--data training/student_gpu3/data.npz)
-if [ -f training/student_ref/run.json ]; then start=(--resume); fi
-finished training/student_ref ||
-hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
-  --reference --out training/student_ref \
-  --samples 4000 --start-samples 2000 --start-steps 150 --epochs 18 --lr 1e-3 \
-  --workers "$WORKERS" --device cpu --seed 3 "${start[@]}"
-#     Its weights are stored in float16 (half the file, under 20 MB; float32 again on load):
-#     the evaluation below and the shipped student are this rounded model.
-compact training/student_ref
+  # 2d. The student shipped before: the paper-sized hypernetwork (--reference: context
+  #     d 128, base MLP hidden 256), from scratch on student_gpu3's robots and data (--data,
+  #     no new teacher rollouts): 18 epochs, peak lr 1e-3. Ran on the 2-core CPU (71 minutes).
+  #     A resumed run already holds its data (hd-distill refuses --data with --resume).
+  start=(--data training/student_gpu3/data.npz)
+  if [ -f training/student_ref/run.json ]; then start=(--resume); fi
+  finished training/student_ref ||
+  hd-distill "${robots[@]}" --teacher training/teacher_gpu/checkpoint \
+    --reference --out training/student_ref \
+    --samples 4000 --start-samples 2000 --start-steps 150 --epochs 18 --lr 1e-3 \
+    --workers "$WORKERS" --device cpu --seed 3 "${start[@]}"
+  #     Its weights are stored in float16 (half the file, under 20 MB; float32 again on load):
+  #     the evaluation below and the shipped student are this rounded model.
+  compact training/student_ref
 fi
 
 # 2e. student_ref continued (--init) on 932 robots, the paper's
