@@ -52,7 +52,7 @@ from hd_deploy.train.scaling import RunningScale
 LOG_COLUMNS = (
     "iteration", "env_steps", "wall_s", "steps_per_s", "return_mean", "return_recent",
     "episode_length", "episodes", "unstable", "policy_loss", "value_loss", "approx_kl",
-    "clip_frac", "lr", "eval_return", "eval_length", "stale_kl", "explained_var",
+    "clip_frac", "lr", "eval_return", "eval_length", "stale_kl", "explained_var", "epochs",
 )  # fmt: skip
 
 
@@ -389,8 +389,9 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
 
     teacher.train()
     sums = {"policy_loss": 0.0, "value_loss": 0.0, "approx_kl": 0.0, "clip_frac": 0.0}
-    n = 0
+    n = epochs = 0
     for _ in range(ppo.epochs):
+        epochs += 1
         epoch_kl, epoch_n = 0.0, 0
         perm = torch.randperm(T * N, device=dev)
         for start in range(0, T * N - ppo.minibatch_size + 1, ppo.minibatch_size):
@@ -421,7 +422,8 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
             break  # the policy moved far enough from the one the update started from
     teacher.eval()
     means = {k: v / max(n, 1) for k, v in sums.items()}
-    return {**means, "stale_kl": stale_kl, "explained_var": explained_var}
+    # epochs: how many ran (fewer than ppo.epochs where the KL stop ended the update)
+    return {**means, "stale_kl": stale_kl, "explained_var": explained_var, "epochs": epochs}
 
 
 def _gae(reward, done, values, last_value, ppo: PPOConfig):

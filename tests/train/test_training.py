@@ -251,15 +251,17 @@ def test_ppo_target_kl_stops_the_epochs_early(teacher_run: Path, tmp_path: Path)
 
     ppo = dataclasses.replace(PPOConfig.tiny(), epochs=6, lr=1e-2)
     buf = _random_batch(load_teacher(teacher_run / "checkpoint"), ppo)
-    steps = {}
+    steps, epochs = {}, {}
     for target in (0.0, 1e-9):
         model = load_teacher(teacher_run / "checkpoint")
         opt = torch.optim.Adam(model.parameters(), lr=ppo.lr)
-        _update(model, opt, buf, dataclasses.replace(ppo, target_kl=target), "cpu")
+        stats = _update(model, opt, buf, dataclasses.replace(ppo, target_kl=target), "cpu")
         steps[target] = max(s["step"] for s in opt.state_dict()["state"].values())
+        epochs[target] = stats["epochs"]  # logged in progress.csv
     per_epoch = ppo.batch_size // ppo.minibatch_size
-    assert steps[0.0] == ppo.epochs * per_epoch
+    assert steps[0.0] == ppo.epochs * per_epoch and epochs[0.0] == ppo.epochs
     assert steps[1e-9] == per_epoch  # the first epoch moved the policy past the target
+    assert epochs[1e-9] == 1
 
 
 def test_bf16_learner_multiplies_in_bfloat16_and_keeps_float32_weights(teacher_run) -> None:
