@@ -65,7 +65,7 @@ class PPOConfig:
                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
         for name in ("n_envs", "rollout_steps", "total_steps", "epochs", "minibatch_size",
-                     "eval_every"):  # fmt: skip
+                     "eval_every", "threads"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.n_workers < 0:

@@ -158,7 +158,13 @@ def train_teacher(
         changed = {k: v for k, v in asked.items() if v is not None and getattr(ppo, k) != v}
         if changed:
             old, ppo = ppo, dataclasses.replace(ppo, **changed)  # validated here
-            done = read_checkpoint_info(ckpt_dir).extra.get("iteration")
+            done = read_checkpoint_info(ckpt_dir).extra.get("iteration", 0)
+            if "total_steps" in changed and ppo.iterations <= done:
+                raise ConfigError(
+                    f"a total of {ppo.total_steps} steps adds no iteration ({ppo.batch_size} "
+                    f"steps) to the {done * ppo.batch_size} this run has done: give at least "
+                    f"{(done + 1) * ppo.batch_size}"
+                )
             meta["ppo"] = ppo.to_dict()
             meta.setdefault("changes", []).append(
                 {"after_iteration": done, **{k: [getattr(old, k), v] for k, v in changed.items()}}

@@ -323,6 +323,10 @@ def test_resume_changes_the_update_settings_and_records_when(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match="minibatch_size .* exceeds the batch"):
         train_teacher([], run, resume=True, changes={"minibatch_size": 10**6},
                       show_progress=False)  # fmt: skip
+    with pytest.raises(ConfigError, match="threads must be >= 1"):
+        train_teacher([], run, resume=True, changes={"threads": 0}, show_progress=False)
+    with pytest.raises(ConfigError, match="adds no iteration .* give at least 192"):
+        train_teacher([], run, resume=True, total_steps=100, show_progress=False)
     assert json.loads((run / "run.json").read_text()) == meta  # refused: nothing written
 
 
