@@ -407,3 +407,27 @@ def test_card_follows_a_teacher_run_to_the_run_it_started_from(tmp_path: Path) -
     assert sub and all(line.startswith("  - ") for line in sub)
     assert any("5,000,000" in line and "H200" in line for line in sub)
     assert any("1,000,000" in line and "2-core CPU" in line for line in lines[: started[0]])
+
+
+def test_falls_lists_the_robots_that_fall_beside_motors_off() -> None:
+    falls = _load("falls")
+    files = bundled_robots()[:2]
+    report = {
+        "policy": "p", "seed": 0,
+        "robots": [
+            {"name": files[0].stem, "episode_length_mean": 40.0, "return_mean": 5.0,
+             "returns": [5.0]},
+            {"name": files[1].stem, "episode_length_mean": 1000.0, "return_mean": 90.0,
+             "returns": [90.0]},
+        ],
+    }  # fmt: skip
+    out = falls.falls(report, files, below=1000, seed=0)
+    assert (out["robots"], out["falling"], out["return_mean"]) == (2, 1, 47.5)
+    (row,) = out["rows"]
+    length, ret = falls.motors_off(files[0], 1, 0)  # one episode: the report's, at its seed
+    assert row["name"] == files[0].stem
+    assert (row["motors_off_length"], row["motors_off_return"]) == (length, ret)
+    assert 0 < length <= 1000
+    assert out["stand_with_motors_off"] == int(length >= 1000)
+    with pytest.raises(SystemExit, match="is not among --robots"):
+        falls.falls(report, files[1:], below=1000, seed=0)

@@ -1,0 +1,109 @@
+"""Which robots a policy lets fall, and whether they stand without it.
+
+The task ends an episode early only when the torso falls below its threshold, so an
+``hd-eval`` episode shorter than 1000 steps is a fall. For every robot of an ``hd-eval
+--json`` report whose mean episode is shorter than ``--below`` steps, this runs the same
+number of episodes (same reset seeds) with the motors off (zero action) and prints the
+policy's episode length and return beside them. A robot that stands the whole episode with
+its motors off but falls under the policy is one the policy throws over (a lunge for
+speed); one that collapses either way has to be held up actively.
+
+    python scripts/falls.py training/eval_teacher_cpu_mb4b_train.json \\
+        --robots ../shared/unimal/train [--below 1000] [--json falls.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from hd_deploy.envs.task import LocomotionTask, TaskConfig
+from hd_deploy.morphology.sources import resolve_robots
+
+
+def motors_off(path: Path, episodes: int, seed: int) -> tuple[float, float]:
+    """Mean episode length and return with zero action, at ``hd-eval``'s reset seeds."""
+    task = LocomotionTask(path, config=TaskConfig(), headless=True)
+    zero = np.zeros(task.model.nu)
+    lengths, returns = [], []
+    for e in range(episodes):
+        task.reset(np.random.default_rng((seed, e)))
+        total = 0.0
+        while True:
+            res = task.step(zero)
+            total += res.reward
+            if res.terminated or res.truncated:
+                break
+        lengths.append(task.steps)
+        returns.append(total)
+    return float(np.mean(lengths)), float(np.mean(returns))
+
+
+def falls(report: dict, files: list[Path], *, below: float, seed: int) -> dict:
+    """The report's robots that fall before ``below`` steps, each beside motors off.
+
+    Raises:
+        SystemExit: A robot of the report is not among ``files``.
+    """
+    by_name = {f.stem: f for f in files}
+    rows = []
+    for robot in report["robots"]:
+        if robot["episode_length_mean"] >= below:
+            continue
+        if robot["name"] not in by_name:
+            raise SystemExit(f"error: {robot['name']} (in the report) is not among --robots")
+        episodes = len(robot["returns"])
+        length, ret = motors_off(by_name[robot["name"]], episodes, seed)
+        rows.append({
+            "name": robot["name"], "length": robot["episode_length_mean"],
+            "return": robot["return_mean"], "motors_off_length": length,
+            "motors_off_return": ret,
+        })  # fmt: skip
+    thrown = [r for r in rows if r["motors_off_length"] >= TaskConfig().episode_steps]
+    n = len(report["robots"])
+    return {
+        "report": report.get("policy", ""),
+        "robots": n,
+        "below": below,
+        "falling": len(rows),
+        "stand_with_motors_off": len(thrown),
+        "return_mean": float(np.mean([r["return_mean"] for r in report["robots"]])),
+        "falling_return_mean": float(np.mean([r["return"] for r in rows])) if rows else 0.0,
+        "rows": sorted(rows, key=lambda r: r["length"]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("report", type=Path, help="an hd-eval --json report")
+    parser.add_argument("--robots", type=Path, action="append", required=True)
+    parser.add_argument("--below", type=float, default=1000.0, help="a fall: a mean length below")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    try:
+        report = json.loads(args.report.read_text())
+        files = resolve_robots(args.robots)
+    except (OSError, ValueError) as exc:
+        sys.exit(f"error: {exc}")
+    out = falls(report, files, below=args.below, seed=int(report.get("seed", 0)))
+    head = f"{'robot':34s} {'length':>7s} {'return':>8s} | motors off: {'length':>7s}"
+    print(f"{head} {'return':>7s}")
+    for r in out["rows"]:
+        print(f"{r['name']:34s} {r['length']:7.0f} {r['return']:8.1f} | "
+              f"{'':12s}{r['motors_off_length']:7.0f} {r['motors_off_return']:7.1f}")  # fmt: skip
+    print(
+        f"{out['falling']} of {out['robots']} robots fall before {args.below:.0f} steps on average "
+        f"(their mean return {out['falling_return_mean']:.1f}, all robots' "
+        f"{out['return_mean']:.1f}); {out['stand_with_motors_off']} of them stand the whole "
+        "episode with the motors off"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
