@@ -10,6 +10,7 @@ speed); one that collapses either way has to be held up actively.
 
     python scripts/falls.py training/eval_teacher_cpu_mb4b_train.json \\
         --robots ../shared/unimal/train [--below 1000] [--json falls.json]
+    python scripts/falls.py training/eval_teacher_*_test.json   # one line per report
 """
 
 from __future__ import annotations
@@ -43,34 +44,36 @@ def motors_off(path: Path, episodes: int, seed: int) -> tuple[float, float]:
     return float(np.mean(lengths)), float(np.mean(returns))
 
 
-def falls(report: dict, files: list[Path], *, below: float, seed: int) -> dict:
-    """The report's robots that fall before ``below`` steps, each beside motors off.
+def falls(report: dict, files: list[Path] | None, *, below: float, seed: int) -> dict:
+    """The report's robots that fall before ``below`` steps, each beside motors off
+    (``files``: the robots' MJCF files; None: the policy's numbers only).
 
     Raises:
         SystemExit: A robot of the report is not among ``files``.
     """
-    by_name = {f.stem: f for f in files}
+    by_name = {f.stem: f for f in files or []}
     rows = []
     for robot in report["robots"]:
         if robot["episode_length_mean"] >= below:
             continue
-        if robot["name"] not in by_name:
-            raise SystemExit(f"error: {robot['name']} (in the report) is not among --robots")
-        episodes = len(robot["returns"])
-        length, ret = motors_off(by_name[robot["name"]], episodes, seed)
-        rows.append({
-            "name": robot["name"], "length": robot["episode_length_mean"],
-            "return": robot["return_mean"], "motors_off_length": length,
-            "motors_off_return": ret,
-        })  # fmt: skip
-    thrown = [r for r in rows if r["motors_off_length"] >= TaskConfig().episode_steps]
+        row = {"name": robot["name"], "length": robot["episode_length_mean"],
+               "return": robot["return_mean"]}  # fmt: skip
+        if files is not None:
+            if robot["name"] not in by_name:
+                raise SystemExit(f"error: {robot['name']} (in the report) is not among --robots")
+            episodes = len(robot["returns"])
+            length, ret = motors_off(by_name[robot["name"]], episodes, seed)
+            row.update(motors_off_length=length, motors_off_return=ret)
+        rows.append(row)
+    full = TaskConfig().episode_steps
+    thrown = [r for r in rows if r.get("motors_off_length", 0) >= full]
     n = len(report["robots"])
     return {
         "report": report.get("policy", ""),
         "robots": n,
         "below": below,
         "falling": len(rows),
-        "stand_with_motors_off": len(thrown),
+        "stand_with_motors_off": len(thrown) if files is not None else None,
         "return_mean": float(np.mean([r["return_mean"] for r in report["robots"]])),
         "falling_return_mean": float(np.mean([r["return"] for r in rows])) if rows else 0.0,
         "rows": sorted(rows, key=lambda r: r["length"]),
@@ -79,30 +82,43 @@ def falls(report: dict, files: list[Path], *, below: float, seed: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("report", type=Path, help="an hd-eval --json report")
-    parser.add_argument("--robots", type=Path, action="append", required=True)
+    parser.add_argument("reports", type=Path, nargs="+", help="hd-eval --json reports")
+    parser.add_argument(
+        "--robots", type=Path, action="append",
+        help="the reports' robots (files or folders); without: no motors-off episodes, "
+        "one summary line per report",
+    )  # fmt: skip
     parser.add_argument("--below", type=float, default=1000.0, help="a fall: a mean length below")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     try:
-        report = json.loads(args.report.read_text())
-        files = resolve_robots(args.robots)
+        reports = [json.loads(path.read_text()) for path in args.reports]
+        files = resolve_robots(args.robots) if args.robots else None
     except (OSError, ValueError) as exc:
         sys.exit(f"error: {exc}")
-    out = falls(report, files, below=args.below, seed=int(report.get("seed", 0)))
-    head = f"{'robot':34s} {'length':>7s} {'return':>8s} | motors off: {'length':>7s}"
-    print(f"{head} {'return':>7s}")
-    for r in out["rows"]:
-        print(f"{r['name']:34s} {r['length']:7.0f} {r['return']:8.1f} | "
-              f"{'':12s}{r['motors_off_length']:7.0f} {r['motors_off_return']:7.1f}")  # fmt: skip
-    print(
-        f"{out['falling']} of {out['robots']} robots fall before {args.below:.0f} steps on average "
-        f"(their mean return {out['falling_return_mean']:.1f}, all robots' "
-        f"{out['return_mean']:.1f}); {out['stand_with_motors_off']} of them stand the whole "
-        "episode with the motors off"
-    )
+    outs = []
+    for path, report in zip(args.reports, reports, strict=True):
+        out = falls(report, files, below=args.below, seed=int(report.get("seed", 0)))
+        outs.append(out)
+        if files is not None:
+            head = f"{'robot':34s} {'length':>7s} {'return':>8s} | motors off: {'length':>7s}"
+            print(f"{head} {'return':>7s}")
+            for r in out["rows"]:
+                off = f"{r['motors_off_length']:7.0f} {r['motors_off_return']:7.1f}"
+                print(f"{r['name']:34s} {r['length']:7.0f} {r['return']:8.1f} | {'':12s}{off}")
+        lengths = [r["episode_length_mean"] for r in report["robots"]]
+        standing = "" if files is None else (
+            f"; {out['stand_with_motors_off']} of them stand the whole episode with the "
+            "motors off"
+        )  # fmt: skip
+        print(
+            f"{path}: {out['falling']} of {out['robots']} robots fall before "
+            f"{args.below:.0f} steps on average (their mean return "
+            f"{out['falling_return_mean']:.1f}; all robots' {out['return_mean']:.1f}, mean "
+            f"episode {np.mean(lengths):.0f} steps){standing}"
+        )
     if args.json:
-        args.json.write_text(json.dumps(out, indent=2))
+        args.json.write_text(json.dumps(outs if len(outs) > 1 else outs[0], indent=2))
 
 
 if __name__ == "__main__":

@@ -431,3 +431,6 @@ def test_falls_lists_the_robots_that_fall_beside_motors_off() -> None:
     assert out["stand_with_motors_off"] == int(length >= 1000)
     with pytest.raises(SystemExit, match="is not among --robots"):
         falls.falls(report, files[1:], below=1000, seed=0)
+    alone = falls.falls(report, None, below=1000, seed=0)  # the report's numbers only
+    assert alone["rows"] == [{"name": files[0].stem, "length": 40.0, "return": 5.0}]
+    assert alone["stand_with_motors_off"] is None
