@@ -21,11 +21,16 @@ from hd_deploy.cli.common import (
 )
 from hd_deploy.errors import ConfigError
 from hd_deploy.files import atomic_write_text
+from hd_deploy.train.config import RESUMABLE
 
 if TYPE_CHECKING:
     from rich.table import Table
 
 # --- hd-train -----------------------------------------------------------------------
+
+# the options that name the settings a resumed run may change (RESUMABLE)
+_FLAG = {"total_steps": "--steps", "n_workers": "--workers"}
+RESUME_CAN_CHANGE = ", ".join(_FLAG.get(k, "--" + k.replace("_", "-")) for k in RESUMABLE)
 
 train_app = app("Train the universal transformer teacher with PPO.")
 
@@ -68,9 +73,8 @@ def train(
     resume: Annotated[
         bool,
         typer.Option(
-            help="Continue the run in --out, on its settings; --steps, --epochs, "
-            "--minibatch-size, --lr, --target-kl, --eval-every, --workers, --threads and "
-            "--precision may change (run.json records it)."
+            help=f"Continue the run in --out, on its settings; {RESUME_CAN_CHANGE} may "
+            "change (run.json records it)."
         ),
     ] = False,
     eval_robots: Annotated[
@@ -155,8 +159,7 @@ def train(
          "--update-normalizer": (update_normalizer, "ppo.update_normalizer"),
          "--n-envs": (n_envs, "ppo.n_envs"),
          "--rollout-steps": (rollout_steps, "ppo.rollout_steps")},
-        can_change="--steps, --epochs, --minibatch-size, --lr, --target-kl, --eval-every, "
-        "--workers, --threads and --precision (run.json records each change)",
+        can_change=f"{RESUME_CAN_CHANGE} (run.json records each change)",
     )  # fmt: skip
     changes = given(
         n_workers=workers, eval_every=eval_every, lr=lr, epochs=epochs,

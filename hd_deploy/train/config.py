@@ -7,6 +7,12 @@ from dataclasses import asdict, dataclass, fields
 from hd_deploy.errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16")
+# The PPO settings a resumed run may change: the machine's (threads, workers, precision),
+# its length, its evaluation and its updates. Not the batch (n_envs x rollout_steps): the
+# learning-rate schedule counts iterations of it and the reward scaler keeps one state per
+# environment.
+RESUMABLE = ("total_steps", "epochs", "minibatch_size", "lr", "target_kl", "eval_every",
+             "n_workers", "threads", "precision")  # fmt: skip
 
 
 @dataclass(frozen=True)

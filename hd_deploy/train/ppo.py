@@ -44,7 +44,7 @@ from hd_deploy.train.collect import (
     native_bf16,
     obs_tensors,
 )
-from hd_deploy.train.config import PPOConfig
+from hd_deploy.train.config import RESUMABLE, PPOConfig
 from hd_deploy.train.rundir import exclusive_run, read_run, recover, staging, swap_in
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
 from hd_deploy.train.scaling import RunningScale
@@ -54,14 +54,6 @@ LOG_COLUMNS = (
     "episode_length", "episodes", "unstable", "policy_loss", "value_loss", "approx_kl",
     "clip_frac", "lr", "eval_return", "eval_length", "stale_kl", "explained_var", "epochs",
 )  # fmt: skip
-
-
-# The PPO settings a resumed run may change: the machine's (threads, workers, precision),
-# its length, its evaluation and its updates. Not the batch (n_envs x rollout_steps): the
-# learning-rate schedule counts iterations of it and the reward scaler keeps one state per
-# environment.
-RESUMABLE = ("total_steps", "precision", "threads", "n_workers", "eval_every", "lr", "epochs",
-             "minibatch_size", "target_kl")  # fmt: skip
 
 
 @dataclass
@@ -123,9 +115,10 @@ def train_teacher(
             too (a setting of the machine, like ``device``, recorded in ``run.json`` and in
             each checkpoint); None keeps ``ppo``'s, or on resume the run's.
         changes: On resume, more of the run's PPO settings to change from here on, by
-            name (:data:`RESUMABLE`); ``None`` values keep the run's. A change is written
-            to ``run.json``'s ``ppo`` and logged in its ``changes`` list with the iteration
-            it starts after, so the record says which iterations ran with which settings.
+            name (:data:`~hd_deploy.train.config.RESUMABLE`); ``None`` values keep the
+            run's. A change is written to ``run.json``'s ``ppo`` and logged in its
+            ``changes`` list with the iteration it starts after, so the record says which
+            iterations ran with which settings.
 
     Raises:
         FileExistsError: run_dir already holds a run and resume is False.
