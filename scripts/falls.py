@@ -24,23 +24,14 @@ import numpy as np
 
 from hd_deploy.envs.task import LocomotionTask, TaskConfig
 from hd_deploy.morphology.sources import resolve_robots
+from hd_deploy.train.rollout import run_episodes
 
 
 def motors_off(path: Path, episodes: int, seed: int) -> tuple[float, float]:
     """Mean episode length and return with zero action, at ``hd-eval``'s reset seeds."""
     task = LocomotionTask(path, config=TaskConfig(), headless=True)
     zero = np.zeros(task.model.nu)
-    lengths, returns = [], []
-    for e in range(episodes):
-        task.reset(np.random.default_rng((seed, e)))
-        total = 0.0
-        while True:
-            res = task.step(zero)
-            total += res.reward
-            if res.terminated or res.truncated:
-                break
-        lengths.append(task.steps)
-        returns.append(total)
+    returns, lengths = run_episodes(task, lambda obs: zero, episodes, seed)
     return float(np.mean(lengths)), float(np.mean(returns))
 
 

@@ -229,7 +229,14 @@ def _eval_job(args) -> dict:
     from hd_deploy.envs.task import LocomotionTask, TaskConfig
 
     task = LocomotionTask(source, config=TaskConfig(max_limbs=max_limbs), headless=True)
-    act = _controller(kind, path, task)
+    returns, lengths = run_episodes(task, _controller(kind, path, task), episodes, seed)
+    return {"name": task.robot.name, "n_limbs": task.robot.n_limbs, "returns": returns,
+            "lengths": lengths}  # fmt: skip
+
+
+def run_episodes(task, act, episodes: int, seed: int) -> tuple[list[float], list[int]]:
+    """Returns and lengths of ``episodes`` episodes of ``act`` (flat obs -> ctrl) on ``task``,
+    reset at ``hd-eval``'s seeds ``(seed, episode)``."""
     returns, lengths = [], []
     for e in range(episodes):
         obs = task.reset(np.random.default_rng((seed, e)))
@@ -242,8 +249,7 @@ def _eval_job(args) -> dict:
             obs = task.observe()
         returns.append(total)
         lengths.append(task.steps)
-    return {"name": task.robot.name, "n_limbs": task.robot.n_limbs, "returns": returns,
-            "lengths": lengths}  # fmt: skip
+    return returns, lengths
 
 
 def _map(fn, jobs: list, *, workers: int, label: str, show_progress: bool) -> list:
