@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,16 +22,24 @@ from hd_deploy.cli.common import (
 )
 from hd_deploy.errors import ConfigError
 from hd_deploy.files import atomic_write_text
-from hd_deploy.train.config import RESUMABLE
+from hd_deploy.train.config import MACHINE, RESUMABLE
 
 if TYPE_CHECKING:
     from rich.table import Table
 
 # --- hd-train -----------------------------------------------------------------------
 
-# the options that name the settings a resumed run may change (RESUMABLE)
+# the options that name the settings a resumed run may change (RESUMABLE, MACHINE)
 _FLAG = {"total_steps": "--steps", "n_workers": "--workers"}
-RESUME_CAN_CHANGE = ", ".join(_FLAG.get(k, "--" + k.replace("_", "-")) for k in RESUMABLE)
+
+
+def _flags(keys: Iterable[str]) -> str:
+    return ", ".join(_FLAG.get(k, "--" + k.replace("_", "-")) for k in keys)
+
+
+RESUME_CAN_CHANGE = _flags(RESUMABLE)
+# hd-distill and hd-clone take no --threads (their config's default stands)
+MACHINE_CAN_CHANGE = _flags(k for k in MACHINE if k != "threads")
 
 train_app = app("Train the universal transformer teacher with PPO.")
 
@@ -246,14 +255,22 @@ def clone(
     ] = None,
     dagger: Annotated[int | None, typer.Option(help="DAgger rounds (teacher acts).")] = None,
     workers: Annotated[int | None, typer.Option(help="Rollout worker processes.")] = None,
-    device: Annotated[str, typer.Option(help="Training device: auto, cpu, cuda.")] = "auto",
+    device: Annotated[
+        str | None, typer.Option(help="Training device: auto, cpu, cuda. [default: auto]")
+    ] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (cosine decay).")] = None,
     reference: Annotated[
         bool, typer.Option(help="Paper-sized teacher (d 128, 5 layers; GPU-sized).")
     ] = False,
     tiny: Annotated[bool, typer.Option(help="Tiny model and run, for smoke tests.")] = False,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help=f"Continue the run in --out, on its settings; {MACHINE_CAN_CHANGE} may change "
+            "(run.json records it)."
+        ),
+    ] = False,
 ) -> None:
     """Behaviour-clone the experts (plus DAgger) into a teacher checkpoint in --out."""
     import dataclasses
@@ -267,12 +284,14 @@ def clone(
         resume, out,
         {"--epochs": (epochs, "clone.epochs"), "--samples": (samples, "clone.samples_per_robot"),
          "--dagger": (dagger, "clone.dagger_rounds"), "--lr": (lr, "clone.lr")},
+        can_change=f"{MACHINE_CAN_CHANGE} (run.json records each change)",
     )  # fmt: skip
+    machine = given(n_workers=workers, device=device)  # a resumed run may change these
     cfg = CloneConfig.tiny() if tiny else CloneConfig()
     cfg = dataclasses.replace(
-        cfg, seed=seed, device=device,
-        **given(epochs=epochs, samples_per_robot=samples, dagger_rounds=dagger,
-                n_workers=workers, lr=lr),
+        cfg, seed=seed,
+        **given(epochs=epochs, samples_per_robot=samples, dagger_rounds=dagger, lr=lr),
+        **machine,
     )  # fmt: skip
     if reference:
         # Cloning trains no critic: keep the value network at the small size.
@@ -285,7 +304,7 @@ def clone(
     else:
         model = TeacherConfig.tiny() if tiny else TeacherConfig.small()
     result = clone_teacher(experts_dir, out, teacher_config=model, config=cfg, resume=resume,
-                           show_progress=sys.stderr.isatty())  # fmt: skip
+                           changes=machine, show_progress=sys.stderr.isatty())  # fmt: skip
     typer.echo(
         f"teacher: cloned on {result.samples} samples, {result.epochs} epochs, loss "
         f"{result.loss:.4g}, checkpoint {result.run_dir / 'checkpoint'}"
@@ -320,7 +339,9 @@ def distill(
     start_steps: Annotated[
         int | None, typer.Option(help="Length of those openings in control steps (100).")
     ] = None,
-    dagger: Annotated[int, typer.Option(help="DAgger rounds (student acts, teacher labels).")] = 0,
+    dagger: Annotated[
+        int | None, typer.Option(help="DAgger rounds (student acts, teacher labels). [default: 0]")
+    ] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (cosine decay).")] = None,
     warmup: Annotated[
         int | None, typer.Option(help="Epochs of linear learning-rate warm-up (default 3).")
@@ -343,13 +364,21 @@ def distill(
         ),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Rollout worker processes.")] = None,
-    device: Annotated[str, typer.Option(help="Training device: auto, cpu, cuda.")] = "auto",
+    device: Annotated[
+        str | None, typer.Option(help="Training device: auto, cpu, cuda. [default: auto]")
+    ] = None,
     reference: Annotated[bool, typer.Option(help="Paper-sized hypernetwork.")] = False,
     tiny: Annotated[
         bool, typer.Option(help="Tiny model and run, for smoke tests (with --init: the run).")
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help=f"Continue the run in --out, on its settings; {MACHINE_CAN_CHANGE} may change "
+            "(run.json records it)."
+        ),
+    ] = False,
 ) -> None:
     """Roll out the teacher, train the hypernetwork by behaviour cloning, checkpoint it."""
     import dataclasses
@@ -367,10 +396,11 @@ def distill(
          "--samples": (samples, "distill.samples_per_robot"),
          "--start-samples": (start_samples, "distill.start_samples_per_robot"),
          "--start-steps": (start_steps, "distill.start_steps"),
-         "--dagger": (dagger or None, "distill.dagger_rounds"), "--lr": (lr, "distill.lr"),
+         "--dagger": (dagger, "distill.dagger_rounds"), "--lr": (lr, "distill.lr"),
          "--warmup": (warmup, "distill.warmup_epochs"),
          "--weight-decay": (weight_decay, "distill.weight_decay"),
          "--context-noise": (context_noise, "distill.context_noise")},
+        can_change=f"{MACHINE_CAN_CHANGE} (run.json records each change)",
     )  # fmt: skip
     if init is not None and reference:
         raise ConfigError("--init takes the size of its checkpoint; --reference sets another")
@@ -381,16 +411,19 @@ def distill(
         cfg, model = DistillConfig.tiny(), HyperNetConfig.tiny()
     else:
         cfg, model = DistillConfig(), HyperNetConfig.small()
+    machine = given(n_workers=workers, device=device)  # a resumed run may change these
     cfg = dataclasses.replace(
-        cfg, seed=seed, dagger_rounds=dagger, device=device,
-        **given(epochs=epochs, samples_per_robot=samples, n_workers=workers, lr=lr,
+        cfg, seed=seed,
+        **given(epochs=epochs, samples_per_robot=samples, lr=lr, dagger_rounds=dagger,
                 warmup_epochs=warmup, weight_decay=weight_decay, context_noise=context_noise,
                 start_samples_per_robot=start_samples, start_steps=start_steps),
+        **machine,
     )  # fmt: skip
     result = distill_student(
         teacher or (None if resume else shipped("teacher")), files, out, student_config=model,
         config=cfg,
-        init=init, data=data, resume=resume, show_progress=sys.stderr.isatty(),
+        init=init, data=data, resume=resume, changes=machine,
+        show_progress=sys.stderr.isatty(),
     )  # fmt: skip
     typer.echo(
         f"student: {result.epochs} epochs on {result.samples} samples, loss {result.loss:.4g}, "

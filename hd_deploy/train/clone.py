@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,9 +35,9 @@ from hd_deploy.train.bc import (
     save_bc_checkpoint,
     train_epochs,
 )
-from hd_deploy.train.config import CloneConfig
+from hd_deploy.train.config import MACHINE, CloneConfig
 from hd_deploy.train.rollout import DistillData, _map, _policy
-from hd_deploy.train.rundir import exclusive_run, read_run, recover
+from hd_deploy.train.rundir import apply_changes, exclusive_run, read_run, recover
 from hd_deploy.train.runlog import CsvLog
 
 LOG_COLUMNS = ("epoch", "round", "samples", "wall_s", "loss", "lr")
@@ -78,6 +79,7 @@ def clone_teacher(
     teacher_config: TeacherConfig | None = None,
     config: CloneConfig = CloneConfig(),
     resume: bool = False,
+    changes: dict[str, Any] | None = None,
     show_progress: bool = True,
 ) -> CloneResult:
     """Clone the experts in ``experts_dir`` into a teacher; writes ``run_dir/checkpoint``.
@@ -89,6 +91,8 @@ def clone_teacher(
         config: Cloning settings; on resume the saved settings are used.
         resume: Continue from ``run_dir/checkpoint`` (collected data is reused, a DAgger
             round whose data were saved before the run stopped included).
+        changes: On resume, the machine settings (``config.MACHINE``: workers, threads,
+            device) to change from here on; ``run.json`` records each change.
         show_progress: Show progress bars.
 
     Raises:
@@ -106,10 +110,12 @@ def clone_teacher(
         if not recover(ckpt) or not (ckpt / "trainer_state.pt").exists():
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
         meta = read_run(run_dir, ("clone", "robots"))
-        config = CloneConfig.from_dict(meta["clone"])
         robots = [tuple(r) for r in meta["robots"]]
         teacher = load_teacher(ckpt)
         state = torch.load(ckpt / "trainer_state.pt", weights_only=True, map_location="cpu")
+        config = apply_changes(run_dir, meta, "clone", CloneConfig.from_dict(meta["clone"]),
+                               changes or {}, MACHINE, ("after_epoch", state["epoch"]),
+                               check=lambda new: resolve_device(new.device))  # fmt: skip
     else:
         if (run_dir / "run.json").exists():
             raise FileExistsError(f"{run_dir}: already holds a run (use --resume or a new folder)")

@@ -13,6 +13,9 @@ PRECISIONS = ("fp32", "bf16")
 # environment.
 RESUMABLE = ("total_steps", "epochs", "minibatch_size", "lr", "target_kl", "eval_every",
              "n_workers", "threads", "precision")  # fmt: skip
+# What a resumed distillation or cloning run may change: the machine it runs on. The rest
+# (data, epochs, learning rate) shapes the run already begun.
+MACHINE = ("n_workers", "threads", "device")
 
 
 @dataclass(frozen=True)
@@ -70,12 +73,11 @@ class PPOConfig:
             raise ConfigError(
                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
+        _check_machine(self)
         for name in ("n_envs", "rollout_steps", "total_steps", "epochs", "minibatch_size",
-                     "eval_every", "threads"):  # fmt: skip
+                     "eval_every"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.n_workers < 0:
-            raise ConfigError(f"n_workers must be >= 0, got {self.n_workers}")
         if self.lr_schedule not in ("cosine", "constant"):
             raise ConfigError(
                 f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}"
@@ -152,6 +154,7 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         _check_lr(self.lr)
+        _check_machine(self)
         for name in ("weight_decay", "context_noise", "warmup_epochs", "warmup_steps",
                      "start_samples_per_robot"):  # fmt: skip
             if not getattr(self, name) >= 0:
@@ -249,6 +252,7 @@ class CloneConfig:
 
     def __post_init__(self) -> None:
         _check_lr(self.lr)
+        _check_machine(self)
         for name in ("samples_per_robot", "dagger_samples_per_robot", "epochs", "batch_size",
                      "robots_per_batch"):  # fmt: skip
             if getattr(self, name) < 1:
@@ -283,6 +287,13 @@ class CloneConfig:
 def _check_lr(lr: float) -> None:
     if not lr > 0:
         raise ConfigError(f"lr must be > 0, got {lr}")
+
+
+def _check_machine(config: PPOConfig | DistillConfig | CloneConfig) -> None:
+    if config.threads < 1:
+        raise ConfigError(f"threads must be >= 1, got {config.threads}")
+    if config.n_workers < 0:
+        raise ConfigError(f"n_workers must be >= 0, got {config.n_workers}")
 
 
 def _from_dict(cls, data: dict):

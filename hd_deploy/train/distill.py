@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -44,9 +45,9 @@ from hd_deploy.train.bc import (
     save_bc_checkpoint,
     train_epochs,
 )
-from hd_deploy.train.config import DistillConfig
+from hd_deploy.train.config import MACHINE, DistillConfig
 from hd_deploy.train.rollout import DistillData, collect
-from hd_deploy.train.rundir import exclusive_run, read_run, recover
+from hd_deploy.train.rundir import apply_changes, exclusive_run, read_run, recover
 from hd_deploy.train.runlog import CsvLog, progress_bar
 
 LOG_COLUMNS = ("epoch", "round", "samples", "wall_s", "loss", "teacher_action_rms")
@@ -77,6 +78,7 @@ def distill_student(
     init: str | Path | None = None,
     data: str | Path | None = None,
     resume: bool = False,
+    changes: dict[str, Any] | None = None,
     show_progress: bool = True,
 ) -> DistillResult:
     """Collect teacher data, train the hypernetwork, write ``run_dir/checkpoint``.
@@ -95,6 +97,8 @@ def distill_student(
             ``run_dir`` (``scripts/extend_data.py`` writes one) seeds it the same way.
         resume: Continue from ``run_dir/checkpoint`` (collected data is reused, a DAgger
             round whose data were saved before the run stopped included).
+        changes: On resume, the machine settings (``config.MACHINE``: workers, threads,
+            device) to change from here on; ``run.json`` records each change.
         show_progress: Show progress bars.
 
     Raises:
@@ -125,10 +129,12 @@ def distill_student(
                 "leave --teacher out to resume it"
             )
         teacher = load_teacher(teacher_checkpoint)
-        config = DistillConfig.from_dict(meta["distill"])
         robots = meta["robots"]
         student = load_student(ckpt)
         state = torch.load(ckpt / "trainer_state.pt", weights_only=True, map_location="cpu")
+        config = apply_changes(run_dir, meta, "distill", DistillConfig.from_dict(meta["distill"]),
+                               changes or {}, MACHINE, ("after_epoch", state["epoch"]),
+                               check=lambda new: resolve_device(new.device))  # fmt: skip
         seeded = _load_data(data_path, len(robots))
     else:
         if (run_dir / "run.json").exists():

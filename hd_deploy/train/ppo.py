@@ -45,7 +45,14 @@ from hd_deploy.train.collect import (
     obs_tensors,
 )
 from hd_deploy.train.config import RESUMABLE, PPOConfig
-from hd_deploy.train.rundir import exclusive_run, read_run, recover, staging, swap_in
+from hd_deploy.train.rundir import (
+    apply_changes,
+    exclusive_run,
+    read_run,
+    recover,
+    staging,
+    swap_in,
+)
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
 from hd_deploy.train.scaling import RunningScale
 
@@ -143,26 +150,20 @@ def train_teacher(
                 f"here, such as {missing[0]}: a run resumes on the robots it started with, "
                 "at the paths it was given (relative to the folder it ran from)"
             )
-        asked = {"total_steps": total_steps, "precision": precision, **(changes or {})}
-        fixed = sorted(set(asked) - set(RESUMABLE))
-        if fixed:
-            can = ", ".join(RESUMABLE)
-            raise ConfigError(f"a resumed run keeps its {', '.join(fixed)}; it can change {can}")
-        changed = {k: v for k, v in asked.items() if v is not None and getattr(ppo, k) != v}
-        if changed:
-            old, ppo = ppo, dataclasses.replace(ppo, **changed)  # validated here
-            done = read_checkpoint_info(ckpt_dir).extra.get("iteration", 0)
-            if "total_steps" in changed and ppo.iterations <= done:
+        done = read_checkpoint_info(ckpt_dir).extra.get("iteration", 0)
+        total_before = ppo.total_steps
+
+        def adds_iterations(new: PPOConfig) -> None:
+            if new.total_steps != total_before and new.iterations <= done:
                 raise ConfigError(
-                    f"a total of {ppo.total_steps} steps adds no iteration ({ppo.batch_size} "
-                    f"steps) to the {done * ppo.batch_size} this run has done: give at least "
-                    f"{(done + 1) * ppo.batch_size}"
+                    f"a total of {new.total_steps} steps adds no iteration ({new.batch_size} "
+                    f"steps) to the {done * new.batch_size} this run has done: give at least "
+                    f"{(done + 1) * new.batch_size}"
                 )
-            meta["ppo"] = ppo.to_dict()
-            meta.setdefault("changes", []).append(
-                {"after_iteration": done, **{k: [getattr(old, k), v] for k, v in changed.items()}}
-            )
-            atomic_write_text(run_dir / "run.json", json.dumps(meta, indent=2))
+
+        asked = {"total_steps": total_steps, "precision": precision, **(changes or {})}
+        ppo = apply_changes(run_dir, meta, "ppo", ppo, asked, RESUMABLE,
+                            ("after_iteration", done), check=adds_iterations)  # fmt: skip
         teacher = load_teacher(ckpt_dir)
     else:
         if (run_dir / "run.json").exists() or ckpt_dir.exists():

@@ -17,6 +17,7 @@ One trainer at a time writes a run folder (:func:`exclusive_run`): a second one,
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import json
@@ -27,7 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hd_deploy.errors import HdError
+from hd_deploy.errors import ConfigError, HdError
+from hd_deploy.files import atomic_write_text
 from hd_deploy.models.checkpoint import CheckpointError
 
 try:
@@ -117,6 +119,49 @@ def read_run(run_dir: Path, keys: tuple[str, ...] = ()) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"{path}: not a run record of this kind (no {missing[0]!r})")
     return meta
+
+
+def apply_changes(
+    run_dir: Path,
+    meta: dict[str, Any],
+    section: str,
+    config: Any,
+    asked: Mapping[str, Any],
+    resumable: tuple[str, ...],
+    after: tuple[str, int],
+    check: Callable[[Any], None] | None = None,
+) -> Any:
+    """The settings a resumed run goes on with: its own, changed where asked, recorded.
+
+    ``config`` is the run's settings (a frozen config dataclass, from ``meta[section]``);
+    ``asked`` the settings given on resume (``None``: not given). Those that differ are
+    applied, written to ``run.json`` and appended to its ``changes`` list with where the run
+    stood (``after``, such as ``("after_iteration", 305)``), so a copy resumed with other
+    settings is a recorded branch. ``check`` sees the changed config before anything is written.
+
+    Returns:
+        The config the run goes on with (``config`` itself when nothing changes).
+
+    Raises:
+        ConfigError: ``asked`` names a setting not in ``resumable``, or a value the config
+            (or ``check``) refuses; ``run.json`` is then unchanged.
+    """
+    fixed = sorted(set(asked) - set(resumable))
+    if fixed:
+        can = ", ".join(resumable)
+        raise ConfigError(f"a resumed run keeps its {', '.join(fixed)}; it can change {can}")
+    changed = {k: v for k, v in asked.items() if v is not None and getattr(config, k) != v}
+    if not changed:
+        return config
+    new = dataclasses.replace(config, **changed)  # validated here
+    if check is not None:
+        check(new)
+    meta[section] = new.to_dict()
+    meta.setdefault("changes", []).append(
+        {after[0]: after[1], **{k: [getattr(config, k), v] for k, v in changed.items()}}
+    )
+    atomic_write_text(run_dir / "run.json", json.dumps(meta, indent=2))
+    return new
 
 
 @contextmanager

@@ -141,7 +141,8 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     # --resume: an option the run would ignore is refused unless it is the run's own value
     run = tmp_path / "r"
     run.mkdir()
-    record = {"ppo": {"n_envs": 4}, "teacher": {"action_std": 0.9}, "distill": {"epochs": 12}}
+    record = {"ppo": {"n_envs": 4}, "teacher": {"action_std": 0.9},
+              "distill": {"epochs": 12, "dagger_rounds": 1}}  # fmt: skip
     (run / "run.json").write_text(json.dumps(record))
     resume = ["--resume", "--out", str(run)]
     line = _one_error_line(runner.invoke(train_app, [*resume, "--n-envs", "8"]))
@@ -151,7 +152,10 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     assert "no checkpoint to resume from" in _one_error_line(runner.invoke(train_app, same))
     line = _one_error_line(runner.invoke(distill_app, [*resume, "--epochs", "80", "--lr", "1"]))
     assert "--epochs 80 (the run's: 12), --lr 1.0 (the run's: None)" in line
-    line = _one_error_line(runner.invoke(distill_app, [*resume, "--epochs", "12"]))
+    line = _one_error_line(runner.invoke(distill_app, [*resume, "--dagger", "0"]))
+    assert "--dagger 0 (the run's: 1)" in line and "it can change --workers, --device" in line
+    same = [*resume, "--epochs", "12", "--workers", "1"]
+    line = _one_error_line(runner.invoke(distill_app, same))
     assert "no checkpoint to resume from" in line
     big_minibatch = ["--tiny", "--minibatch-size", "4096", *out]
     assert "exceeds the batch" in _one_error_line(runner.invoke(train_app, big_minibatch))

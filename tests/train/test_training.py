@@ -421,8 +421,22 @@ def test_distill_resume_labels_with_the_runs_own_teacher(teacher_run: Path, tmp_
     cfg = DistillConfig.tiny()
     distill_student(teacher_run / "checkpoint", robots, run, student_config=HyperNetConfig.tiny(),
                     config=cfg, show_progress=False)  # fmt: skip
-    result = distill_student(None, robots, run, resume=True, show_progress=False)
+    before = json.loads((run / "run.json").read_text())
+    with pytest.raises(ConfigError, match="a resumed run keeps its epochs; it can change n_work"):
+        distill_student(None, robots, run, resume=True, changes={"epochs": 9},
+                        show_progress=False)  # fmt: skip
+    with pytest.raises(ConfigError, match="device"):  # no such device here: nothing written
+        distill_student(None, robots, run, resume=True, changes={"device": "tpu"},
+                        show_progress=False)  # fmt: skip
+    assert json.loads((run / "run.json").read_text()) == before
+    result = distill_student(None, robots, run, resume=True, show_progress=False,
+                             changes={"n_workers": 1, "device": "cpu"})  # fmt: skip
     assert result.epochs == cfg.epochs
+    meta = json.loads((run / "run.json").read_text())
+    assert (meta["distill"]["n_workers"], meta["distill"]["device"]) == (1, "cpu")
+    assert meta["changes"] == [
+        {"after_epoch": cfg.epochs, "n_workers": [cfg.n_workers, 1], "device": ["auto", "cpu"]}
+    ]
     other = tmp_path / "other-teacher"
     shutil.copytree(teacher_run / "checkpoint", other)
     with pytest.raises(ValueError, match="was distilled from .* leave --teacher out"):
