@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +32,7 @@ def user_errors(fn: F) -> F:
     def wrapper(*args, **kwargs):
         try:
             with warnings.catch_warnings():
-                warnings.showwarning = _show_warning
+                warnings.showwarning = _show_warning(warnings.showwarning)
                 return fn(*args, **kwargs)
         except USER_ERRORS as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
@@ -48,14 +47,18 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """The toolkit's own warnings (:class:`HdWarning`) as one yellow line; others as Python
-    prints them."""
-    if issubclass(category, HdWarning):
-        typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
-    else:
-        print(warnings.formatwarning(message, category, filename, lineno, line), end="",
-              file=file or sys.stderr)  # fmt: skip
+def _show_warning(previous: Callable[..., None]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints the toolkit's own warnings (:class:`HdWarning`)
+    as one yellow line and hands the others to ``previous`` (Python's, or a hook such as
+    pytest's or ``logging.captureWarnings``)."""
+
+    def show(message, category, *args, **kwargs) -> None:
+        if issubclass(category, HdWarning):
+            typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+        else:
+            previous(message, category, *args, **kwargs)
+
+    return show
 
 
 def resume_hint(stopped: bool, command: str, out: Path) -> None:
