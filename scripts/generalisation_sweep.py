@@ -31,7 +31,12 @@ from hd_deploy.models import HyperNetConfig, HyperNetPolicy, load_teacher
 from hd_deploy.morphology.sources import resolve_robots
 from hd_deploy.train.bc import set_cosine_lr
 from hd_deploy.train.config import DistillConfig
-from hd_deploy.train.distill import imitation_errors, make_optimizer, train_epoch
+from hd_deploy.train.distill import (
+    ImitationError,
+    imitation_errors,
+    make_optimizer,
+    train_epoch,
+)
 from hd_deploy.train.rollout import DistillData, collect
 
 SETS = ("train", "held_out", "unseen")
@@ -62,10 +67,12 @@ def split_robots(n_robots: int, holdout_every: int, among: int) -> tuple[list[in
     return [r for r in range(n_robots) if r not in held], held
 
 
-def summarise(errors: list[tuple[float, float]]) -> dict:
-    rel = np.array([e[1] for e in errors])
+def summarise(errors: list[ImitationError]) -> dict:
+    rel = np.array([e.relative for e in errors])
+    executed = np.array([e.executed_relative for e in errors])
     return {"relative_median": float(np.median(rel)), "relative_mean": float(rel.mean()),
-            "loss_mean": float(np.mean([e[0] for e in errors]))}  # fmt: skip
+            "loss_mean": float(np.mean([e.loss for e in errors])),
+            "executed_relative_median": float(np.median(executed))}  # fmt: skip
 
 
 def run_setting(

@@ -4,7 +4,9 @@ The teacher drives (deterministic action mean) for ``--samples`` steps on each r
 student (hypernetwork, the same forward pass as training) predicts the teacher's action in
 every visited state. Reported per robot: the training loss (0.5 x squared error over real
 actuators) and that loss relative to predicting zero (``err / (0.5 x teacher mean square)``:
-0 is a perfect copy, 1 is no better than standing still). A large gap between the training
+0 is a perfect copy, 1 is no better than standing still); and both again on the actions the
+robot executes (``executed``: student and teacher clipped to [-1, 1], as the controls are).
+Per set, also the share of the teacher's commands beyond [-1, 1]. A large gap between the training
 robots and unseen ones says the student's context -> weights mapping does not generalise,
 whatever happens in closed loop.
 
@@ -49,18 +51,25 @@ def main() -> None:
         files = resolve_robots([folder])
         data = collect(args.teacher, files, config=config, show_progress=False)
         errs = imitation_errors(student, data)
-        rows = [{"name": f.stem, "loss": e, "relative": rel}
-                for f, (e, rel) in zip(files, errs, strict=True)]  # fmt: skip
+        rows = [{"name": f.stem, **e._asdict()} for f, e in zip(files, errs, strict=True)]
         summary = {
             "set": str(folder),
             "n_robots": len(rows),
             "loss_mean": float(np.mean([r["loss"] for r in rows])),
             "relative_median": float(np.median([r["relative"] for r in rows])),
+            "executed_loss_mean": float(np.mean([r["executed"] for r in rows])),
+            "executed_relative_median": float(np.median([r["executed_relative"] for r in rows])),
+            # the share of the teacher's commands beyond [-1, 1]: the motor runs them at +-1
+            "teacher_saturated": data.saturated,
             "robots": rows,
         }
         report["sets"].append(summary)
         print(f"{folder}: {len(rows)} robots, loss mean {summary['loss_mean']:.4f}, "
-              f"relative to zero action: median {summary['relative_median']:.3f}")  # fmt: skip
+              f"relative to zero action: median {summary['relative_median']:.3f}; "
+              f"on the executed (clipped) actions: loss mean "
+              f"{summary['executed_loss_mean']:.4f}, relative median "
+              f"{summary['executed_relative_median']:.3f}; teacher commands beyond +-1: "
+              f"{summary['teacher_saturated']:.0%}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
 

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -326,13 +326,24 @@ def train_epoch(student: HyperNetPolicy, opt, data: DistillData, config: Distill
     return loss
 
 
-def imitation_errors(student: HyperNetPolicy, data: DistillData) -> list[tuple[float, float]]:
-    """Open-loop ``(loss, relative loss)`` of ``student`` per robot of ``data``.
+class ImitationError(NamedTuple):
+    """Open-loop error of a student on one robot's teacher-labelled states.
 
-    The loss is the training loss (0.5 x squared error over real actuators); the relative
-    loss divides it by that of a zero action: 0 is a perfect copy of the labels, 1 no better
-    than standing still.
+    ``loss`` is the training loss (0.5 x squared error over real actuators) and
+    ``relative`` that loss over a zero action's: 0 is a perfect copy of the labels, 1 no
+    better than standing still. ``executed`` and ``executed_relative`` are the same on the
+    actions the robot runs, both clipped to [-1, 1] as the controls are: a teacher mean of
+    2.5 and a student's 1.2 drive a motor alike.
     """
+
+    loss: float
+    relative: float
+    executed: float
+    executed_relative: float
+
+
+def imitation_errors(student: HyperNetPolicy, data: DistillData) -> list[ImitationError]:
+    """Open-loop :class:`ImitationError` of ``student`` per robot of ``data``."""
     out = []
     student.eval()
     for r in range(data.n_robots):
@@ -345,7 +356,10 @@ def imitation_errors(student: HyperNetPolicy, data: DistillData) -> list[tuple[f
             weights = student.generate(ctx, mask)
             pred = student.apply(weights, torch.as_tensor(data.proprio[idx]),
                                  torch.zeros(len(idx), dtype=torch.long))  # fmt: skip
-        loss = float(masked_bc_error(pred, target, amask).mean())
-        zero = float(masked_bc_error(torch.zeros_like(target), target, amask).mean())
-        out.append((loss, loss / zero if zero > 0 else float("nan")))
+        pair = []
+        for p, t in ((pred, target), (pred.clamp(-1.0, 1.0), target.clamp(-1.0, 1.0))):
+            loss = float(masked_bc_error(p, t, amask).mean())
+            zero = float(masked_bc_error(torch.zeros_like(t), t, amask).mean())
+            pair += [loss, loss / zero if zero > 0 else float("nan")]
+        out.append(ImitationError(*pair))
     return out

@@ -58,6 +58,12 @@ class DistillData:
         m = self.action_mask[self.robot]
         return float(np.sqrt((self.action**2 * m).sum() / max(1, m.sum())))
 
+    @property
+    def saturated(self) -> float:
+        """The share of labelled actuator commands beyond [-1, 1] (run at +-1)."""
+        m = self.action_mask[self.robot]
+        return float(((np.abs(self.action) > 1.0) * m).sum() / max(1, m.sum()))
+
     def robot_indices(self, robot: int) -> np.ndarray:
         """Indices of ``robot``'s samples."""
         return self._by_robot[robot]

@@ -55,11 +55,21 @@ def _data(student: HyperNetPolicy, n_limbs=(3, 5), samples: int = 7) -> DistillD
 def test_imitation_errors_are_zero_on_own_actions_and_grow_with_noise() -> None:
     student = HyperNetPolicy(HyperNetConfig.tiny()).eval()
     data = _data(student)
-    for loss, rel in imitation_errors(student, data):
-        assert loss < 1e-10 and rel < 1e-8
+    for e in imitation_errors(student, data):
+        assert e.loss < 1e-10 and e.relative < 1e-8 and e.executed < 1e-10
     data.action = data.action + 0.1  # every real actuator off by 0.1: loss 0.5 * 0.01
-    for loss, _ in imitation_errors(student, data):
-        assert abs(loss - 0.005) < 1e-6
+    for e in imitation_errors(student, data):
+        assert abs(e.loss - 0.005) < 1e-6
+    # beyond +-1 only what the motor runs counts: labels of 1 and of 3 are the same command
+    data.action = np.where(data.action_mask[data.robot] > 0, 1.0, 0.0).astype(np.float32)
+    at_one = imitation_errors(student, data)
+    assert data.saturated == 0.0
+    data.action = data.action * 3.0
+    at_three = imitation_errors(student, data)
+    assert data.saturated == 1.0
+    for one, three in zip(at_one, at_three, strict=True):
+        assert three.loss > one.loss + 1.0  # the training loss sees a difference of 2 or more
+        assert three.executed == pytest.approx(one.executed)  # the robot does not
 
 
 def test_return_plot_needs_both_evaluations(tmp_path: Path) -> None:
