@@ -353,6 +353,13 @@ def distill(
         float | None,
         typer.Option(help="Gaussian noise on the context while training, in feature stds."),
     ] = None,
+    clip_labels: Annotated[
+        bool | None,
+        typer.Option(
+            help="Clip the teacher's actions to [-1, 1] (the range the controls run at) "
+            "before the loss. [default: no-clip-labels]"
+        ),
+    ] = None,
     init: Annotated[
         Path | None, typer.Option(help="Start from this student checkpoint (weights and size).")
     ] = None,
@@ -399,7 +406,8 @@ def distill(
          "--dagger": (dagger, "distill.dagger_rounds"), "--lr": (lr, "distill.lr"),
          "--warmup": (warmup, "distill.warmup_epochs"),
          "--weight-decay": (weight_decay, "distill.weight_decay"),
-         "--context-noise": (context_noise, "distill.context_noise")},
+         "--context-noise": (context_noise, "distill.context_noise"),
+         "--clip-labels": (clip_labels, "distill.clip_labels")},
         can_change=f"{MACHINE_CAN_CHANGE} (run.json records each change)",
     )  # fmt: skip
     if init is not None and reference:
@@ -416,7 +424,8 @@ def distill(
         cfg, seed=seed,
         **given(epochs=epochs, samples_per_robot=samples, lr=lr, dagger_rounds=dagger,
                 warmup_epochs=warmup, weight_decay=weight_decay, context_noise=context_noise,
-                start_samples_per_robot=start_samples, start_steps=start_steps),
+                start_samples_per_robot=start_samples, start_steps=start_steps,
+                clip_labels=clip_labels),
         **machine,
     )  # fmt: skip
     result = distill_student(

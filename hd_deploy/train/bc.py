@@ -97,6 +97,7 @@ def bc_epoch(
     max_grad_norm: float,
     device: torch.device = torch.device("cpu"),
     warmup_steps: int = 0,
+    clip_labels: bool = False,
 ) -> float:
     """One pass of 0.5 x squared error over real actuators, averaged per robot.
 
@@ -113,6 +114,8 @@ def bc_epoch(
             + 1)`` (counted by the optimiser's own state, so it holds across epochs and
             resumes): Adam's first steps move every weight by about ``lr`` whatever the
             gradient, which a hypernetwork's generated weights amplify.
+        clip_labels: Clip the labels to [-1, 1], the range the controls run at: a teacher
+            mean of 2.5 drives the motor as 1 does, so the loss asks for 1.
 
     Returns:
         The mean loss over the epoch.
@@ -129,7 +132,8 @@ def bc_epoch(
         local = torch.as_tensor(local_np).to(device)
         batch = Batch(chosen, proprio[idx], local, context[chosen], limb_mask[chosen])
         pred = predict(batch)
-        err = masked_bc_error(pred, action[idx], action_mask[chosen][local])
+        target = action[idx].clamp(-1.0, 1.0) if clip_labels else action[idx]
+        err = masked_bc_error(pred, target, action_mask[chosen][local])
         loss = err.view(len(chosen_np), -1).mean(dim=1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -146,6 +146,9 @@ class DistillConfig:
     # regularisation of the context -> weights mapping (generalisation to unseen robots)
     weight_decay: float = 0.0  # decoupled (AdamW-style)
     context_noise: float = 0.0  # Gaussian noise on the context, in units of each feature's std
+    # labels clipped to [-1, 1], the range the controls run at (off: the paper's loss on the
+    # raw action means, and the runs before this option)
+    clip_labels: bool = False
     # bookkeeping
     seed: int = 0
     checkpoint_every: int = 5

@@ -321,7 +321,8 @@ def train_epoch(student: HyperNetPolicy, opt, data: DistillData, config: Distill
     loss = bc_epoch(predict, _trainable(student), opt, data, batch_size=config.batch_size,
                     robots_per_batch=config.robots_per_batch,
                     max_grad_norm=config.max_grad_norm, device=device,
-                    warmup_steps=config.warmup_steps)  # fmt: skip
+                    warmup_steps=config.warmup_steps,
+                    clip_labels=config.clip_labels)  # fmt: skip
     student.eval()
     return loss
 

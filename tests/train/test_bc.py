@@ -94,6 +94,25 @@ def test_bc_epoch_fits_a_linear_policy(device: str) -> None:
     assert ctx.shape == (24, L, 53) and mask.shape == (24, L)
 
 
+def test_clip_labels_asks_for_the_command_the_motor_runs() -> None:
+    """Labels of 3 and of 1 are the same command: with clip_labels the loss cannot tell."""
+    model = torch.nn.Linear(17, 2)
+
+    def loss(scale: float, clip: bool) -> float:
+        data = _data()
+        data.action = np.sign(data.action) * scale  # every label at +-scale
+        torch.manual_seed(0)  # the same batches
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)  # measure, do not move
+        return bc_epoch(
+            lambda b: model(b.proprio), list(model.parameters()), opt, data, batch_size=24,
+            robots_per_batch=3, max_grad_norm=10.0, clip_labels=clip,
+        )  # fmt: skip
+
+    assert loss(3.0, clip=False) > loss(1.0, clip=False) + 1.0
+    assert loss(3.0, clip=True) == pytest.approx(loss(1.0, clip=True))
+    assert loss(1.0, clip=True) == pytest.approx(loss(1.0, clip=False))
+
+
 def test_select_keeps_only_the_chosen_robots_renumbered() -> None:
     data = _data(n_robots=4, per_robot=10)
     sub = data.select([3, 1], per_robot=6, rng=np.random.default_rng(0))
