@@ -40,6 +40,14 @@ def _flags(keys: Iterable[str]) -> str:
 RESUME_CAN_CHANGE = _flags(RESUMABLE)
 # hd-distill and hd-clone take no --threads (their config's default stands)
 MACHINE_CAN_CHANGE = _flags(k for k in MACHINE if k != "threads")
+# hd-distill's and hd-clone's --resume
+ResumeOnMachine = Annotated[
+    bool,
+    typer.Option(
+        help=f"Continue the run in --out, on its settings; {MACHINE_CAN_CHANGE} may change "
+        "(run.json records it)."
+    ),
+]
 
 train_app = app("Train the universal transformer teacher with PPO.")
 
@@ -264,13 +272,7 @@ def clone(
     ] = False,
     tiny: Annotated[bool, typer.Option(help="Tiny model and run, for smoke tests.")] = False,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            help=f"Continue the run in --out, on its settings; {MACHINE_CAN_CHANGE} may change "
-            "(run.json records it)."
-        ),
-    ] = False,
+    resume: ResumeOnMachine = False,
 ) -> None:
     """Behaviour-clone the experts (plus DAgger) into a teacher checkpoint in --out."""
     import dataclasses
@@ -379,13 +381,7 @@ def distill(
         bool, typer.Option(help="Tiny model and run, for smoke tests (with --init: the run).")
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            help=f"Continue the run in --out, on its settings; {MACHINE_CAN_CHANGE} may change "
-            "(run.json records it)."
-        ),
-    ] = False,
+    resume: ResumeOnMachine = False,
 ) -> None:
     """Roll out the teacher, train the hypernetwork by behaviour cloning, checkpoint it."""
     import dataclasses
