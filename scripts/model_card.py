@@ -164,6 +164,16 @@ def _limits(runs: Path, teacher: str, student: str) -> list[str]:
             "near 1 the hypernetwork's context-to-weights mapping does not carry over to those "
             "morphologies."
         )
+        if all("executed_relative_median" in x for x in report["sets"]):  # reports since 12-02
+            parts = [
+                f"{Path(x['set']).name} {x['executed_relative_median']:.2f} "
+                f"({x['teacher_saturated']:.0%} of the teacher's commands beyond +-1)"
+                for x in report["sets"]
+            ]
+            lines.append(
+                "- The same on the executed actions (student and teacher clipped to [-1, 1], "
+                f"as the controls are): {', '.join(parts)}."
+            )
     sweep = runs / "sweep" / "sweep.json"
     if sweep.exists():
         report = json.loads(sweep.read_text())

@@ -162,6 +162,19 @@ def test_model_card_reports_the_generalisation_sweep(tmp_path: Path) -> None:
     assert "drop 0.84 / 1.16" in line and "2 UNIMAL training robots held out" in line
 
 
+def test_model_card_reports_the_executed_imitation_error_where_measured(tmp_path: Path) -> None:
+    card = _load("model_card")
+    old = {"set": "x/test", "relative_median": 0.78}
+    (tmp_path / "gap_s.json").write_text(json.dumps({"samples": 300, "sets": [old]}))
+    lines = [x for x in card._limits(tmp_path, "t", "s") if "imitation error" in x
+             or "executed actions" in x]  # fmt: skip
+    assert len(lines) == 1 and "test 0.78" in lines[0]  # a report from before: no new line
+    new = {**old, "executed_relative_median": 0.92, "teacher_saturated": 0.45}
+    (tmp_path / "gap_s.json").write_text(json.dumps({"samples": 300, "sets": [new]}))
+    (line,) = [x for x in card._limits(tmp_path, "t", "s") if "executed actions" in x]
+    assert "test 0.92 (45% of the teacher's commands beyond +-1)" in line
+
+
 def test_model_card_pools_the_evaluation_seeds(tmp_path: Path) -> None:
     card = _load("model_card")
     for run, returns in (("t", (100.0, 120.0)), ("s", (95.0, 90.0))):
