@@ -129,7 +129,7 @@ def apply_changes(
     asked: Mapping[str, Any],
     resumable: tuple[str, ...],
     after: tuple[str, int],
-    check: Callable[[Any], None] | None = None,
+    check: Callable[[Any], object] | None = None,
 ) -> Any:
     """The settings a resumed run goes on with: its own, changed where asked, recorded.
 
