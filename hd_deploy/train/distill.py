@@ -357,10 +357,10 @@ def imitation_errors(student: HyperNetPolicy, data: DistillData) -> list[Imitati
             weights = student.generate(ctx, mask)
             pred = student.apply(weights, torch.as_tensor(data.proprio[idx]),
                                  torch.zeros(len(idx), dtype=torch.long))  # fmt: skip
-        pair = []
+        values = []  # raw, then executed: (loss, relative) each
         for p, t in ((pred, target), (pred.clamp(-1.0, 1.0), target.clamp(-1.0, 1.0))):
             loss = float(masked_bc_error(p, t, amask).mean())
             zero = float(masked_bc_error(torch.zeros_like(t), t, amask).mean())
-            pair += [loss, loss / zero if zero > 0 else float("nan")]
-        out.append(ImitationError(*pair))
+            values += [loss, loss / zero if zero > 0 else float("nan")]
+        out.append(ImitationError(*values))
     return out
