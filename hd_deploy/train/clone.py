@@ -114,7 +114,7 @@ def clone_teacher(
         teacher = load_teacher(ckpt)
         state = torch.load(ckpt / "trainer_state.pt", weights_only=True, map_location="cpu")
         config = apply_changes(run_dir, meta, "clone", CloneConfig.from_dict(meta["clone"]),
-                               changes or {}, MACHINE, ("after_epoch", state["epoch"]),
+                               changes, MACHINE, ("after_epoch", state["epoch"]),
                                check=lambda new: resolve_device(new.device))  # fmt: skip
     else:
         if (run_dir / "run.json").exists():

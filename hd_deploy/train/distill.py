@@ -133,7 +133,7 @@ def distill_student(
         student = load_student(ckpt)
         state = torch.load(ckpt / "trainer_state.pt", weights_only=True, map_location="cpu")
         config = apply_changes(run_dir, meta, "distill", DistillConfig.from_dict(meta["distill"]),
-                               changes or {}, MACHINE, ("after_epoch", state["epoch"]),
+                               changes, MACHINE, ("after_epoch", state["epoch"]),
                                check=lambda new: resolve_device(new.device))  # fmt: skip
         seeded = _load_data(data_path, len(robots))
     else:

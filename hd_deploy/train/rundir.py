@@ -126,7 +126,7 @@ def apply_changes(
     meta: dict[str, Any],
     section: str,
     config: Any,
-    asked: Mapping[str, Any],
+    asked: Mapping[str, Any] | None,
     resumable: tuple[str, ...],
     after: tuple[str, int],
     check: Callable[[Any], object] | None = None,
@@ -134,10 +134,11 @@ def apply_changes(
     """The settings a resumed run goes on with: its own, changed where asked, recorded.
 
     ``config`` is the run's settings (a frozen config dataclass, from ``meta[section]``);
-    ``asked`` the settings given on resume (``None``: not given). Those that differ are
-    applied, written to ``run.json`` and appended to its ``changes`` list with where the run
-    stood (``after``, such as ``("after_iteration", 305)``), so a copy resumed with other
-    settings is a recorded branch. ``check`` sees the changed config before anything is written.
+    ``asked`` the settings given on resume (a value ``None``: not given; ``asked`` ``None``:
+    none). Those that differ are applied, written to ``run.json`` and appended to its
+    ``changes`` list with where the run stood (``after``, such as ``("after_iteration",
+    305)``), so a copy resumed with other settings is a recorded branch. ``check`` sees the
+    changed config before anything is written.
 
     Returns:
         The config the run goes on with (``config`` itself when nothing changes).
@@ -146,6 +147,7 @@ def apply_changes(
         ConfigError: ``asked`` names a setting not in ``resumable``, or a value the config
             (or ``check``) refuses; ``run.json`` is then unchanged.
     """
+    asked = asked or {}
     fixed = sorted(set(asked) - set(resumable))
     if fixed:
         can = ", ".join(resumable)
