@@ -129,6 +129,15 @@ def train(
         ),
     ] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate. [default: 3e-4]")] = None,
+    robot_sampling: Annotated[
+        str | None,
+        typer.Option(
+            help="How an environment picks its next robot: balanced (MetaMorph's: in "
+            "inverse proportion to the robot's recent episode length, so robots that fall "
+            "early get as many steps as robots that walk) or uniform. [default: balanced; "
+            "runs from before 2026-12-02: uniform]"
+        ),
+    ] = None,
     action_std: Annotated[
         float | None,
         typer.Option(help="Fixed exploration std of the policy. [default: the model's, 0.9]"),
@@ -181,6 +190,7 @@ def train(
     changes = given(
         n_workers=workers, eval_every=eval_every, lr=lr, epochs=epochs,
         minibatch_size=minibatch_size, target_kl=target_kl, threads=threads,
+        robot_sampling=robot_sampling,
     )  # fmt: skip
     if critic_warmup is None:
         critic_warmup = 10 if init is not None else 0

@@ -1,7 +1,9 @@
 """Many robots stepped in parallel worker processes, returning padded arrays.
 
-Each environment slot runs one robot at a time and samples a new robot (uniformly from
-the set) at every reset, as MetaMorph does. Observations come back padded to
+Each environment slot runs one robot at a time and samples a new robot at every reset:
+uniformly from the set, or by the weights the trainer last set
+(:meth:`VecLocomotionEnv.set_robot_weights`, MetaMorph's balanced replay in
+:mod:`hd_deploy.train.sampling`). Observations come back padded to
 ``max_limbs`` with limb and action masks, ready for a universal policy.
 
 Workers and the trainer share every per-slot array (observations, context, masks,
@@ -151,9 +153,17 @@ def _buffer_size(n_slots: int, max_limbs: int) -> int:
 class _Slots:
     """A block of env slots writing into its :class:`SlotArrays`."""
 
-    def __init__(self, sources: Sequence[str], config: TaskConfig, arrays: SlotArrays, seed: int):
+    def __init__(
+        self,
+        sources: Sequence[str],
+        config: TaskConfig,
+        arrays: SlotArrays,
+        seed: int,
+        weights: np.ndarray,
+    ) -> None:
         self.config = config
         self.arrays = arrays
+        self.weights = weights  # shared with the trainer; all zero: uniform
         self.tasks = [LocomotionTask(s, config=config, headless=True) for s in sources]
         for task in self.tasks:
             task.data = None  # type: ignore[assignment]  # templates: each slot forks its own
@@ -166,7 +176,7 @@ class _Slots:
 
     def _start(self, slot: int) -> None:
         a = self.arrays
-        k = int(self.rng.integers(len(self.tasks)))
+        k = self._draw()
         task = self.running[slot] = self.tasks[k].fork()
         n = task.robot.n_limbs
         self.returns[slot], self.lengths[slot] = 0.0, 0
@@ -178,6 +188,13 @@ class _Slots:
         a.limb_mask[slot] = False
         a.limb_mask[slot, :n] = True
         a.action_mask[slot] = self.action_masks[k]
+
+    def _draw(self) -> int:
+        cumulative = np.cumsum(self.weights)  # a copy: the trainer may write the weights anew
+        if cumulative[-1] <= 0:
+            return int(self.rng.integers(len(self.tasks)))
+        k = np.searchsorted(cumulative, self.rng.random() * cumulative[-1], side="right")
+        return int(min(k, len(self.tasks) - 1))
 
     def reset(self) -> list[dict]:
         for slot in range(len(self.running)):
@@ -242,8 +259,15 @@ class SlotWorker(Protocol):
 class LocalWorker:
     """A block of slots stepped in this process (no parallelism; for tests and debugging)."""
 
-    def __init__(self, sources: Sequence[str], config: TaskConfig, arrays: SlotArrays, seed: int):
-        self._slots = _Slots(sources, config, arrays, seed)
+    def __init__(
+        self,
+        sources: Sequence[str],
+        config: TaskConfig,
+        arrays: SlotArrays,
+        seed: int,
+        weights: np.ndarray,
+    ) -> None:
+        self._slots = _Slots(sources, config, arrays, seed, weights)
         self._pending: list[dict] = []
 
     def start(self, command: str) -> None:
@@ -256,12 +280,12 @@ class LocalWorker:
         pass
 
 
-def _worker_main(conn, sources, config, buffer, n_total, start, stop, seed) -> None:
+def _worker_main(conn, sources, config, buffer, weights, n_total, start, stop, seed) -> None:
     # pragma: no cover - runs in a subprocess
     ignore_interrupt()
     try:
         arrays = SlotArrays.view(buffer, n_total, config.max_limbs).block(start, stop)
-        slots = _Slots(sources, config, arrays, seed)
+        slots = _Slots(sources, config, arrays, seed, np.frombuffer(weights, np.float64))
         conn.send(("ok", []))
         while True:
             command = conn.recv()
@@ -283,6 +307,7 @@ class ProcessWorker:
         sources: Robot sources.
         config: Task settings.
         buffer: The shared buffer of all slots.
+        weights: The shared robot sampling weights (float64, one per robot).
         n_total: Number of slots in the buffer.
         start: First slot of this worker's block.
         stop: One past its last slot.
@@ -296,6 +321,7 @@ class ProcessWorker:
         sources: Sequence[str],
         config: TaskConfig,
         buffer: Any,
+        weights: Any,
         n_total: int,
         start: int,
         stop: int,
@@ -309,7 +335,7 @@ class ProcessWorker:
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(
             target=_worker_main,
-            args=(child, list(sources), config, buffer, n_total, start, stop, seed),
+            args=(child, list(sources), config, buffer, weights, n_total, start, stop, seed),
             daemon=True,
         )
         self._proc.start()
@@ -399,14 +425,18 @@ class VecLocomotionEnv:
         ]
         n_workers = min(n_workers, n_envs)
         size = _buffer_size(n_envs, config.max_limbs)
-        self._buffer: Any = (
-            mp.get_context("spawn").RawArray("b", size) if n_workers else bytearray(size)
-        )
+        shared = mp.get_context("spawn").RawArray
+        self._buffer: Any = shared("b", size) if n_workers else bytearray(size)
         self._arrays = SlotArrays.view(self._buffer, n_envs, config.max_limbs)
+        n_robots = len(self.sources)
+        self._weights_buffer: Any = shared("d", n_robots) if n_workers else bytearray(8 * n_robots)
+        self._weights = np.frombuffer(self._weights_buffer, np.float64)
         self._workers: list[SlotWorker] = []
         try:
             if n_workers == 0:
-                self._workers.append(LocalWorker(self.sources, config, self._arrays, seed))
+                self._workers.append(
+                    LocalWorker(self.sources, config, self._arrays, seed, self._weights)
+                )
                 return
             bounds = np.linspace(0, n_envs, n_workers + 1).round().astype(int)
             for i in range(n_workers):
@@ -416,6 +446,7 @@ class VecLocomotionEnv:
                         self.sources,
                         config,
                         self._buffer,
+                        self._weights_buffer,
                         n_envs,
                         int(bounds[i]),
                         int(bounds[i + 1]),
@@ -439,6 +470,19 @@ class VecLocomotionEnv:
             a.proprio.copy(), a.context.copy(), a.limb_mask.copy(), a.action_mask.copy(),
             a.robot_index.copy(),
         )  # fmt: skip
+
+    def set_robot_weights(self, weights: np.ndarray | None) -> None:
+        """How every slot picks its next robot from here on: in proportion to ``weights``
+        (one per robot, >= 0, not all zero), or uniformly (None). Set it between steps."""
+        if weights is None:
+            self._weights[:] = 0.0
+            return
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != self._weights.shape or not np.all(np.isfinite(weights)):
+            raise ValueError(f"need {len(self._weights)} finite robot weights, got {weights}")
+        if np.any(weights < 0) or weights.sum() <= 0:
+            raise ValueError("robot weights must be >= 0 and not all zero")
+        self._weights[:] = weights
 
     def reset(self) -> VecObs:
         self._run("reset")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from hd_deploy.errors import ConfigError
+from hd_deploy.train.sampling import SAMPLINGS
 
 PRECISIONS = ("fp32", "bf16")
 # The PPO settings a resumed run may change: the machine's (threads, workers, precision),
@@ -12,7 +13,7 @@ PRECISIONS = ("fp32", "bf16")
 # learning-rate schedule counts iterations of it and the reward scaler keeps one state per
 # environment.
 RESUMABLE = ("total_steps", "epochs", "minibatch_size", "lr", "target_kl", "eval_every",
-             "n_workers", "threads", "precision")  # fmt: skip
+             "robot_sampling", "n_workers", "threads", "precision")  # fmt: skip
 # What a resumed distillation or cloning run may change: the machine it runs on. The rest
 # (data, epochs, learning rate) shapes the run already begun.
 MACHINE = ("n_workers", "threads", "device")
@@ -33,6 +34,9 @@ class PPOConfig:
     total_steps: int = 6_000_000
     n_workers: int = 2
     overlap: bool = True  # collect the next rollout while updating on this one
+    # how an environment picks its next robot: "balanced" (MetaMorph's: in inverse proportion
+    # to the robot's recent episode length, hd_deploy.train.sampling) or "uniform"
+    robot_sampling: str = "balanced"
     # optimisation
     lr: float = 3e-4
     lr_schedule: str = "cosine"
@@ -69,6 +73,10 @@ class PPOConfig:
 
     def __post_init__(self) -> None:
         _check_lr(self.lr)
+        if self.robot_sampling not in SAMPLINGS:
+            raise ConfigError(
+                f"robot_sampling must be one of {', '.join(SAMPLINGS)}, got {self.robot_sampling!r}"
+            )
         if self.precision not in PRECISIONS:
             raise ConfigError(
                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
@@ -120,7 +128,8 @@ class PPOConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> PPOConfig:
-        return _from_dict(cls, data)
+        # runs recorded before the setting existed sampled their robots uniformly
+        return _from_dict(cls, {"robot_sampling": "uniform", **data})
 
 
 @dataclass(frozen=True)

@@ -54,12 +54,14 @@ from hd_deploy.train.rundir import (
     swap_in,
 )
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
+from hd_deploy.train.sampling import RobotEpisodes
 from hd_deploy.train.scaling import RunningScale
 
 LOG_COLUMNS = (
     "iteration", "env_steps", "wall_s", "steps_per_s", "return_mean", "return_recent",
     "episode_length", "episodes", "unstable", "policy_loss", "value_loss", "approx_kl",
     "clip_frac", "lr", "eval_return", "eval_length", "stale_kl", "explained_var", "epochs",
+    "return_robots",
 )  # fmt: skip
 
 
@@ -209,6 +211,7 @@ def train_teacher(
     opt = torch.optim.Adam(teacher.parameters(), lr=ppo.lr, eps=1e-5)
     scaler = RunningScale(ppo.n_envs, ppo.gamma)
     start_iter, env_steps, wall0, returns = 0, 0, 0.0, []
+    per_robot = RobotEpisodes(len(robots))
     torch.manual_seed(ppo.seed)
     if resume:
         # map to the CPU: a run checkpointed on a GPU resumes anywhere (Adam's state follows
@@ -218,6 +221,8 @@ def train_teacher(
         scaler.load(state["reward_scale"])
         start_iter, env_steps, wall0 = state["iteration"], state["env_steps"], state["wall_s"]
         returns = state.get("recent_returns", [])  # not in checkpoints before 2026-12
+        if "robot_episodes" in state:  # nor this, before 2026-12-02
+            per_robot.load(state["robot_episodes"])
         torch.set_rng_state(state["torch_rng"])
     log = CsvLog(run_dir / "progress.csv", LOG_COLUMNS)
     if resume:
@@ -230,6 +235,12 @@ def train_teacher(
         robots, n_envs=ppo.n_envs, n_workers=ppo.n_workers, config=task,
         seed=ppo.seed + 1000 * start_iter,
     )  # fmt: skip
+
+    def sample_robots() -> None:  # before each collection (a resumed run's first too)
+        balanced = ppo.robot_sampling == "balanced"
+        env.set_robot_weights(per_robot.weights() if balanced else None)
+
+    sample_robots()
     collector = Collector(env, ppo, scaler, dev, seed=ppo.seed + 1000 * start_iter)
     # where the run trained, for the model card (a resumed run may move between machines)
     where = {"device": device_name(dev), "workers": ppo.n_workers, "precision": ppo.precision}
@@ -243,6 +254,8 @@ def train_teacher(
                 _set_lr(opt, ppo, it)
                 t_iter = time.time()
                 batch, episodes = pending
+                per_robot.add(episodes)  # every run keeps them, to switch sampling on resume
+                sample_robots()
                 last = it + 1 == ppo.iterations
                 out_of_time = max_wall_s is not None and time.time() - t_start >= max_wall_s
                 last = last or out_of_time or stop.requested
@@ -262,6 +275,7 @@ def train_teacher(
                     "steps_per_s": ppo.batch_size / (time.time() - t_iter),
                     "return_mean": _mean([e["return"] for e in episodes]),
                     "return_recent": recent.mean(),
+                    "return_robots": per_robot.mean_return(),
                     "episode_length": _mean([e["length"] for e in episodes]),
                     "episodes": len(episodes),
                     "unstable": sum(bool(e["unstable"]) for e in episodes),
@@ -275,7 +289,7 @@ def train_teacher(
                 if save:
                     _checkpoint(
                         ckpt_dir, teacher, opt, scaler, it + 1, env_steps, wall,
-                        names, fingerprints, where, list(recent.returns),
+                        names, fingerprints, where, list(recent.returns), per_robot.state(),
                     )  # fmt: skip
                 if evaluate_now:
                     row.update(
@@ -290,7 +304,7 @@ def train_teacher(
                 if save:
                     plot_curve(
                         log, run_dir / "learning_curve.png", x="env_steps",
-                        ys=(("return_recent", "eval_return"), "episode_length"),
+                        ys=(("return_recent", "return_robots", "eval_return"), "episode_length"),
                         title="Teacher PPO (eval: zero-shot on the eval robots)",
                     )  # fmt: skip
                 if last:
@@ -459,7 +473,7 @@ def _set_lr(opt, ppo: PPOConfig, it: int) -> None:
 
 def _checkpoint(
     ckpt_dir, teacher, opt, scaler, iteration, env_steps, wall, names, fingerprints, where,
-    recent_returns,
+    recent_returns, robot_episodes,
 ) -> None:  # fmt: skip
     tmp = staging(ckpt_dir)
     save_checkpoint(
@@ -476,6 +490,7 @@ def _checkpoint(
             "wall_s": wall,
             "torch_rng": torch.get_rng_state(),
             "recent_returns": recent_returns,
+            "robot_episodes": robot_episodes,
         },
         tmp / "trainer_state.pt",
     )

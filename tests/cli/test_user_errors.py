@@ -125,7 +125,10 @@ def test_bad_settings_are_toolkit_errors_and_one_line(tmp_path: Path) -> None:
     args = [ROBOT, "--tiny", "--device", "gpu", "--out", str(tmp_path / "t")]
     line = _one_error_line(runner.invoke(train_app, args))
     assert line == "error: device 'gpu': expected auto, cpu or cuda[:N]"
-    assert not (tmp_path / "d").exists() and not (tmp_path / "t").exists()
+    args = [ROBOT, "--tiny", "--robot-sampling", "greedy", "--out", str(tmp_path / "s")]
+    line = _one_error_line(runner.invoke(train_app, args))
+    assert line == "error: robot_sampling must be one of balanced, uniform, got 'greedy'"
+    assert not any((tmp_path / name).exists() for name in ("d", "t", "s"))
 
 
 def test_no_command_is_left_out() -> None:
