@@ -99,7 +99,9 @@ def train_teacher(
 
     Args:
         robots: MJCF files of the training robots.
-        run_dir: Output folder (``checkpoint/``, ``progress.csv``, ``learning_curve.png``).
+        run_dir: Output folder (``checkpoint/``, ``progress.csv``, ``learning_curve.png``,
+            ``robots.csv``: each robot's recent episode length and return, and its share
+            of the draws).
         teacher_config: Model size (default ``TeacherConfig.small()``); ignored on resume.
         ppo: PPO settings; on resume the saved settings are used.
         task: Locomotion task settings.
@@ -236,8 +238,9 @@ def train_teacher(
         seed=ppo.seed + 1000 * start_iter,
     )  # fmt: skip
 
+    balanced = ppo.robot_sampling == "balanced"
+
     def sample_robots() -> None:  # before each collection (a resumed run's first too)
-        balanced = ppo.robot_sampling == "balanced"
         env.set_robot_weights(per_robot.weights() if balanced else None)
 
     sample_robots()
@@ -302,6 +305,7 @@ def train_teacher(
                     status=f"{row['steps_per_s']:.0f} steps/s  return {row['return_recent']:.0f}",
                 )
                 if save:
+                    atomic_write_text(run_dir / "robots.csv", per_robot.table(names, balanced))
                     plot_curve(
                         log, run_dir / "learning_curve.png", x="env_steps",
                         ys=(("return_recent", "return_robots", "eval_return"), "episode_length"),

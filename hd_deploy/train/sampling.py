@@ -9,6 +9,8 @@ episode length, so every robot contributes about the same number of steps.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
 
 import numpy as np
@@ -63,6 +65,19 @@ class RobotEpisodes:
         """The mean over robots (those with an episode) of each one's recent return."""
         seen = self.count > 0
         return float(self.ret[seen].mean()) if seen.any() else float("nan")
+
+    def table(self, names: Sequence[str], balanced: bool) -> str:
+        """CSV of each robot's estimates and its share of the draws (``robots.csv``)."""
+        weights = self.weights() if balanced else None
+        if weights is None:
+            weights = np.full(len(names), 1.0 / len(names))
+        out = io.StringIO()
+        w = csv.writer(out)
+        w.writerow(["robot", "episodes", "episode_length", "return", "draw_share"])
+        for row in zip(names, self.count, self.length, self.ret, weights, strict=True):
+            name, count, length, ret, share = row
+            w.writerow([name, count, f"{length:.1f}", f"{ret:.1f}", f"{share:.5f}"])
+        return out.getvalue()
 
     def state(self) -> dict:
         return {"length": self.length.tolist(), "return": self.ret.tolist(),

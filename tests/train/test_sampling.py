@@ -3,7 +3,9 @@ from the trainer's estimate down to each environment slot's draw."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 from pathlib import Path
 
@@ -44,6 +46,11 @@ def test_weights_are_inverse_to_length_and_an_unseen_robot_counts_as_average() -
     assert w[0] / w[1] == pytest.approx(10.0)  # falls at 100: ten times the draws
     assert 1 / w[2] == pytest.approx(1 / w[0] * 550 / 100)  # the mean of 100 and 1000
     assert est.mean_return() == pytest.approx(1100.0)  # per robot: not weighted by draws
+    table = list(csv.DictReader(io.StringIO(est.table(["a", "b", "c"], balanced=True))))
+    assert [r["robot"] for r in table] == ["a", "b", "c"]
+    assert [float(r["draw_share"]) for r in table] == pytest.approx(w.tolist(), abs=1e-5)
+    uniform = csv.DictReader(io.StringIO(est.table(["a", "b", "c"], balanced=False)))
+    assert [float(r["draw_share"]) for r in uniform] == pytest.approx([1 / 3] * 3, abs=1e-5)
     again = RobotEpisodes(3)
     again.load(json.loads(json.dumps(est.state())))  # through a checkpoint
     np.testing.assert_array_equal(again.weights(), w)
@@ -105,3 +112,7 @@ def test_a_run_keeps_the_lengths_and_a_resume_can_switch_the_sampling(tmp_path: 
     assert np.all(now >= before) and now.sum() > 1.5 * before.sum()  # carried on, not anew
     rows = (run / "progress.csv").read_text().splitlines()
     assert rows[0].endswith(",return_robots") and rows[-1].split(",")[-1] != ""
+    with open(run / "robots.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [int(r["episodes"]) for r in table] == now.tolist()
+    assert sum(float(r["draw_share"]) for r in table) == pytest.approx(1.0, abs=1e-4)
