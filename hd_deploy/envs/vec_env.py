@@ -259,15 +259,8 @@ class SlotWorker(Protocol):
 class LocalWorker:
     """A block of slots stepped in this process (no parallelism; for tests and debugging)."""
 
-    def __init__(
-        self,
-        sources: Sequence[str],
-        config: TaskConfig,
-        arrays: SlotArrays,
-        seed: int,
-        weights: np.ndarray,
-    ) -> None:
-        self._slots = _Slots(sources, config, arrays, seed, weights)
+    def __init__(self, slots: _Slots) -> None:
+        self._slots = slots
         self._pending: list[dict] = []
 
     def start(self, command: str) -> None:
@@ -434,9 +427,8 @@ class VecLocomotionEnv:
         self._workers: list[SlotWorker] = []
         try:
             if n_workers == 0:
-                self._workers.append(
-                    LocalWorker(self.sources, config, self._arrays, seed, self._weights)
-                )
+                slots = _Slots(self.sources, config, self._arrays, seed, self._weights)
+                self._workers.append(LocalWorker(slots))
                 return
             bounds = np.linspace(0, n_envs, n_workers + 1).round().astype(int)
             for i in range(n_workers):
