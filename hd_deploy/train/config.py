@@ -73,14 +73,8 @@ class PPOConfig:
 
     def __post_init__(self) -> None:
         _check_lr(self.lr)
-        if self.robot_sampling not in SAMPLINGS:
-            raise ConfigError(
-                f"robot_sampling must be one of {', '.join(SAMPLINGS)}, got {self.robot_sampling!r}"
-            )
-        if self.precision not in PRECISIONS:
-            raise ConfigError(
-                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
-            )
+        _check_choice("robot_sampling", self.robot_sampling, SAMPLINGS)
+        _check_choice("precision", self.precision, PRECISIONS)
         _check_machine(self)
         for name in ("n_envs", "rollout_steps", "total_steps", "epochs", "minibatch_size",
                      "eval_every"):  # fmt: skip
@@ -294,6 +288,11 @@ class CloneConfig:
     @classmethod
     def from_dict(cls, data: dict) -> CloneConfig:
         return _from_dict(cls, data)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def _check_lr(lr: float) -> None:
