@@ -238,12 +238,12 @@ def train_teacher(
         seed=ppo.seed + 1000 * start_iter,
     )  # fmt: skip
 
-    balanced = ppo.robot_sampling == "balanced"
+    def sample_robots() -> np.ndarray | None:  # before each collection (a resume's first too)
+        weights = per_robot.weights() if ppo.robot_sampling == "balanced" else None
+        env.set_robot_weights(weights)
+        return weights
 
-    def sample_robots() -> None:  # before each collection (a resumed run's first too)
-        env.set_robot_weights(per_robot.weights() if balanced else None)
-
-    sample_robots()
+    weights = sample_robots()
     collector = Collector(env, ppo, scaler, dev, seed=ppo.seed + 1000 * start_iter)
     # where the run trained, for the model card (a resumed run may move between machines)
     where = {"device": device_name(dev), "workers": ppo.n_workers, "precision": ppo.precision}
@@ -258,7 +258,7 @@ def train_teacher(
                 t_iter = time.time()
                 batch, episodes = pending
                 per_robot.add(episodes)  # every run keeps them, to switch sampling on resume
-                sample_robots()
+                weights = sample_robots()
                 last = it + 1 == ppo.iterations
                 out_of_time = max_wall_s is not None and time.time() - t_start >= max_wall_s
                 last = last or out_of_time or stop.requested
@@ -305,7 +305,7 @@ def train_teacher(
                     status=f"{row['steps_per_s']:.0f} steps/s  return {row['return_recent']:.0f}",
                 )
                 if save:
-                    atomic_write_text(run_dir / "robots.csv", per_robot.table(names, balanced))
+                    atomic_write_text(run_dir / "robots.csv", per_robot.table(names, weights))
                     plot_curve(
                         log, run_dir / "learning_curve.png", x="env_steps",
                         ys=(("return_recent", "return_robots", "eval_return"), "episode_length"),

@@ -66,9 +66,9 @@ class RobotEpisodes:
         seen = self.count > 0
         return float(self.ret[seen].mean()) if seen.any() else float("nan")
 
-    def table(self, names: Sequence[str], balanced: bool) -> str:
-        """CSV of each robot's estimates and its share of the draws (``robots.csv``)."""
-        weights = self.weights() if balanced else None
+    def table(self, names: Sequence[str], weights: np.ndarray | None) -> str:
+        """CSV of each robot's estimates and its share of the draws (``robots.csv``), given
+        the weights the robots are drawn by (None: uniformly)."""
         if weights is None:
             weights = np.full(len(names), 1.0 / len(names))
         out = io.StringIO()

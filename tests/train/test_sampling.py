@@ -46,10 +46,10 @@ def test_weights_are_inverse_to_length_and_an_unseen_robot_counts_as_average() -
     assert w[0] / w[1] == pytest.approx(10.0)  # falls at 100: ten times the draws
     assert 1 / w[2] == pytest.approx(1 / w[0] * 550 / 100)  # the mean of 100 and 1000
     assert est.mean_return() == pytest.approx(1100.0)  # per robot: not weighted by draws
-    table = list(csv.DictReader(io.StringIO(est.table(["a", "b", "c"], balanced=True))))
+    table = list(csv.DictReader(io.StringIO(est.table(["a", "b", "c"], w))))
     assert [r["robot"] for r in table] == ["a", "b", "c"]
     assert [float(r["draw_share"]) for r in table] == pytest.approx(w.tolist(), abs=1e-5)
-    uniform = csv.DictReader(io.StringIO(est.table(["a", "b", "c"], balanced=False)))
+    uniform = csv.DictReader(io.StringIO(est.table(["a", "b", "c"], None)))
     assert [float(r["draw_share"]) for r in uniform] == pytest.approx([1 / 3] * 3, abs=1e-5)
     again = RobotEpisodes(3)
     again.load(json.loads(json.dumps(est.state())))  # through a checkpoint
