@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from hd_deploy.runtime.episodes import STANDSTILL_RETURN, STANDSTILL_SPEED
+from hd_deploy.train.sampling import training_return, training_return_column
 
 # The evaluation sets compared seed by seed: name in eval_<run>_<name>.json, and label
 SPLITS = (("train", "UNIMAL train"), ("test", "UNIMAL test"),
@@ -337,8 +338,14 @@ def zero_shot_curve(progress: Path) -> list[tuple[int, float, float]]:
     """``(env steps, training return, zero-shot return)`` at every evaluated iteration."""
     with progress.open() as f:
         rows = [r for r in csv.DictReader(f) if r.get("eval_return")]
-    return [(int(r["env_steps"]), float(r["return_recent"]), float(r["eval_return"]))
-            for r in rows]  # fmt: skip
+    return [(int(r["env_steps"]), training_return(r), float(r["eval_return"])) for r in rows]
+
+
+#: how ``training_return`` averaged, by the column it read
+TRAINING_RETURN_KIND = {
+    "return_robots": "the mean over robots of each one's recent episodes",
+    "return_recent": "the last 100 episodes",
+}
 
 
 def thin(points: list, most: int = 12) -> list:
@@ -366,8 +373,8 @@ def _ppo_lines(run: dict, ckpt: dict, last: dict, run_dir: Path) -> list[str]:
         f"- Environment steps: {extra['env_steps']:,} of the planned "
         f"{ppo['total_steps']:,} (iteration {extra['iteration']}); wall time "
         f"{float(extra['wall_s']) / 3600:.2f} h on {_ppo_device(extra)}.",
-        f"- Recent training return (last 100 episodes, stochastic policy): "
-        f"{float(last.get('return_recent', 'nan')):.1f}",
+        f"- Training return (stochastic policy; "
+        f"{TRAINING_RETURN_KIND[training_return_column(last)]}): {training_return(last):.1f}",
     ]
     if extra.get("precision") == "bf16":
         lines.append("- Matrix products in bfloat16 (`--precision bf16`) when this checkpoint "

@@ -9,8 +9,9 @@ teacher_gpu are in git history (``git checkout 795522d -- training/teacher`` and
     python scripts/plot_wall_clock.py training/teacher_gpu training/teacher_cpu --chain \
         --x steps --out docs/teacher_lineage.png
 
-Each run folder's ``progress.csv`` gives ``return_recent`` (mean of the last 100 training
-episodes) against ``wall_s`` or ``env_steps``; a run that logged ``eval_return`` (zero-shot
+Each run folder's ``progress.csv`` gives the training return (``return_robots``, the mean
+over robots, or ``return_recent``, of the last 100 episodes, where a run did not log that)
+against ``wall_s`` or ``env_steps``; a run that logged ``eval_return`` (zero-shot
 return on its eval robots) gets those points too. Prints each run's return at the given
 hours (or millions of steps). ``--chain`` plots runs that continue one another (``hd-train
 --init`` from the run before) end to end: each starts where the one before it ended.
@@ -20,8 +21,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 from collections.abc import Sequence
 from pathlib import Path
+
+from hd_deploy.train.sampling import training_return
 
 
 def read(run: Path) -> list[dict]:
@@ -37,15 +41,19 @@ AXES = {
 
 
 def value_at(
-    rows: list[dict], hours: float, column: str = "return_recent", x: str = "hours",
+    rows: list[dict], hours: float, column: str | None = None, x: str = "hours",
     offset: float = 0.0,
 ) -> float | None:  # fmt: skip
-    """The last logged ``column`` at or before ``hours`` of wall time (or millions of steps
-    with ``x="steps"``), the run's own x shifted by ``offset`` (in the column's units);
-    None if the run starts later."""
+    """The last logged ``column`` (None: the training return, ``training_return``) at or
+    before ``hours`` of wall time (or millions of steps with ``x="steps"``), the run's own x
+    shifted by ``offset`` (in the column's units); None if the run starts later."""
     xcol, unit, _ = AXES[x]
-    seen = [float(r[column]) for r in rows
-            if r.get(column) and offset + float(r[xcol]) <= unit * hours]  # fmt: skip
+
+    def value(row: dict) -> float:
+        return training_return(row) if column is None else float(row.get(column) or "nan")
+
+    seen = [value(r) for r in rows if offset + float(r[xcol]) <= unit * hours]
+    seen = [v for v in seen if math.isfinite(v)]
     return seen[-1] if seen else None
 
 
@@ -75,7 +83,7 @@ def plot(
     for run, start in zip(runs, starts or [0.0] * len(runs), strict=True):
         rows = read(run)
         xs = [(start + float(r[xcol])) / unit for r in rows]
-        ax.plot(xs, [float(r["return_recent"]) for r in rows], lw=1.4,
+        ax.plot(xs, [training_return(r) for r in rows], lw=1.4,
                 label=f"{run.name}: training return")  # fmt: skip
         ev = [((start + float(r[xcol])) / unit, float(r["eval_return"])) for r in rows
               if r.get("eval_return")]  # fmt: skip
@@ -117,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{value_at(rows, h, 'eval_return', x=args.x, offset=start)})"
             for h in args.at
         ]
-        print(f"{run}: return_recent at " + ", ".join(cells))
+        print(f"{run}: training return at " + ", ".join(cells))
     print(f"plot: {args.out}")
 
 

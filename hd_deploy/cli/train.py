@@ -210,8 +210,8 @@ def train(
         action_std=action_std, precision=precision, changes=changes if resume else None,
     )  # fmt: skip
     recent = (
-        f"recent return {result.return_recent:.1f}"
-        if math.isfinite(result.return_recent)
+        f"training return {result.training_return:.1f} (mean over robots)"
+        if math.isfinite(result.training_return)
         else "no episode finished yet"
     )
     typer.echo(

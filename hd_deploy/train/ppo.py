@@ -54,7 +54,7 @@ from hd_deploy.train.rundir import (
     swap_in,
 )
 from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
-from hd_deploy.train.sampling import RobotEpisodes
+from hd_deploy.train.sampling import RobotEpisodes, training_return
 from hd_deploy.train.scaling import RunningScale
 
 LOG_COLUMNS = (
@@ -72,7 +72,7 @@ class TrainResult:
     run_dir: Path
     env_steps: int
     iterations: int
-    return_recent: float
+    training_return: float  # the last logged, as ``training_return`` reads it (nan: none yet)
     stopped: bool = False  # by a signal (Ctrl-C, SIGTERM), a checkpoint written
 
 
@@ -302,7 +302,7 @@ def train_teacher(
                 bar.update(
                     job,
                     advance=1,
-                    status=f"{row['steps_per_s']:.0f} steps/s  return {row['return_recent']:.0f}",
+                    status=f"{row['steps_per_s']:.0f} steps/s  return {training_return(row):.0f}",
                 )
                 if save:
                     atomic_write_text(run_dir / "robots.csv", per_robot.table(names, weights))
@@ -316,7 +316,9 @@ def train_teacher(
     finally:
         collector.close()
     stopped = stop.requested and env_steps < ppo.iterations * ppo.batch_size
-    return TrainResult(run_dir, env_steps, env_steps // ppo.batch_size, recent.mean(), stopped)
+    rows = log.read()
+    ret = training_return(rows[-1]) if rows else float("nan")
+    return TrainResult(run_dir, env_steps, env_steps // ppo.batch_size, ret, stopped)
 
 
 class ReturnWindow:

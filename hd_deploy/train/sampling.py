@@ -11,11 +11,27 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 SAMPLINGS = ("balanced", "uniform")
+
+
+def training_return_column(row: Mapping[str, str | float]) -> str:
+    """Which column of a ``progress.csv`` row holds its training return as a mean over
+    robots: ``return_robots`` where the run logged it, else ``return_recent`` (the mean of
+    the last episodes), which estimates the same under uniform sampling, where every
+    episode's robot is drawn alike, but not under balanced, where most episodes are those of
+    the robots that fall early."""
+    robots = float(row.get("return_robots") or "nan")
+    return "return_robots" if math.isfinite(robots) else "return_recent"
+
+
+def training_return(row: Mapping[str, str | float]) -> float:
+    """A ``progress.csv`` row's training return as a mean over robots (NaN: none yet)."""
+    return float(row.get(training_return_column(row)) or "nan")
 
 
 class RobotEpisodes:

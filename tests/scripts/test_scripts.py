@@ -302,6 +302,10 @@ def test_model_card_names_the_robot_mix_and_the_zero_shot_curve(tmp_path: Path) 
     progress.write_text("iteration,env_steps,return_recent,eval_return\n"
                         "1,100,5.0,\n2,200,9.0,3.5\n3,300,12.0,\n")  # fmt: skip
     assert card.zero_shot_curve(progress) == [(200, 9.0, 3.5)]
+    # a run that logged the mean over robots (balanced sampling) is read by it, where logged
+    progress.write_text("iteration,env_steps,return_recent,eval_return,return_robots\n"
+                        "1,100,5.0,2.0,\n2,200,9.0,3.5,40.0\n")  # fmt: skip
+    assert card.zero_shot_curve(progress) == [(100, 5.0, 2.0), (200, 40.0, 3.5)]
     assert card.thin([1, 2, 3]) == [1, 2, 3]
     shown = card.thin(list(range(40)))  # a long run's evaluations: at most 12, the last kept
     steps = {b - a for a, b in zip(shown, shown[1:], strict=False)}
@@ -394,6 +398,9 @@ def test_chained_runs_start_where_the_run_before_ended(tmp_path: Path) -> None:
     rows = plot.read(second)
     assert plot.value_at(rows, 2.0, x="steps", offset=2e6) is None  # starts at 2.5M steps
     assert plot.value_at(rows, 2.5, "eval_return", x="steps", offset=2e6) == 80.0
+    assert plot.value_at(rows, 2.5, x="steps", offset=2e6) == 250.0
+    assert plot.value_at([*rows, {"env_steps": "0", "return_robots": "300"}], 2.5,
+                         x="steps", offset=2e6) == 300.0  # fmt: skip
     plot.main([str(first), str(second), "--chain", "--x", "steps",
                "--out", str(tmp_path / "lineage.png")])  # fmt: skip
     assert (tmp_path / "lineage.png").stat().st_size > 0

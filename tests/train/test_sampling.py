@@ -20,7 +20,7 @@ from hd_deploy.models import TeacherConfig
 from hd_deploy.morphology.sources import bundled_robots
 from hd_deploy.train.config import PPOConfig
 from hd_deploy.train.ppo import train_teacher
-from hd_deploy.train.sampling import RobotEpisodes
+from hd_deploy.train.sampling import RobotEpisodes, training_return
 
 
 def _episodes(robot: int, *lengths: int) -> list[dict]:
@@ -116,3 +116,12 @@ def test_a_run_keeps_the_lengths_and_a_resume_can_switch_the_sampling(tmp_path: 
         table = list(csv.DictReader(f))
     assert [int(r["episodes"]) for r in table] == now.tolist()
     assert sum(float(r["draw_share"]) for r in table) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_the_training_return_is_the_mean_over_robots_where_a_run_logged_it() -> None:
+    assert training_return({"return_recent": "150.0", "return_robots": "690.5"}) == 690.5
+    # before the column (older runs) or before any episode: the last episodes' mean
+    assert training_return({"return_recent": "600.0", "return_robots": ""}) == 600.0
+    assert training_return({"return_recent": 600.0, "return_robots": float("nan")}) == 600.0
+    assert training_return({"return_recent": "600.0"}) == 600.0
+    assert np.isnan(training_return({"return_recent": ""}))
