@@ -9,10 +9,11 @@ say) print one ``warning:`` line and the work goes on.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -102,7 +103,12 @@ def given(**options: Any) -> dict[str, Any]:
 
 
 def resume_keeps(
-    resume: bool, out: Path, options: dict[str, tuple[Any, str]], *, can_change: str = ""
+    resume: bool,
+    out: Path,
+    options: dict[str, tuple[Any, str]],
+    *,
+    can_change: str = "",
+    configs: Mapping[str, Any] | None = None,
 ) -> None:
     """Refuse, on ``--resume``, options that differ from the run's own settings.
 
@@ -111,6 +117,8 @@ def resume_keeps(
     holds the run's (``"distill.epochs"``). The run's own value is accepted, so a script may
     repeat the command that started a run with ``--resume`` added; another would be ignored,
     so it is refused. ``can_change`` names the options a resume does take, for the message.
+    ``configs`` maps a section of ``run.json`` (``"distill"``) to its config class, to read
+    it as the run will: a setting recorded before it existed at the value it loads with.
     Without a readable ``run.json`` nothing is checked: resuming then says what is wrong.
 
     Raises:
@@ -122,6 +130,9 @@ def resume_keeps(
         meta = json.loads((out / "run.json").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return
+    for section, cls in (configs or {}).items():
+        with contextlib.suppress(AttributeError, TypeError, ValueError):
+            meta[section] = cls.from_dict(meta[section]).to_dict()  # else as recorded
     clash = []
     for flag, (value, where) in options.items():
         if value is None:

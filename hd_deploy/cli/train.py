@@ -186,6 +186,7 @@ def train(
          "--n-envs": (n_envs, "ppo.n_envs"),
          "--rollout-steps": (rollout_steps, "ppo.rollout_steps")},
         can_change=f"{RESUME_CAN_CHANGE} (run.json records each change)",
+        configs={"ppo": PPOConfig, "teacher": TeacherConfig},
     )  # fmt: skip
     changes = given(
         n_workers=workers, eval_every=eval_every, lr=lr, epochs=epochs,
@@ -297,6 +298,7 @@ def clone(
         {"--epochs": (epochs, "clone.epochs"), "--samples": (samples, "clone.samples_per_robot"),
          "--dagger": (dagger, "clone.dagger_rounds"), "--lr": (lr, "clone.lr")},
         can_change=f"{MACHINE_CAN_CHANGE} (run.json records each change)",
+        configs={"clone": CloneConfig},
     )  # fmt: skip
     machine = given(n_workers=workers, device=device)  # a resumed run may change these
     cfg = CloneConfig.tiny() if tiny else CloneConfig()
@@ -415,6 +417,7 @@ def distill(
          "--context-noise": (context_noise, "distill.context_noise"),
          "--clip-labels": (clip_labels, "distill.clip_labels")},
         can_change=f"{MACHINE_CAN_CHANGE} (run.json records each change)",
+        configs={"distill": DistillConfig},
     )  # fmt: skip
     if init is not None and reference:
         raise ConfigError("--init takes the size of its checkpoint; --reference sets another")

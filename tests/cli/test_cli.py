@@ -151,7 +151,12 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     same = [*resume, "--n-envs", "4", "--action-std", "0.9", "--epochs", "2"]
     assert "no checkpoint to resume from" in _one_error_line(runner.invoke(train_app, same))
     line = _one_error_line(runner.invoke(distill_app, [*resume, "--epochs", "80", "--lr", "1"]))
-    assert "--epochs 80 (the run's: 12), --lr 1.0 (the run's: None)" in line
+    # lr is not recorded here: a run.json from before a setting existed loads its default
+    assert "--epochs 80 (the run's: 12), --lr 1.0 (the run's: 0.001)" in line
+    line = _one_error_line(runner.invoke(distill_app, [*resume, "--clip-labels"]))
+    assert "--clip-labels True (the run's: False)" in line
+    same = [*resume, "--no-clip-labels"]
+    assert "no checkpoint to resume from" in _one_error_line(runner.invoke(distill_app, same))
     line = _one_error_line(runner.invoke(distill_app, [*resume, "--dagger", "0"]))
     assert "--dagger 0 (the run's: 1)" in line and "it can change --workers, --device" in line
     same = [*resume, "--epochs", "12", "--workers", "1"]
