@@ -74,7 +74,8 @@ status=$?
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 for r in rows if len(rows) <= 10 else rows[:2] + rows[-8:]:
-    print(" ".join(f"{k}={r[k]}" for k in ("iteration", "env_steps", "wall_s", "steps_per_s",
-          "return_recent", "eval_return", "approx_kl", "clip_frac", "explained_var")))
+    print(" ".join(f"{k}={r.get(k, '')}" for k in ("iteration", "env_steps", "wall_s",
+          "steps_per_s", "return_robots", "return_recent", "eval_return", "approx_kl",
+          "clip_frac", "explained_var")))
 EOF
 exit $status
