@@ -146,13 +146,21 @@ def resume_keeps(
             else saved == value
         )
         if not same:
-            clash.append(f"{flag} {value} (the run's: {saved})")
+            theirs = _as_given(flag, saved) if isinstance(saved, bool) else saved
+            clash.append(f"{_as_given(flag, value)} (the run's: {theirs})")
     if clash:
         also = f"; it can change {can_change}" if can_change else ""
         raise ConfigError(
             f"--resume goes on with the run's own settings ({out / 'run.json'}): drop "
             f"{', '.join(clash)}{also}"
         )
+
+
+def _as_given(flag: str, value: Any) -> str:
+    """An option as typed: ``--epochs 80``; a switch as ``--clip-labels`` or its ``--no-``."""
+    if isinstance(value, bool):
+        return flag if value else f"--no-{flag.removeprefix('--')}"
+    return f"{flag} {value}"
 
 
 def one_size(*, reference: bool, tiny: bool) -> None:

@@ -154,7 +154,7 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     # lr is not recorded here: a run.json from before a setting existed loads its default
     assert "--epochs 80 (the run's: 12), --lr 1.0 (the run's: 0.001)" in line
     line = _one_error_line(runner.invoke(distill_app, [*resume, "--clip-labels"]))
-    assert "--clip-labels True (the run's: False)" in line
+    assert "--clip-labels (the run's: --no-clip-labels)" in line
     same = [*resume, "--no-clip-labels"]
     assert "no checkpoint to resume from" in _one_error_line(runner.invoke(distill_app, same))
     line = _one_error_line(runner.invoke(distill_app, [*resume, "--dagger", "0"]))
