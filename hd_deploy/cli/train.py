@@ -125,7 +125,16 @@ def train(
     target_kl: Annotated[
         float | None,
         typer.Option(
-            help="Stop an update's epochs once an epoch's KL exceeds this. [default: 0, off]"
+            help="Stop an update once its approximate KL from the policy it started from "
+            "exceeds this. [default: 0, off]"
+        ),
+    ] = None,
+    kl_stop: Annotated[
+        str | None,
+        typer.Option(
+            help="Where --target-kl is checked: minibatch (MetaMorph's: before each gradient "
+            "step) or epoch (the epoch's mean, after it). [default: minibatch; runs from "
+            "before 2026-12-02: epoch]"
         ),
     ] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate. [default: 3e-4]")] = None,
@@ -190,7 +199,7 @@ def train(
     )  # fmt: skip
     changes = given(
         n_workers=workers, eval_every=eval_every, lr=lr, epochs=epochs,
-        minibatch_size=minibatch_size, target_kl=target_kl, threads=threads,
+        minibatch_size=minibatch_size, target_kl=target_kl, kl_stop=kl_stop, threads=threads,
         robot_sampling=robot_sampling,
     )  # fmt: skip
     if critic_warmup is None:

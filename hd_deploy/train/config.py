@@ -8,12 +8,13 @@ from hd_deploy.errors import ConfigError
 from hd_deploy.train.sampling import SAMPLINGS
 
 PRECISIONS = ("fp32", "bf16")
+KL_STOPS = ("minibatch", "epoch")
 # The PPO settings a resumed run may change: the machine's (threads, workers, precision),
 # its length, its evaluation and its updates. Not the batch (n_envs x rollout_steps): the
 # learning-rate schedule counts iterations of it and the reward scaler keeps one state per
 # environment.
-RESUMABLE = ("total_steps", "epochs", "minibatch_size", "lr", "target_kl", "eval_every",
-             "robot_sampling", "n_workers", "threads", "precision")  # fmt: skip
+RESUMABLE = ("total_steps", "epochs", "minibatch_size", "lr", "target_kl", "kl_stop",
+             "eval_every", "robot_sampling", "n_workers", "threads", "precision")  # fmt: skip
 # What a resumed distillation or cloning run may change: the machine it runs on. The rest
 # (data, epochs, learning rate) shapes the run already begun.
 MACHINE = ("n_workers", "threads", "device")
@@ -45,9 +46,13 @@ class PPOConfig:
     clip: float = 0.2
     value_coef: float = 0.5
     max_grad_norm: float = 0.5
-    # stop an iteration's epochs once one epoch's mean approximate KL exceeds this (0: off;
-    # MetaMorph uses 0.05 on flat terrain)
+    # stop an iteration's update once the approximate KL from the policy it started from
+    # exceeds this (0: off; the HyperDistill authors' MetaMorph runs use 0.05)
     target_kl: float = 0.0
+    # where that KL is checked: "minibatch" (MetaMorph's: before each gradient step, on its
+    # minibatch, so no step is taken past the target) or "epoch" (the mean over an epoch's
+    # minibatches, after the epoch: up to an epoch of steps past it)
+    kl_stop: str = "minibatch"
     # iterations at the start of a run that train only the value network (for a run that
     # starts from a trained policy, whose critic has not seen its returns yet)
     critic_warmup: int = 0
@@ -75,6 +80,7 @@ class PPOConfig:
         _check_lr(self.lr)
         _check_choice("robot_sampling", self.robot_sampling, SAMPLINGS)
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("kl_stop", self.kl_stop, KL_STOPS)
         _check_machine(self)
         for name in ("n_envs", "rollout_steps", "total_steps", "epochs", "minibatch_size",
                      "eval_every"):  # fmt: skip
@@ -122,8 +128,9 @@ class PPOConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> PPOConfig:
-        # runs recorded before the setting existed sampled their robots uniformly
-        return _from_dict(cls, {"robot_sampling": "uniform", **data})
+        # runs recorded before a setting existed sampled their robots uniformly and checked
+        # the KL after each epoch
+        return _from_dict(cls, {"robot_sampling": "uniform", "kl_stop": "epoch", **data})
 
 
 @dataclass(frozen=True)

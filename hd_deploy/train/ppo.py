@@ -61,7 +61,7 @@ LOG_COLUMNS = (
     "iteration", "env_steps", "wall_s", "steps_per_s", "return_mean", "return_recent",
     "episode_length", "episodes", "unstable", "policy_loss", "value_loss", "approx_kl",
     "clip_frac", "lr", "eval_return", "eval_length", "stale_kl", "explained_var", "epochs",
-    "return_robots",
+    "return_robots", "grad_steps",
 )  # fmt: skip
 
 
@@ -410,6 +410,7 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
     teacher.train()
     sums = {"policy_loss": 0.0, "value_loss": 0.0, "approx_kl": 0.0, "clip_frac": 0.0}
     n = epochs = 0
+    stop = False
     for _ in range(ppo.epochs):
         epochs += 1
         epoch_kl, epoch_n = 0.0, 0
@@ -420,6 +421,11 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
                               flat["limb_mask"][idx], flat["action"][idx], amask[idx],
                               bf16=bf16)  # fmt: skip
             log_r = logp - prox_logp_t[idx]
+            with torch.no_grad():
+                kl = (torch.expm1(log_r) - log_r).mean().item()  # never negative (k3)
+            stop = bool(ppo.target_kl) and ppo.kl_stop == "minibatch" and kl > ppo.target_kl
+            if stop:
+                break  # this step would start past the target: the update ends before it
             ratio = torch.exp(log_r)
             a = adv_t[idx]
             clipped = torch.min(ratio * a, ratio.clamp(1 - ppo.clip, 1 + ppo.clip) * a)
@@ -433,17 +439,20 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
             with torch.no_grad():
                 sums["policy_loss"] += pl.item()
                 sums["value_loss"] += vl.item()
-                kl = (torch.expm1(log_r) - log_r).mean().item()  # never negative (k3)
                 sums["approx_kl"] += kl
                 sums["clip_frac"] += ((ratio - 1).abs() > ppo.clip).float().mean().item()
             n += 1
             epoch_kl, epoch_n = epoch_kl + kl, epoch_n + 1
-        if ppo.target_kl and epoch_kl / max(epoch_n, 1) > ppo.target_kl:
+        if stop or (ppo.target_kl and ppo.kl_stop == "epoch"
+                    and epoch_kl / max(epoch_n, 1) > ppo.target_kl):  # fmt: skip
             break  # the policy moved far enough from the one the update started from
     teacher.eval()
     means = {k: v / max(n, 1) for k, v in sums.items()}
-    # epochs: how many ran (fewer than ppo.epochs where the KL stop ended the update)
-    return {**means, "stale_kl": stale_kl, "explained_var": explained_var, "epochs": epochs}
+    # epochs: how many took a step (fewer than ppo.epochs where the KL stop ended the update);
+    # grad_steps: the gradient steps the update took
+    epochs -= stop and epoch_n == 0
+    return {**means, "stale_kl": stale_kl, "explained_var": explained_var, "epochs": epochs,
+            "grad_steps": n}  # fmt: skip
 
 
 def _gae(reward, done, values, last_value, ppo: PPOConfig):

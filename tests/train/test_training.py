@@ -249,7 +249,7 @@ def _random_batch(teacher, ppo: PPOConfig) -> dict:
 def test_ppo_target_kl_stops_the_epochs_early(teacher_run: Path, tmp_path: Path) -> None:
     from hd_deploy.train.ppo import _update
 
-    ppo = dataclasses.replace(PPOConfig.tiny(), epochs=6, lr=1e-2)
+    ppo = dataclasses.replace(PPOConfig.tiny(), epochs=6, lr=1e-2, kl_stop="epoch")
     buf = _random_batch(load_teacher(teacher_run / "checkpoint"), ppo)
     steps, epochs = {}, {}
     for target in (0.0, 1e-9):
@@ -262,6 +262,28 @@ def test_ppo_target_kl_stops_the_epochs_early(teacher_run: Path, tmp_path: Path)
     assert steps[0.0] == ppo.epochs * per_epoch and epochs[0.0] == ppo.epochs
     assert steps[1e-9] == per_epoch  # the first epoch moved the policy past the target
     assert epochs[1e-9] == 1
+
+
+def test_ppo_minibatch_kl_stop_takes_no_step_past_the_target(teacher_run: Path) -> None:
+    from hd_deploy.train.ppo import _update
+
+    ppo = dataclasses.replace(PPOConfig.tiny(), epochs=6, lr=1e-2, kl_stop="minibatch")
+    assert ppo.batch_size // ppo.minibatch_size > 1  # an epoch of several steps
+    buf = _random_batch(load_teacher(teacher_run / "checkpoint"), ppo)
+    model = load_teacher(teacher_run / "checkpoint")
+    opt = torch.optim.Adam(model.parameters(), lr=ppo.lr)
+    stats = _update(model, opt, buf, dataclasses.replace(ppo, target_kl=1e-9), "cpu")
+    # the first step starts at the proximal policy (KL 0); the second starts past the target
+    assert max(s["step"] for s in opt.state_dict()["state"].values()) == 1
+    assert stats["grad_steps"] == 1 and stats["epochs"] == 1
+
+
+def test_runs_recorded_before_kl_stop_existed_check_it_per_epoch() -> None:
+    recorded = {k: v for k, v in PPOConfig().to_dict().items() if k != "kl_stop"}
+    assert PPOConfig.from_dict(recorded).kl_stop == "epoch"
+    assert PPOConfig().kl_stop == "minibatch"
+    with pytest.raises(ConfigError, match="kl_stop"):
+        PPOConfig(kl_stop="batch")
 
 
 def test_bf16_learner_multiplies_in_bfloat16_and_keeps_float32_weights(teacher_run) -> None:
