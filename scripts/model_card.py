@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from hd_deploy.runtime.episodes import STANDSTILL_RETURN, STANDSTILL_SPEED
+from hd_deploy.train.config import PPOConfig
 from hd_deploy.train.sampling import training_return, training_return_column
 
 # The evaluation sets compared seed by seed: name in eval_<run>_<name>.json, and label
@@ -356,6 +357,13 @@ def thin(points: list, most: int = 12) -> list:
     return points[::-1][::step][::-1]
 
 
+def _kl_stop(ppo: dict) -> str:
+    """How a run's update stops at its target KL (runs recorded before ``kl_stop``: epoch)."""
+    if PPOConfig.from_dict(ppo).kl_stop == "minibatch":
+        return "an update takes no gradient step past an approximate KL of"
+    return "an update's epochs stop at KL"
+
+
 def _ppo_lines(run: dict, ckpt: dict, last: dict, run_dir: Path) -> list[str]:
     extra, ppo = ckpt["extra"], run["ppo"]
     lines = [
@@ -363,7 +371,7 @@ def _ppo_lines(run: dict, ckpt: dict, last: dict, run_dir: Path) -> list[str]:
         f"({robot_mix(run['robots'])}): {ppo['n_envs']} environments x {ppo['rollout_steps']} "
         f"steps an iteration, {ppo['epochs']} epochs, minibatch {ppo['minibatch_size']}, "
         f"lr {ppo['lr']} ({ppo['lr_schedule']})"
-        + (f", an update's epochs stop at KL {ppo['target_kl']}" if ppo.get("target_kl") else "")
+        + (f", {_kl_stop(ppo)} {ppo['target_kl']}" if ppo.get("target_kl") else "")
         + (
             f", {ppo['critic_warmup']} critic-only iterations first"
             if ppo.get("critic_warmup")

@@ -71,7 +71,7 @@ if [ ! -f training/teacher_cpu_mb4/run.json ]; then
     > training/teacher_gpu/checkpoint/model.safetensors
   hd-train "$UNIMAL/train" training/generated --out training/teacher_cpu_mb4 \
     --init training/teacher_gpu/checkpoint --reference --critic-warmup 1 \
-    --update-normalizer --target-kl 0.05 --n-envs 32 --rollout-steps 640 \
+    --update-normalizer --target-kl 0.05 --kl-stop epoch --n-envs 32 --rollout-steps 640 \
     --eval-robots "$UNIMAL/test" --eval-every 5 --precision bf16 --workers "$WORKERS" \
     --max-minutes 310  # the run's 5.1 hours; it had reached iteration 192 (3,932,160 steps)
 fi

@@ -464,3 +464,31 @@ def test_falls_lists_the_robots_that_fall_beside_motors_off() -> None:
     alone = falls.falls(report, None, below=1000, seed=0)  # the report's numbers only
     assert alone["rows"] == [{"name": files[0].stem, "length": 40.0, "return": 5.0}]
     assert alone["stand_with_motors_off"] is None
+
+
+def test_card_says_how_a_run_stops_at_its_target_kl(tmp_path: Path) -> None:
+    card = _load("model_card")
+    ckpt = _ppo_run(tmp_path / "run", 1_000_000, "cpu")
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    run["ppo"]["target_kl"] = 0.05  # recorded before kl_stop existed: checked per epoch
+    first = card._ppo_lines(run, ckpt, {}, tmp_path / "run")[0]
+    assert "an update's epochs stop at KL 0.05" in first
+    run["ppo"]["kl_stop"] = "minibatch"
+    first = card._ppo_lines(run, ckpt, {}, tmp_path / "run")[0]
+    assert "no gradient step past an approximate KL of 0.05" in first
+
+
+def test_compare_robots_splits_the_change_by_how_long_episodes_lasted(tmp_path: Path) -> None:
+    cmp = _load("compare_robots")
+    head = "robot,episodes,episode_length,return,draw_share\n"
+    (tmp_path / "old.csv").write_text(head + "a,10,100,50,0.5\nb,2,1000,900,0.1\nc,0,nan,nan,0\n")
+    (tmp_path / "new.csv").write_text(head + "a,12,160,90,0.4\nb,2,1000,850,0.1\nd,1,5,1,0.5\n")
+    rows = cmp.compare(cmp.read(tmp_path / "old.csv"), cmp.read(tmp_path / "new.csv"), short=500)
+    assert [r["robots"] for r in rows] == [2, 1, 1]  # a and b only: c has no episode, d is new
+    everyone, short, long = rows
+    assert everyone["return_old"] == 475 and everyone["return_new"] == 470
+    assert (short["median_return_change"], short["median_length_change"]) == (40, 60)
+    assert (long["rose"], long["fell"]) == (0, 1)
+    (tmp_path / "bad.csv").write_text("robot,return\na,1\n")
+    assert cmp.main([str(tmp_path / "old.csv"), str(tmp_path / "bad.csv")]) == 2
+    assert cmp.main([str(tmp_path / "old.csv"), str(tmp_path / "new.csv")]) == 0
