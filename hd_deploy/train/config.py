@@ -47,7 +47,8 @@ class PPOConfig:
     value_coef: float = 0.5
     max_grad_norm: float = 0.5
     # stop an iteration's update once the approximate KL from the policy it started from
-    # exceeds this (0: off; the HyperDistill authors' MetaMorph runs use 0.05)
+    # exceeds this (0: off; the HyperDistill authors' ModuMorph recipe uses 0.05, MetaMorph's
+    # default 0.2 is meant to be off)
     target_kl: float = 0.0
     # where that KL is checked: "minibatch" (MetaMorph's: before each gradient step, on its
     # minibatch, so no step is taken past the target) or "epoch" (the mean over an epoch's
