@@ -115,11 +115,19 @@ def train(
         Path | None,
         typer.Option(help="Start from this teacher checkpoint folder, not from scratch."),
     ] = None,
+    init_state: Annotated[
+        bool,
+        typer.Option(
+            help="With --init, carry its run's Adam moments and reward scale too "
+            "(trainer_state.pt): a branch of that run with new settings, without the jump "
+            "a fresh Adam's first steps make."
+        ),
+    ] = False,
     critic_warmup: Annotated[
         int | None,
         typer.Option(
             help="First iterations that train only the value network. "
-            "[default: 10 with --init, else 0]"
+            "[default: 10 with --init, 0 with --init-state or without --init]"
         ),
     ] = None,
     target_kl: Annotated[
@@ -189,7 +197,8 @@ def train(
         ppo, model = PPOConfig(), TeacherConfig.small()
     resume_keeps(
         resume, out,
-        {"--init": (init, "init"), "--critic-warmup": (critic_warmup, "ppo.critic_warmup"),
+        {"--init": (init, "init"), "--init-state": (init_state or None, "init_state"),
+         "--critic-warmup": (critic_warmup, "ppo.critic_warmup"),
          "--action-std": (action_std, "teacher.action_std"),
          "--update-normalizer": (update_normalizer, "ppo.update_normalizer"),
          "--n-envs": (n_envs, "ppo.n_envs"),
@@ -203,7 +212,7 @@ def train(
         robot_sampling=robot_sampling,
     )  # fmt: skip
     if critic_warmup is None:
-        critic_warmup = 10 if init is not None else 0
+        critic_warmup = 10 if init is not None and not init_state else 0
     if update_normalizer is None:
         update_normalizer = init is None
     if not resume:  # a resumed run's settings are its own, with ``changes``
@@ -217,6 +226,7 @@ def train(
         total_steps=steps if resume else None, show_progress=sys.stderr.isatty(),
         eval_robots=resolve_robots(eval_robots) if eval_robots else (), device=device,
         max_wall_s=None if max_minutes is None else 60.0 * max_minutes, init=init,
+        init_state=init_state,
         action_std=action_std, precision=precision, changes=changes if resume else None,
     )  # fmt: skip
     recent = (

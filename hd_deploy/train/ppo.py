@@ -91,6 +91,7 @@ def train_teacher(
     eval_robots: Sequence[str | Path] = (),
     max_wall_s: float | None = None,
     init: str | Path | None = None,
+    init_state: bool = False,
     action_std: float | None = None,
     precision: str | None = None,
     changes: dict[str, Any] | None = None,
@@ -120,6 +121,13 @@ def train_teacher(
             folder is refused, as everywhere, with its checkpoint's path); its size
             replaces ``teacher_config``. Set ``ppo.critic_warmup`` so the value network
             learns its returns first.
+        init_state: With ``init``, carry its run's Adam moments and reward scale
+            (``trainer_state.pt`` beside the weights) as well: a branch of that run with new
+            settings. A fresh Adam's first steps move every weight by the learning rate,
+            which throws a trained policy far off (an approximate KL of 0.15-0.2 a step for
+            the paper-sized teacher at 3e-4); with the reward scale carried the critic needs
+            no warm-up. On the same robots, each robot's episode record (balanced sampling,
+            ``return_robots``) goes on too.
         action_std: Exploration noise (the policy's fixed action std) instead of the
             model's own (0.9, MetaMorph's); ignored on resume.
         precision: The learner's matmuls, ``ppo.precision`` ("fp32" or "bf16"), on resume
@@ -140,6 +148,7 @@ def train_teacher(
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoint"
     dev = resolve_device(device or "auto")  # fail before a run folder is written
+    carried = None  # the trainer state of --init's run (init_state)
     if resume:
         if not recover(ckpt_dir) or not (ckpt_dir / "trainer_state.pt").exists():
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
@@ -176,6 +185,11 @@ def train_teacher(
             raise FileExistsError(f"{run_dir}: already holds a run (use --resume or a new folder)")
         if init is not None:  # loaded first: a bad path leaves no run folder behind
             teacher = load_teacher(init)  # a run folder is refused with the checkpoint's path
+            carried = _init_state(init) if init_state else None
+        elif init_state:
+            raise ConfigError(
+                "init_state (--init-state) carries the trainer state of --init's run: give --init"
+            )
         else:
             teacher = TeacherPolicy(teacher_config or TeacherConfig.small())
         if action_std is not None:
@@ -192,6 +206,7 @@ def train_teacher(
                     "robots": [str(r) for r in robots],
                     "eval_robots": [str(r) for r in eval_robots],
                     **(_init_record(init) if init is not None else {}),
+                    **({"init_state": True} if init_state else {}),
                 },
                 indent=2,
             ),
@@ -226,12 +241,17 @@ def train_teacher(
         if "robot_episodes" in state:  # nor this, before 2026-12-02
             per_robot.load(state["robot_episodes"])
         torch.set_rng_state(state["torch_rng"])
+    elif carried is not None:
+        opt.load_state_dict(carried["optimizer"])
+        scaler.load(carried["reward_scale"])
     log = CsvLog(run_dir / "progress.csv", LOG_COLUMNS)
     if resume:
         log.truncate_after("iteration", start_iter)
 
     names = [Path(r).stem for r in robots]
     fingerprints = [robot_fingerprint(r) for r in robots]  # once per run, for checkpoints
+    if carried is not None and carried.get("robot_fingerprints") == fingerprints:
+        per_robot.load(carried["robot_episodes"])  # the same robots: their record goes on
     recent = ReturnWindow(task.episode_steps, returns)
     env = VecLocomotionEnv(
         robots, n_envs=ppo.n_envs, n_workers=ppo.n_workers, config=task,
@@ -510,6 +530,21 @@ def _checkpoint(
         tmp / "trainer_state.pt",
     )
     swap_in(tmp, ckpt_dir)
+
+
+def _init_state(init: str | Path) -> dict:
+    """The trainer state saved beside ``init``'s weights (``init_state``)."""
+    path = Path(init) / "trainer_state.pt"
+    if not path.is_file():
+        raise ConfigError(
+            f"{init}: no trainer_state.pt to carry (a run's checkpoint has one; the package's "
+            "weights alone do not): drop --init-state"
+        )
+    state = torch.load(path, weights_only=True, map_location="cpu")
+    if "robot_episodes" in state:  # each robot's record, kept where the robots are the same
+        record = json.loads((Path(init) / "checkpoint.json").read_text())
+        state["robot_fingerprints"] = record.get("robot_fingerprints")
+    return state
 
 
 def _init_record(init: str | Path) -> dict:

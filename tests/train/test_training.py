@@ -217,6 +217,45 @@ def test_ppo_init_starts_from_a_checkpoint_and_warms_up_the_critic(
     assert all(abs(float(r["approx_kl"])) < 1e-4 for r in rows)  # no policy step at all
 
 
+def test_ppo_init_state_branches_the_run_with_its_adam_moments_and_reward_scale(
+    teacher_run: Path, tmp_path: Path
+) -> None:
+    init = teacher_run / "checkpoint"
+    ppo = dataclasses.replace(PPOConfig.tiny(), total_steps=PPOConfig.tiny().batch_size)
+    saved = torch.load(init / "trainer_state.pt", weights_only=True)
+
+    def trainer_state(run: Path, **kw) -> dict:
+        train_teacher(bundled_robots()[:ROBOTS], run, ppo=ppo, init=init, show_progress=False,
+                      **kw)  # fmt: skip
+        return torch.load(run / "checkpoint" / "trainer_state.pt", weights_only=True)
+
+    def adam_steps(state: dict) -> set[int]:
+        return {int(s["step"]) for s in state["optimizer"]["state"].values()}
+
+    one_update = ppo.epochs * (ppo.batch_size // ppo.minibatch_size)
+    fresh = trainer_state(tmp_path / "fresh")
+    branch = trainer_state(tmp_path / "branch", init_state=True)
+    assert adam_steps(fresh) == {one_update}
+    assert adam_steps(branch) == {s + one_update for s in adam_steps(saved)}
+    # the reward scale goes on from the run's (its count of returns grows from there)
+    assert branch["reward_scale"]["count"] > saved["reward_scale"]["count"]
+    assert fresh["reward_scale"]["count"] < saved["reward_scale"]["count"]
+    assert json.loads((tmp_path / "branch" / "run.json").read_text())["init_state"] is True
+    # on the same robots, each robot's episode record goes on (its episodes count up from it)
+    before, after = saved["robot_episodes"], branch["robot_episodes"]
+    count = np.array(after["count"])
+    assert sum(before["count"]) > 0 and (count >= before["count"]).all()
+    same = count == before["count"]  # no new episode: the record as saved
+    np.testing.assert_array_equal(np.array(after["length"])[same],
+                                  np.array(before["length"])[same])  # fmt: skip
+    weights_only = tmp_path / "weights"
+    shutil.copytree(init, weights_only, ignore=shutil.ignore_patterns("trainer_state.pt"))
+    with pytest.raises(ConfigError, match="no trainer_state.pt"):
+        train_teacher(bundled_robots()[:1], tmp_path / "refused", ppo=ppo, init=weights_only,
+                      init_state=True, show_progress=False)  # fmt: skip
+    assert not (tmp_path / "refused").exists()
+
+
 def _random_batch(teacher, ppo: PPOConfig) -> dict:
     """A PPO buffer of random observations on 3-limb robots, with the log-probabilities of
     ``teacher`` acting (as the collector records them)."""
