@@ -110,8 +110,8 @@ def test_a_run_keeps_the_lengths_and_a_resume_can_switch_the_sampling(tmp_path: 
     after = torch.load(run / "checkpoint" / "trainer_state.pt", weights_only=True)
     before, now = np.array(lengths["count"]), np.array(after["robot_episodes"]["count"])
     assert np.all(now >= before) and now.sum() > 1.5 * before.sum()  # carried on, not anew
-    rows = (run / "progress.csv").read_text().splitlines()
-    assert rows[0].endswith(",return_robots") and rows[-1].split(",")[-1] != ""
+    with open(run / "progress.csv") as f:
+        assert list(csv.DictReader(f))[-1]["return_robots"] != ""
     with open(run / "robots.csv") as f:
         table = list(csv.DictReader(f))
     assert [int(r["episodes"]) for r in table] == now.tolist()
