@@ -124,7 +124,7 @@ def train_teacher(
         init_state: With ``init``, carry its run's Adam moments and reward scale
             (``trainer_state.pt`` beside the weights) as well: a branch of that run with new
             settings. A fresh Adam's first steps move every weight by the learning rate,
-            which throws a trained policy far off (an approximate KL of 0.15-0.2 a step for
+            which throws a trained policy far off (an approximate KL of 0.14-0.20 a step for
             the paper-sized teacher at 3e-4); with the reward scale carried the critic needs
             no warm-up. On the same robots, each robot's episode record (balanced sampling,
             ``return_robots``) goes on too.
