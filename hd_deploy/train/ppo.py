@@ -185,7 +185,8 @@ def train_teacher(
             raise FileExistsError(f"{run_dir}: already holds a run (use --resume or a new folder)")
         if init is not None:  # loaded first: a bad path leaves no run folder behind
             teacher = load_teacher(init)  # a run folder is refused with the checkpoint's path
-            carried = _init_state(init) if init_state else None
+            started_from = _init_record(init)
+            carried = _init_state(init, started_from) if init_state else None
         elif init_state:
             raise ConfigError(
                 "init_state (--init-state) carries the trainer state of --init's run: give --init"
@@ -205,7 +206,7 @@ def train_teacher(
                     "teacher": teacher.config.to_dict(),
                     "robots": [str(r) for r in robots],
                     "eval_robots": [str(r) for r in eval_robots],
-                    **(_init_record(init) if init is not None else {}),
+                    **(started_from if init is not None else {}),
                     **({"init_state": True} if init_state else {}),
                 },
                 indent=2,
@@ -532,8 +533,9 @@ def _checkpoint(
     swap_in(tmp, ckpt_dir)
 
 
-def _init_state(init: str | Path) -> dict:
-    """The trainer state saved beside ``init``'s weights (``init_state``)."""
+def _init_state(init: str | Path, started_from: dict) -> dict:
+    """The trainer state saved beside ``init``'s weights (``init_state``); ``started_from``
+    is :func:`_init_record`'s, whose robot fingerprints say which robots it is for."""
     path = Path(init) / "trainer_state.pt"
     if not path.is_file():
         raise ConfigError(
@@ -542,8 +544,7 @@ def _init_state(init: str | Path) -> dict:
         )
     state = torch.load(path, weights_only=True, map_location="cpu")
     if "robot_episodes" in state:  # each robot's record, kept where the robots are the same
-        record = json.loads((Path(init) / "checkpoint.json").read_text())
-        state["robot_fingerprints"] = record.get("robot_fingerprints")
+        state["robot_fingerprints"] = started_from["init_checkpoint"].get("robot_fingerprints")
     return state
 
 
