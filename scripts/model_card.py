@@ -376,6 +376,11 @@ def _ppo_lines(run: dict, ckpt: dict, last: dict, run_dir: Path) -> list[str]:
             f", {ppo['critic_warmup']} critic-only iterations first"
             if ppo.get("critic_warmup")
             else ""
+        )
+        + (
+            f", learning rate warmed up from 0.1x over {ppo['lr_warmup']} iterations"
+            if ppo.get("lr_warmup")
+            else ""
         )  # fmt: skip
         + ".",
         f"- Environment steps: {extra['env_steps']:,} of the planned "

@@ -130,6 +130,13 @@ def train(
             "[default: 10 with --init, 0 with --init-state or without --init]"
         ),
     ] = None,
+    lr_warmup: Annotated[
+        int,
+        typer.Option(
+            help="First iterations of this run whose learning rate ramps from 0.1x to 1x "
+            "(MetaMorph's: 5), softening a fresh Adam's first steps."
+        ),
+    ] = 0,
     target_kl: Annotated[
         float | None,
         typer.Option(
@@ -199,6 +206,7 @@ def train(
         resume, out,
         {"--init": (init, "init"), "--init-state": (init_state or None, "init_state"),
          "--critic-warmup": (critic_warmup, "ppo.critic_warmup"),
+         "--lr-warmup": (lr_warmup or None, "ppo.lr_warmup"),
          "--action-std": (action_std, "teacher.action_std"),
          "--update-normalizer": (update_normalizer, "ppo.update_normalizer"),
          "--n-envs": (n_envs, "ppo.n_envs"),
@@ -217,7 +225,7 @@ def train(
         update_normalizer = init is None
     if not resume:  # a resumed run's settings are its own, with ``changes``
         ppo = dataclasses.replace(
-            ppo, seed=seed, overlap=overlap, critic_warmup=critic_warmup,
+            ppo, seed=seed, overlap=overlap, critic_warmup=critic_warmup, lr_warmup=lr_warmup,
             update_normalizer=update_normalizer,
             **given(total_steps=steps, n_envs=n_envs, rollout_steps=rollout_steps, **changes),
         )  # fmt: skip

@@ -41,6 +41,10 @@ class PPOConfig:
     # optimisation
     lr: float = 3e-4
     lr_schedule: str = "cosine"
+    # iterations at the start of a run whose learning rate ramps linearly from 0.1x to 1x of
+    # the schedule's (MetaMorph's WARMUP_ITERS 5, WARMUP_FACTOR 0.1): softens the first steps
+    # of a fresh Adam, which move every weight by about the learning rate
+    lr_warmup: int = 0
     epochs: int = 4
     minibatch_size: int = 1024
     clip: float = 0.2
@@ -100,8 +104,8 @@ class PPOConfig:
             )
         if self.checkpoint_every < 1:
             raise ConfigError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
-        if self.target_kl < 0 or self.critic_warmup < 0:
-            raise ConfigError("target_kl and critic_warmup must be >= 0")
+        if self.target_kl < 0 or self.critic_warmup < 0 or self.lr_warmup < 0:
+            raise ConfigError("target_kl, critic_warmup and lr_warmup must be >= 0")
         if self.max_is_weight < 1:
             raise ConfigError("max_is_weight must be >= 1")
 

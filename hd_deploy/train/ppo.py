@@ -57,6 +57,7 @@ from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
 from hd_deploy.train.sampling import RobotEpisodes, training_return
 from hd_deploy.train.scaling import RunningScale
 
+WARMUP_FACTOR = 0.1  # the learning rate's fraction at the first --lr-warmup iteration
 LOG_COLUMNS = (
     "iteration", "env_steps", "wall_s", "steps_per_s", "return_mean", "return_recent",
     "episode_length", "episodes", "unstable", "policy_loss", "value_loss", "approx_kl",
@@ -503,6 +504,9 @@ def _zero_shot(ckpt_dir: Path, robots: Sequence[str | Path], *, seed: int, worke
 def _set_lr(opt, ppo: PPOConfig, it: int) -> None:
     frac = it / max(1, ppo.iterations)
     lr = ppo.lr * (0.5 * (1 + math.cos(math.pi * frac)) if ppo.lr_schedule == "cosine" else 1.0)
+    if it < ppo.lr_warmup:  # MetaMorph's linear warm-up, from 0.1x at the run's first iteration
+        alpha = it / ppo.lr_warmup
+        lr *= WARMUP_FACTOR * (1 - alpha) + alpha
     for g in opt.param_groups:
         g["lr"] = lr
 

@@ -141,7 +141,7 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     # --resume: an option the run would ignore is refused unless it is the run's own value
     run = tmp_path / "r"
     run.mkdir()
-    record = {"ppo": {"n_envs": 4}, "teacher": {"action_std": 0.9},
+    record = {"ppo": {"n_envs": 4, "minibatch_size": 512}, "teacher": {"action_std": 0.9},
               "distill": {"epochs": 12, "dagger_rounds": 1}}  # fmt: skip
     (run / "run.json").write_text(json.dumps(record))
     resume = ["--resume", "--out", str(run)]
@@ -150,6 +150,11 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     assert "--n-envs 8 (the run's: 4)" in line and "it can change --steps, --epochs" in line
     same = [*resume, "--n-envs", "4", "--action-std", "0.9", "--epochs", "2"]
     assert "no checkpoint to resume from" in _one_error_line(runner.invoke(train_app, same))
+    line = _one_error_line(runner.invoke(train_app, [*resume, "--lr-warmup", "5"]))
+    # a resumed run does not warm up again; one recorded before the option had none
+    assert "--lr-warmup 5 (the run's: 0)" in line
+    line = _one_error_line(runner.invoke(train_app, ["--tiny", "--lr-warmup", "-1", *out]))
+    assert "lr_warmup must be >= 0" in line
     line = _one_error_line(runner.invoke(distill_app, [*resume, "--epochs", "80", "--lr", "1"]))
     # lr is not recorded here: a run.json from before a setting existed loads its default
     assert "--epochs 80 (the run's: 12), --lr 1.0 (the run's: 0.001)" in line

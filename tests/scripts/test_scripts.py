@@ -476,6 +476,10 @@ def test_card_says_how_a_run_stops_at_its_target_kl(tmp_path: Path) -> None:
     run["ppo"]["kl_stop"] = "minibatch"
     first = card._ppo_lines(run, ckpt, {}, tmp_path / "run")[0]
     assert "no gradient step past an approximate KL of 0.05" in first
+    assert "warmed up" not in first
+    run["ppo"]["lr_warmup"] = 5
+    first = card._ppo_lines(run, ckpt, {}, tmp_path / "run")[0]
+    assert "learning rate warmed up from 0.1x over 5 iterations" in first
 
 
 def test_compare_robots_splits_the_change_by_how_long_episodes_lasted(tmp_path: Path) -> None:

@@ -792,3 +792,19 @@ def test_rollouts_record_the_log_probability_of_the_acting_policy(
             logp32, _ = _policy(teacher, flat["proprio"], flat["context"], flat["limb_mask"],
                                 flat["action"], flat["action_mask"].float())  # fmt: skip
         assert np.abs(buf["logp"].reshape(-1) - logp32.numpy()).max() > 1e-5
+
+
+def test_lr_warmup_ramps_the_first_iterations_from_a_tenth_as_metamorph_does(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    ppo = dataclasses.replace(PPOConfig.tiny(), total_steps=256, lr_schedule="constant",
+                              lr_warmup=2)  # fmt: skip
+    train_teacher(bundled_robots()[:ROBOTS], run, teacher_config=TeacherConfig.tiny(), ppo=ppo,
+                  show_progress=False)  # fmt: skip
+    with open(run / "progress.csv") as f:
+        lrs = [float(row["lr"]) / ppo.lr for row in csv.DictReader(f)]
+    assert [round(x, 6) for x in lrs] == [0.1, 0.55, 1.0, 1.0]  # 4 iterations of 64
+    assert json.loads((run / "run.json").read_text())["ppo"]["lr_warmup"] == 2
+    with pytest.raises(ConfigError, match="lr_warmup must be >= 0"):
+        dataclasses.replace(ppo, lr_warmup=-1)
