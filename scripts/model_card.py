@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from hd_deploy.runtime.episodes import STANDSTILL_RETURN, STANDSTILL_SPEED
-from hd_deploy.train.config import PPOConfig
+from hd_deploy.train.config import WARMUP_FACTOR, PPOConfig
 from hd_deploy.train.sampling import training_return, training_return_column
 
 # The evaluation sets compared seed by seed: name in eval_<run>_<name>.json, and label
@@ -378,7 +378,7 @@ def _ppo_lines(run: dict, ckpt: dict, last: dict, run_dir: Path) -> list[str]:
             else ""
         )
         + (
-            f", learning rate warmed up from 0.1x over {ppo['lr_warmup']} iterations"
+            f", learning rate warmed up from {WARMUP_FACTOR}x over {ppo['lr_warmup']} iterations"
             if ppo.get("lr_warmup")
             else ""
         )  # fmt: skip

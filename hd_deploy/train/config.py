@@ -9,6 +9,7 @@ from hd_deploy.train.sampling import SAMPLINGS
 
 PRECISIONS = ("fp32", "bf16")
 KL_STOPS = ("minibatch", "epoch")
+WARMUP_FACTOR = 0.1  # the learning rate's fraction at the first --lr-warmup iteration
 # The PPO settings a resumed run may change: the machine's (threads, workers, precision),
 # its length, its evaluation and its updates. Not the batch (n_envs x rollout_steps): the
 # learning-rate schedule counts iterations of it and the reward scaler keeps one state per

@@ -44,7 +44,7 @@ from hd_deploy.train.collect import (
     native_bf16,
     obs_tensors,
 )
-from hd_deploy.train.config import RESUMABLE, PPOConfig
+from hd_deploy.train.config import RESUMABLE, WARMUP_FACTOR, PPOConfig
 from hd_deploy.train.rundir import (
     apply_changes,
     exclusive_run,
@@ -57,7 +57,6 @@ from hd_deploy.train.runlog import CsvLog, plot_curve, progress_bar
 from hd_deploy.train.sampling import RobotEpisodes, training_return
 from hd_deploy.train.scaling import RunningScale
 
-WARMUP_FACTOR = 0.1  # the learning rate's fraction at the first --lr-warmup iteration
 LOG_COLUMNS = (
     "iteration", "env_steps", "wall_s", "steps_per_s", "return_mean", "return_recent",
     "episode_length", "episodes", "unstable", "policy_loss", "value_loss", "approx_kl",
@@ -184,6 +183,7 @@ def train_teacher(
             # a checkpoint without its run.json (a copy that lost it) is a run's state too:
             # starting afresh would write over it
             raise FileExistsError(f"{run_dir}: already holds a run (use --resume or a new folder)")
+        started_from: dict = {}  # --init's record, for run.json
         if init is not None:  # loaded first: a bad path leaves no run folder behind
             teacher = load_teacher(init)  # a run folder is refused with the checkpoint's path
             started_from = _init_record(init)
@@ -207,7 +207,7 @@ def train_teacher(
                     "teacher": teacher.config.to_dict(),
                     "robots": [str(r) for r in robots],
                     "eval_robots": [str(r) for r in eval_robots],
-                    **(started_from if init is not None else {}),
+                    **started_from,
                     **({"init_state": True} if init_state else {}),
                 },
                 indent=2,
