@@ -381,7 +381,8 @@ def _ppo_lines(run: dict, ckpt: dict, last: dict, run_dir: Path) -> list[str]:
             f", learning rate warmed up from {WARMUP_FACTOR}x over {ppo['lr_warmup']} iterations"
             if ppo.get("lr_warmup")
             else ""
-        )  # fmt: skip
+        )
+        + (", value loss clipped as MetaMorph's" if ppo.get("clip_value") else "")  # fmt: skip
         + ".",
         f"- Environment steps: {extra['env_steps']:,} of the planned "
         f"{ppo['total_steps']:,} (iteration {extra['iteration']}); wall time "

@@ -153,6 +153,15 @@ def train(
         ),
     ] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate. [default: 3e-4]")] = None,
+    clip_value: Annotated[
+        bool | None,
+        typer.Option(
+            "--clip-value/--no-clip-value",
+            help="MetaMorph's value-loss clipping: a value prediction gains nothing by "
+            "moving more than the PPO clip (0.2) from where the update started. Also on "
+            "--resume. [default: off, or the run's]",
+        ),
+    ] = None,
     robot_sampling: Annotated[
         str | None,
         typer.Option(
@@ -217,7 +226,7 @@ def train(
     changes = given(
         n_workers=workers, eval_every=eval_every, lr=lr, epochs=epochs,
         minibatch_size=minibatch_size, target_kl=target_kl, kl_stop=kl_stop, threads=threads,
-        robot_sampling=robot_sampling,
+        robot_sampling=robot_sampling, clip_value=clip_value,
     )  # fmt: skip
     if critic_warmup is None:
         critic_warmup = 10 if init is not None and not init_state else 0

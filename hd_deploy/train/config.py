@@ -15,7 +15,8 @@ WARMUP_FACTOR = 0.1  # the learning rate's fraction at the first --lr-warmup ite
 # learning-rate schedule counts iterations of it and the reward scaler keeps one state per
 # environment.
 RESUMABLE = ("total_steps", "epochs", "minibatch_size", "lr", "target_kl", "kl_stop",
-             "eval_every", "robot_sampling", "n_workers", "threads", "precision")  # fmt: skip
+             "clip_value", "eval_every", "robot_sampling", "n_workers", "threads",
+             "precision")  # fmt: skip
 # What a resumed distillation or cloning run may change: the machine it runs on. The rest
 # (data, epochs, learning rate) shapes the run already begun.
 MACHINE = ("n_workers", "threads", "device")
@@ -50,6 +51,10 @@ class PPOConfig:
     minibatch_size: int = 1024
     clip: float = 0.2
     value_coef: float = 0.5
+    # MetaMorph's USE_CLIP_VALUE_FUNC: the value loss is the larger of the prediction's squared
+    # error and that of the prediction clipped to within ``clip`` of the value the update
+    # started from (off: the plain squared error, as in the runs before this option)
+    clip_value: bool = False
     max_grad_norm: float = 0.5
     # stop an iteration's update once the approximate KL from the policy it started from
     # exceeds this (0: off; the HyperDistill authors' ModuMorph recipe uses 0.05, MetaMorph's

@@ -393,6 +393,20 @@ def _policy(teacher: TeacherPolicy, p, c, m, action, amask, *, bf16: bool = Fals
     return packing.sum(per_token), v.float()
 
 
+def value_loss(
+    value: torch.Tensor, start: torch.Tensor, ret: torch.Tensor, clip: float | None = None
+) -> torch.Tensor:
+    """Half the mean squared error of ``value`` against the returns ``ret``; with ``clip``
+    (``PPOConfig.clip_value``, MetaMorph's), each sample's error is the larger of its own
+    and that of ``value`` clipped to within ``clip`` of ``start``, the value the update
+    started from: a prediction gains nothing by moving further than ``clip`` in one update."""
+    error = (value - ret).pow(2)
+    if clip is not None:
+        clipped = start + (value - start).clamp(-clip, clip)
+        error = torch.max(error, (clipped - ret).pow(2))
+    return 0.5 * error.mean()
+
+
 def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False) -> dict:
     """One PPO update; ``value_only`` trains the value network alone (the policy's
     parameters get no gradient, so Adam leaves them and their moments untouched)."""
@@ -452,7 +466,7 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
             a = adv_t[idx]
             clipped = torch.min(ratio * a, ratio.clamp(1 - ppo.clip, 1 + ppo.clip) * a)
             pl = -(weight_t[idx] * clipped).mean()
-            vl = 0.5 * (v - ret_t[idx]).pow(2).mean()
+            vl = value_loss(v, values_t[idx], ret_t[idx], ppo.clip if ppo.clip_value else None)
             loss = ppo.value_coef * vl if value_only else pl + ppo.value_coef * vl
             opt.zero_grad(set_to_none=True)
             loss.backward()

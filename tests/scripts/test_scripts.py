@@ -480,6 +480,11 @@ def test_card_says_how_a_run_stops_at_its_target_kl(tmp_path: Path) -> None:
     run["ppo"]["lr_warmup"] = 5
     first = card._ppo_lines(run, ckpt, {}, tmp_path / "run")[0]
     assert "learning rate warmed up from 0.1x over 5 iterations" in first
+    assert "value loss clipped" not in first
+    run["ppo"]["clip_value"] = True
+    assert (
+        "value loss clipped as MetaMorph's" in card._ppo_lines(run, ckpt, {}, tmp_path / "run")[0]
+    )
 
 
 def test_compare_robots_splits_the_change_by_how_long_episodes_lasted(tmp_path: Path) -> None:

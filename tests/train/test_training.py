@@ -28,7 +28,7 @@ from hd_deploy.models import (
 from hd_deploy.morphology.sources import bundled_robots
 from hd_deploy.train.config import DistillConfig, PPOConfig
 from hd_deploy.train.distill import distill_student, make_optimizer, train_epoch
-from hd_deploy.train.ppo import ReturnWindow, _gae, _policy, train_teacher
+from hd_deploy.train.ppo import ReturnWindow, _gae, _policy, train_teacher, value_loss
 from hd_deploy.train.rollout import DistillData, evaluate
 
 ROBOTS = 2
@@ -370,11 +370,17 @@ def test_resume_changes_the_update_settings_and_records_when(tmp_path: Path) -> 
     train_teacher(bundled_robots()[:ROBOTS], run, teacher_config=TeacherConfig.tiny(), ppo=ppo,
                   show_progress=False)  # fmt: skip
     train_teacher([], run, resume=True, total_steps=128, show_progress=False,
-                  changes={"epochs": 2, "lr": 1e-3, "threads": 1})  # fmt: skip
+                  changes={"epochs": 2, "lr": 1e-3, "threads": 1, "clip_value": True})  # fmt: skip
     meta = json.loads((run / "run.json").read_text())
-    assert (meta["ppo"]["epochs"], meta["ppo"]["lr"]) == (2, 1e-3)
+    assert (meta["ppo"]["epochs"], meta["ppo"]["lr"], meta["ppo"]["clip_value"]) == (2, 1e-3, True)
     assert meta["changes"] == [
-        {"after_iteration": 1, "total_steps": [64, 128], "epochs": [1, 2], "lr": [ppo.lr, 1e-3]}
+        {
+            "after_iteration": 1,
+            "total_steps": [64, 128],
+            "epochs": [1, 2],
+            "lr": [ppo.lr, 1e-3],
+            "clip_value": [False, True],
+        }
     ]  # threads were already 1: not a change
     with open(run / "progress.csv") as f:
         rows = list(csv.DictReader(f))
@@ -792,6 +798,24 @@ def test_rollouts_record_the_log_probability_of_the_acting_policy(
             logp32, _ = _policy(teacher, flat["proprio"], flat["context"], flat["limb_mask"],
                                 flat["action"], flat["action_mask"].float())  # fmt: skip
         assert np.abs(buf["logp"].reshape(-1) - logp32.numpy()).max() > 1e-5
+
+
+def test_clipped_value_loss_takes_no_gradient_from_a_prediction_past_the_clip() -> None:
+    start = torch.zeros(4)
+    ret = torch.tensor([1.0, 1.0, 0.1, 1.0])
+    # past the clip, away from the return; past it, beyond the return; inside it (twice)
+    value = torch.tensor([0.5, -0.5, 0.5, 0.1], requires_grad=True)
+    plain = value_loss(value, start, ret)
+    assert plain.item() == pytest.approx(0.5 * (0.25 + 2.25 + 0.16 + 0.81) / 4)
+    clipped = value_loss(value, start, ret, clip=0.2)
+    # 1: max(0.25, (0.2 - 1)^2 = 0.64); 2: max(2.25, (-0.2 - 1)^2) = 2.25; 3: max(0.16, 0.01)
+    assert clipped.item() == pytest.approx(0.5 * (0.64 + 2.25 + 0.16 + 0.81) / 4)
+    clipped.backward()
+    assert value.grad is not None
+    assert value.grad[0] == 0  # the clipped error rules: moving on gains nothing
+    assert (value.grad[1:] != 0).all()
+    grad = torch.autograd.grad(value_loss(value, start, ret), value)[0]
+    assert torch.equal(value.grad[1:], grad[1:])  # where the plain error rules, its gradient
 
 
 def test_lr_warmup_ramps_the_first_iterations_from_a_tenth_as_metamorph_does(
