@@ -417,6 +417,7 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
         teacher.normalizer.update(flat["proprio"], flat["limb_mask"])
     amask = flat["action_mask"].float()
     bf16 = ppo.precision == "bf16"  # the proximal pass too: the first ratios are exactly 1
+    value_clip = ppo.clip if ppo.clip_value else None
     with torch.no_grad():
         teacher.eval()
         prox = [
@@ -466,7 +467,7 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
             a = adv_t[idx]
             clipped = torch.min(ratio * a, ratio.clamp(1 - ppo.clip, 1 + ppo.clip) * a)
             pl = -(weight_t[idx] * clipped).mean()
-            vl = value_loss(v, values_t[idx], ret_t[idx], ppo.clip if ppo.clip_value else None)
+            vl = value_loss(v, values_t[idx], ret_t[idx], value_clip)
             loss = ppo.value_coef * vl if value_only else pl + ppo.value_coef * vl
             opt.zero_grad(set_to_none=True)
             loss.backward()
