@@ -358,10 +358,11 @@ def thin(points: list, most: int = 12) -> list:
 
 
 def _kl_stop(ppo: dict) -> str:
-    """How a run's update stops at its target KL (runs recorded before ``kl_stop``: epoch)."""
-    if PPOConfig.from_dict(ppo).kl_stop == "minibatch":
-        return "an update takes no gradient step past an approximate KL of"
-    return "an update's epochs stop at KL"
+    """How a run's update stops at its target KL, and which estimate it compares."""
+    config = PPOConfig.from_dict(ppo)
+    if config.kl_stop == "minibatch":
+        return f"an update takes no gradient step past an approximate KL ({config.kl_estimator}) of"
+    return f"an update's epochs stop at KL ({config.kl_estimator})"
 
 
 def _ppo_lines(run: dict, ckpt: dict, last: dict, run_dir: Path) -> list[str]:

@@ -152,6 +152,14 @@ def train(
             "before 2026-12-02: epoch]"
         ),
     ] = None,
+    kl_estimator: Annotated[
+        str | None,
+        typer.Option(
+            help="The KL estimate --target-kl compares: k1 (MetaMorph's: the mean of -log r, "
+            "can be negative on a minibatch) or k3 (the mean of r - 1 - log r, never "
+            "negative). [default: k1; runs from before 2026-12-03: k3]"
+        ),
+    ] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate. [default: 3e-4]")] = None,
     clip_value: Annotated[
         bool | None,
@@ -225,8 +233,9 @@ def train(
     )  # fmt: skip
     changes = given(
         n_workers=workers, eval_every=eval_every, lr=lr, epochs=epochs,
-        minibatch_size=minibatch_size, target_kl=target_kl, kl_stop=kl_stop, threads=threads,
-        robot_sampling=robot_sampling, clip_value=clip_value,
+        minibatch_size=minibatch_size, target_kl=target_kl, kl_stop=kl_stop,
+        kl_estimator=kl_estimator, threads=threads, robot_sampling=robot_sampling,
+        clip_value=clip_value,
     )  # fmt: skip
     if critic_warmup is None:
         critic_warmup = 10 if init is not None and not init_state else 0

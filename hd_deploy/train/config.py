@@ -9,14 +9,15 @@ from hd_deploy.train.sampling import SAMPLINGS
 
 PRECISIONS = ("fp32", "bf16")
 KL_STOPS = ("minibatch", "epoch")
+KL_ESTIMATORS = ("k1", "k3")
 WARMUP_FACTOR = 0.1  # the learning rate's fraction at the first --lr-warmup iteration
 # The PPO settings a resumed run may change: the machine's (threads, workers, precision),
 # its length, its evaluation and its updates. Not the batch (n_envs x rollout_steps): the
 # learning-rate schedule counts iterations of it and the reward scaler keeps one state per
 # environment.
 RESUMABLE = ("total_steps", "epochs", "minibatch_size", "lr", "target_kl", "kl_stop",
-             "clip_value", "eval_every", "robot_sampling", "n_workers", "threads",
-             "precision")  # fmt: skip
+             "kl_estimator", "clip_value", "eval_every", "robot_sampling", "n_workers",
+             "threads", "precision")  # fmt: skip
 # What a resumed distillation or cloning run may change: the machine it runs on. The rest
 # (data, epochs, learning rate) shapes the run already begun.
 MACHINE = ("n_workers", "threads", "device")
@@ -64,6 +65,13 @@ class PPOConfig:
     # minibatch, so no step is taken past the target) or "epoch" (the mean over an epoch's
     # minibatches, after the epoch: up to an epoch of steps past it)
     kl_stop: str = "minibatch"
+    # which estimate of KL(proximal || current) on a minibatch that stop compares, with the
+    # ratio r = current / proximal probability of each sample's action: "k1" (MetaMorph's:
+    # the mean of -log r, which a minibatch can make negative) or "k3" (the mean of
+    # r - 1 - log r, never negative; the runs recorded before this option). Both are logged
+    # (approx_kl: k3, kl_k1: k1); on the teacher's updates they differ by up to about a third
+    # either way (training/teacher_cpu_mb4b/progress.csv, iterations 509-572)
+    kl_estimator: str = "k1"
     # iterations at the start of a run that train only the value network (for a run that
     # starts from a trained policy, whose critic has not seen its returns yet)
     critic_warmup: int = 0
@@ -92,6 +100,7 @@ class PPOConfig:
         _check_choice("robot_sampling", self.robot_sampling, SAMPLINGS)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("kl_stop", self.kl_stop, KL_STOPS)
+        _check_choice("kl_estimator", self.kl_estimator, KL_ESTIMATORS)
         _check_machine(self)
         for name in ("n_envs", "rollout_steps", "total_steps", "epochs", "minibatch_size",
                      "eval_every"):  # fmt: skip
@@ -140,8 +149,9 @@ class PPOConfig:
     @classmethod
     def from_dict(cls, data: dict) -> PPOConfig:
         # runs recorded before a setting existed sampled their robots uniformly and checked
-        # the KL after each epoch
-        return _from_dict(cls, {"robot_sampling": "uniform", "kl_stop": "epoch", **data})
+        # the KL (k3) after each epoch
+        old = {"robot_sampling": "uniform", "kl_stop": "epoch", "kl_estimator": "k3"}
+        return _from_dict(cls, {**old, **data})
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ LOG_COLUMNS = (
     "iteration", "env_steps", "wall_s", "steps_per_s", "return_mean", "return_recent",
     "episode_length", "episodes", "unstable", "policy_loss", "value_loss", "approx_kl",
     "clip_frac", "lr", "eval_return", "eval_length", "stale_kl", "explained_var", "epochs",
-    "return_robots", "grad_steps",
+    "return_robots", "grad_steps", "kl_k1",
 )  # fmt: skip
 
 
@@ -445,7 +445,8 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
     explained_var = 1.0 - ((ret_t - values_t).var() / (ret_t.var() + 1e-8)).item()
 
     teacher.train()
-    sums = {"policy_loss": 0.0, "value_loss": 0.0, "approx_kl": 0.0, "clip_frac": 0.0}
+    sums = {"policy_loss": 0.0, "value_loss": 0.0, "approx_kl": 0.0, "kl_k1": 0.0,
+            "clip_frac": 0.0}  # fmt: skip
     n = epochs = 0
     stop = False
     for _ in range(ppo.epochs):
@@ -459,7 +460,9 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
                               bf16=bf16)  # fmt: skip
             log_r = logp - prox_logp_t[idx]
             with torch.no_grad():
-                kl = (torch.expm1(log_r) - log_r).mean().item()  # never negative (k3)
+                k3 = (torch.expm1(log_r) - log_r).mean().item()  # never negative
+                k1 = -log_r.mean().item()
+            kl = k1 if ppo.kl_estimator == "k1" else k3
             stop = bool(ppo.target_kl) and ppo.kl_stop == "minibatch" and kl > ppo.target_kl
             if stop:
                 break  # this step would start past the target: the update ends before it
@@ -476,7 +479,8 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
             with torch.no_grad():
                 sums["policy_loss"] += pl.item()
                 sums["value_loss"] += vl.item()
-                sums["approx_kl"] += kl
+                sums["approx_kl"] += k3
+                sums["kl_k1"] += k1
                 sums["clip_frac"] += ((ratio - 1).abs() > ppo.clip).float().mean().item()
             n += 1
             epoch_kl, epoch_n = epoch_kl + kl, epoch_n + 1

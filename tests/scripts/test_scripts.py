@@ -472,10 +472,10 @@ def test_card_says_how_a_run_stops_at_its_target_kl(tmp_path: Path) -> None:
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     run["ppo"]["target_kl"] = 0.05  # recorded before kl_stop existed: checked per epoch
     first = card._ppo_lines(run, ckpt, {}, tmp_path / "run")[0]
-    assert "an update's epochs stop at KL 0.05" in first
-    run["ppo"]["kl_stop"] = "minibatch"
+    assert "an update's epochs stop at KL (k3) 0.05" in first
+    run["ppo"].update(kl_stop="minibatch", kl_estimator="k1")
     first = card._ppo_lines(run, ckpt, {}, tmp_path / "run")[0]
-    assert "no gradient step past an approximate KL of 0.05" in first
+    assert "no gradient step past an approximate KL (k1) of 0.05" in first
     assert "warmed up" not in first
     run["ppo"]["lr_warmup"] = 5
     first = card._ppo_lines(run, ckpt, {}, tmp_path / "run")[0]

@@ -288,7 +288,9 @@ def _random_batch(teacher, ppo: PPOConfig) -> dict:
 def test_ppo_target_kl_stops_the_epochs_early(teacher_run: Path, tmp_path: Path) -> None:
     from hd_deploy.train.ppo import _update
 
-    ppo = dataclasses.replace(PPOConfig.tiny(), epochs=6, lr=1e-2, kl_stop="epoch")
+    # k3: any step at all takes it past a target of 1e-9 (k1 can be negative)
+    ppo = dataclasses.replace(PPOConfig.tiny(), epochs=6, lr=1e-2, kl_stop="epoch",
+                              kl_estimator="k3")  # fmt: skip
     buf = _random_batch(load_teacher(teacher_run / "checkpoint"), ppo)
     steps, epochs = {}, {}
     for target in (0.0, 1e-9):
@@ -306,7 +308,8 @@ def test_ppo_target_kl_stops_the_epochs_early(teacher_run: Path, tmp_path: Path)
 def test_ppo_minibatch_kl_stop_takes_no_step_past_the_target(teacher_run: Path) -> None:
     from hd_deploy.train.ppo import _update
 
-    ppo = dataclasses.replace(PPOConfig.tiny(), epochs=6, lr=1e-2, kl_stop="minibatch")
+    ppo = dataclasses.replace(PPOConfig.tiny(), epochs=6, lr=1e-2, kl_stop="minibatch",
+                              kl_estimator="k3")  # fmt: skip
     assert ppo.batch_size // ppo.minibatch_size > 1  # an epoch of several steps
     buf = _random_batch(load_teacher(teacher_run / "checkpoint"), ppo)
     model = load_teacher(teacher_run / "checkpoint")
@@ -323,6 +326,35 @@ def test_runs_recorded_before_kl_stop_existed_check_it_per_epoch() -> None:
     assert PPOConfig().kl_stop == "minibatch"
     with pytest.raises(ConfigError, match="kl_stop"):
         PPOConfig(kl_stop="batch")
+
+
+def test_kl_estimator_decides_what_the_stop_compares(teacher_run: Path) -> None:
+    from hd_deploy.train.ppo import _update
+
+    ppo = dataclasses.replace(PPOConfig.tiny(), epochs=1, lr=1e-2, kl_stop="epoch")
+    buf = _random_batch(load_teacher(teacher_run / "checkpoint"), ppo)
+
+    def update(**changes) -> dict:
+        torch.manual_seed(0)  # the same minibatches every time
+        model = load_teacher(teacher_run / "checkpoint")
+        opt = torch.optim.Adam(model.parameters(), lr=ppo.lr)
+        return _update(model, opt, buf, dataclasses.replace(ppo, **changes), "cpu")
+
+    first = update(target_kl=0.0)  # one epoch, no stop: both estimates of it are logged
+    k1, k3 = first["kl_k1"], first["approx_kl"]
+    assert abs(k1 - k3) > 0.1 * max(abs(k1), k3)  # they differ on this batch
+    between = (k1 + k3) / 2  # the epoch passes the target by one estimate and not the other
+    for estimator, value in (("k1", k1), ("k3", k3)):
+        stats = update(epochs=3, target_kl=between, kl_estimator=estimator)
+        assert (stats["epochs"] == 1) == (value > between), estimator
+
+
+def test_runs_recorded_before_kl_estimator_existed_compared_k3() -> None:
+    recorded = {k: v for k, v in PPOConfig().to_dict().items() if k != "kl_estimator"}
+    assert PPOConfig.from_dict(recorded).kl_estimator == "k3"
+    assert PPOConfig().kl_estimator == "k1"  # MetaMorph's
+    with pytest.raises(ConfigError, match="kl_estimator"):
+        PPOConfig(kl_estimator="k2")
 
 
 def test_bf16_learner_multiplies_in_bfloat16_and_keeps_float32_weights(teacher_run) -> None:
@@ -370,7 +402,8 @@ def test_resume_changes_the_update_settings_and_records_when(tmp_path: Path) -> 
     train_teacher(bundled_robots()[:ROBOTS], run, teacher_config=TeacherConfig.tiny(), ppo=ppo,
                   show_progress=False)  # fmt: skip
     train_teacher([], run, resume=True, total_steps=128, show_progress=False,
-                  changes={"epochs": 2, "lr": 1e-3, "threads": 1, "clip_value": True})  # fmt: skip
+                  changes={"epochs": 2, "lr": 1e-3, "threads": 1, "clip_value": True,
+                           "kl_estimator": "k3"})  # fmt: skip
     meta = json.loads((run / "run.json").read_text())
     assert (meta["ppo"]["epochs"], meta["ppo"]["lr"], meta["ppo"]["clip_value"]) == (2, 1e-3, True)
     assert meta["changes"] == [
@@ -379,6 +412,7 @@ def test_resume_changes_the_update_settings_and_records_when(tmp_path: Path) -> 
             "total_steps": [64, 128],
             "epochs": [1, 2],
             "lr": [ppo.lr, 1e-3],
+            "kl_estimator": ["k1", "k3"],
             "clip_value": [False, True],
         }
     ]  # threads were already 1: not a change
