@@ -8,6 +8,9 @@ teacher_gpu are in git history (``git checkout 795522d -- training/teacher`` and
         --x steps --at 1 5 --out docs/teacher_return_vs_steps.png
     python scripts/plot_wall_clock.py training/teacher_gpu training/teacher_cpu --chain \
         --x steps --out docs/teacher_lineage.png
+    python scripts/plot_wall_clock.py training/teacher_gpu training/teacher_cpu_mb4b \
+        training/teacher_cmp_b82k training/teacher_cmp_sync training/teacher_cmp_mutate2 \
+        training/teacher_cmp_nokl --from-init --x steps --out docs/teacher_branches.png
 
 Each run folder's ``progress.csv`` gives the training return (``return_robots``, the mean
 over robots, or ``return_recent``, of the last 100 episodes, where a run did not log that)
@@ -15,12 +18,17 @@ against ``wall_s`` or ``env_steps``; a run that logged ``eval_return`` (zero-sho
 return on its eval robots) gets those points too. Prints each run's return at the given
 hours (or millions of steps). ``--chain`` plots runs that continue one another (``hd-train
 --init`` from the run before) end to end: each starts where the one before it ended.
+``--from-init`` places each run where the checkpoint it started from was written (its
+``run.json`` records the ``--init`` checkpoint's steps and wall time), so branches of a run
+start on it where they left it: counted from where that checkpoint's run starts when it is
+listed before them, else from 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,30 +77,53 @@ def offsets(runs: Sequence[Path], x: str, chain: bool) -> list[float]:
     return starts
 
 
+def init_offsets(runs: Sequence[Path], x: str) -> list[float]:
+    """Where each run starts with ``--from-init`` (in its column's units): where the
+    ``--init`` checkpoint in its ``run.json`` was written, plus the start of that
+    checkpoint's run if listed before it; 0 for a run from scratch."""
+    xcol = AXES[x][0]
+    starts: dict[Path | None, float] = {}
+    for run in runs:
+        meta = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
+        extra = (meta.get("init_checkpoint") or {}).get("extra") or {}
+        parent = Path(meta["init"]).resolve().parent if meta.get("init") else None
+        starts[run.resolve()] = starts.get(parent, 0.0) + float(extra.get(xcol, 0.0))
+    return [starts[run.resolve()] for run in runs]
+
+
 def plot(
-    runs: Sequence[Path], out: Path, x: str = "hours", starts: Sequence[float] | None = None
+    runs: Sequence[Path],
+    out: Path,
+    x: str = "hours",
+    starts: Sequence[float] | None = None,
+    placed: str = "runs end to end",
 ) -> None:
-    """Plot the runs' returns; ``starts`` shifts each run along x (``offsets``)."""
+    """Plot the runs' returns; ``starts`` shifts each run along x (``offsets``), and
+    ``placed`` says how on the axis label."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     xcol, unit, label = AXES[x]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for run, start in zip(runs, starts or [0.0] * len(runs), strict=True):
-        rows = read(run)
+    fig, ax = plt.subplots(figsize=(7 + 0.3 * max(0, len(runs) - 2), 4))
+    for i, (run, start) in enumerate(zip(runs, starts or [0.0] * len(runs), strict=True)):
+        rows, color = read(run), f"C{i % 10}"  # a run's two lines share its colour
         xs = [(start + float(r[xcol])) / unit for r in rows]
-        ax.plot(xs, [training_return(r) for r in rows], lw=1.4,
+        ax.plot(xs, [training_return(r) for r in rows], lw=1.4, color=color,
                 label=f"{run.name}: training return")  # fmt: skip
         ev = [((start + float(r[xcol])) / unit, float(r["eval_return"])) for r in rows
               if r.get("eval_return")]  # fmt: skip
         if ev:
-            ax.plot(*zip(*ev, strict=True), "o--", ms=4, label=f"{run.name}: zero-shot eval")
-    ax.set_xlabel(label + (", runs end to end" if any(starts or []) else ""))
+            ax.plot(*zip(*ev, strict=True), "o--", ms=4, color=color, alpha=0.8,
+                    label=f"{run.name}: zero-shot eval")  # fmt: skip
+    ax.set_xlabel(label + (f", {placed}" if placed and any(starts or []) else ""))
     ax.set_ylabel("return")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if len(runs) > 2:  # beside the plot, not over the curves
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
@@ -111,12 +142,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="each run continues the one before: plot them end to end",
     )
+    parser.add_argument(
+        "--from-init",
+        action="store_true",
+        help="each run starts where its --init checkpoint was written (list parents first)",
+    )
     args = parser.parse_args(argv)
+    if args.chain and args.from_init:
+        parser.error("--chain and --from-init place the runs in two different ways: pick one")
     for run in args.runs:
         if not (run / "progress.csv").is_file():
             parser.error(f"{run}: no progress.csv")
-    starts = offsets(args.runs, args.x, args.chain)
-    plot(args.runs, args.out, args.x, starts)
+    if args.from_init:
+        starts, placed = init_offsets(args.runs, args.x), "runs from their --init checkpoint"
+    else:
+        starts, placed = offsets(args.runs, args.x, args.chain), "runs end to end"
+    plot(args.runs, args.out, args.x, starts, placed)
     unit = "h" if args.x == "hours" else "M steps"
     for run, start in zip(args.runs, starts, strict=True):
         rows = read(run)

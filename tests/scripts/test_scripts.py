@@ -406,6 +406,35 @@ def test_chained_runs_start_where_the_run_before_ended(tmp_path: Path) -> None:
     assert (tmp_path / "lineage.png").stat().st_size > 0
 
 
+def test_plot_places_branches_where_their_init_checkpoint_was_written(tmp_path: Path) -> None:
+    plot = _load("plot_wall_clock")
+    runs = {name: tmp_path / name for name in ("root", "trunk", "branch", "stray")}
+    inits = {  # run: (--init checkpoint, the steps and wall time it was written at)
+        "trunk": ("elsewhere/checkpoint", 5e6, 3600.0),  # its run is not listed: from 0
+        "branch": (runs["trunk"] / "checkpoint", 2e6, 600.0),
+        "stray": (runs["root"] / "checkpoint", 1e6, 60.0),
+    }
+    for name, run in runs.items():
+        run.mkdir()
+        (run / "progress.csv").write_text("env_steps,wall_s,return_recent\n1000,10,5\n")
+        meta = {}
+        if name in inits:
+            init, steps, wall = inits[name]
+            meta = {
+                "init": str(init),
+                "init_checkpoint": {"extra": {"env_steps": steps, "wall_s": wall}},
+            }
+        (run / "run.json").write_text(json.dumps(meta))
+    listed = [runs[n] for n in ("root", "trunk", "branch", "stray")]
+    assert plot.init_offsets(listed, "steps") == [0.0, 5e6, 7e6, 1e6]
+    assert plot.init_offsets(listed, "hours") == [0.0, 3600.0, 4200.0, 60.0]
+    out = tmp_path / "branches.png"
+    plot.main([*map(str, listed), "--from-init", "--x", "steps", "--out", str(out)])
+    assert out.stat().st_size > 0
+    with pytest.raises(SystemExit):
+        plot.main([*map(str, listed), "--from-init", "--chain", "--out", str(out)])
+
+
 def _ppo_run(folder: Path, steps: int, device: str, **run) -> dict:
     ppo = {"seed": 0, "n_envs": 32, "rollout_steps": 160, "epochs": 8, "minibatch_size": 5120,
            "lr": 3e-4, "lr_schedule": "cosine", "total_steps": 10**8}  # fmt: skip
