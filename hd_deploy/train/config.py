@@ -69,8 +69,9 @@ class PPOConfig:
     # ratio r = current / proximal probability of each sample's action: "k1" (MetaMorph's:
     # the mean of -log r, which a minibatch can make negative) or "k3" (the mean of
     # r - 1 - log r, never negative; the runs recorded before this option). Both are logged
-    # (approx_kl: k3, kl_k1: k1); on the teacher's updates they differ by up to about a third
-    # either way (training/teacher_cpu_mb4b/progress.csv, iterations 509-572)
+    # (approx_kl: k3, kl_k1: k1); on the teacher's updates k1 was 1.0-1.5 times k3 (mean
+    # 1.35: training/teacher_cpu_mb4b/progress.csv, iterations 509-572), so at the same
+    # target a k1 stop ends an update sooner
     kl_estimator: str = "k1"
     # iterations at the start of a run that train only the value network (for a run that
     # starts from a trained policy, whose critic has not seen its returns yet)
