@@ -11,6 +11,10 @@ speed); one that collapses either way has to be held up actively.
     python scripts/falls.py training/eval_teacher_cpu_mb4b_train.json \\
         --robots ../shared/unimal/train [--below 1000] [--json falls.json]
     python scripts/falls.py training/eval_teacher_*_test.json   # one line per report
+    python scripts/falls.py training/eval_teacher_cpu_mb4b_test.json --by-limbs
+
+``--by-limbs`` adds, per report, the robots grouped by their number of limbs: how many,
+their mean return and how many of them fall.
 """
 
 from __future__ import annotations
@@ -71,6 +75,19 @@ def falls(report: dict, files: list[Path] | None, *, below: float, seed: int) ->
     }
 
 
+def by_limbs(report: dict, *, below: float) -> list[dict]:
+    """The report's robots grouped by limb count: robots, mean return, falling."""
+    groups: dict[int, list[dict]] = {}
+    for robot in report["robots"]:
+        groups.setdefault(int(robot["n_limbs"]), []).append(robot)
+    return [
+        {"limbs": n, "robots": len(rs),
+         "return_mean": float(np.mean([r["return_mean"] for r in rs])),
+         "falling": sum(r["episode_length_mean"] < below for r in rs)}
+        for n, rs in sorted(groups.items())
+    ]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reports", type=Path, nargs="+", help="hd-eval --json reports")
@@ -80,6 +97,9 @@ def main() -> None:
         "one summary line per report",
     )  # fmt: skip
     parser.add_argument("--below", type=float, default=1000.0, help="a fall: a mean length below")
+    parser.add_argument(
+        "--by-limbs", action="store_true", help="also group each report's robots by limb count"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     try:
@@ -90,6 +110,10 @@ def main() -> None:
     outs = []
     for path, report in zip(args.reports, reports, strict=True):
         out = falls(report, files, below=args.below, seed=int(report.get("seed", 0)))
+        if args.by_limbs:
+            if any("n_limbs" not in r for r in report["robots"]):
+                sys.exit(f"error: {path}: its robots have no n_limbs (not an hd-eval report?)")
+            out["by_limbs"] = by_limbs(report, below=args.below)
         outs.append(out)
         if files is not None:
             head = f"{'robot':34s} {'length':>7s} {'return':>8s} | motors off: {'length':>7s}"
@@ -108,6 +132,11 @@ def main() -> None:
             f"{out['falling_return_mean']:.1f}; all robots' {out['return_mean']:.1f}, mean "
             f"episode {np.mean(lengths):.0f} steps){standing}"
         )
+        for g in out.get("by_limbs", []):
+            print(
+                f"  {g['limbs']:2d} limbs: {g['robots']:3d} robots, mean return "
+                f"{g['return_mean']:7.1f}, {g['falling']} falling"
+            )
     if args.json:
         args.json.write_text(json.dumps(outs if len(outs) > 1 else outs[0], indent=2))
 

@@ -495,6 +495,20 @@ def test_falls_lists_the_robots_that_fall_beside_motors_off() -> None:
     assert alone["stand_with_motors_off"] is None
 
 
+def test_falls_groups_the_robots_by_limb_count() -> None:
+    falls = _load("falls")
+    report = {"robots": [
+        {"name": "a", "n_limbs": 9, "episode_length_mean": 300.0, "return_mean": 10.0},
+        {"name": "b", "n_limbs": 7, "episode_length_mean": 1000.0, "return_mean": 500.0},
+        {"name": "c", "n_limbs": 9, "episode_length_mean": 1000.0, "return_mean": 30.0},
+    ]}  # fmt: skip
+    assert falls.by_limbs(report, below=1000) == [
+        {"limbs": 7, "robots": 1, "return_mean": 500.0, "falling": 0},
+        {"limbs": 9, "robots": 2, "return_mean": 20.0, "falling": 1},
+    ]
+    assert falls.by_limbs(report, below=200)[1]["falling"] == 0
+
+
 def test_card_says_how_a_run_stops_at_its_target_kl(tmp_path: Path) -> None:
     card = _load("model_card")
     ckpt = _ppo_run(tmp_path / "run", 1_000_000, "cpu")
