@@ -544,3 +544,32 @@ def test_compare_robots_splits_the_change_by_how_long_episodes_lasted(tmp_path: 
     (tmp_path / "bad.csv").write_text("robot,return\na,1\n")
     assert cmp.main([str(tmp_path / "old.csv"), str(tmp_path / "bad.csv")]) == 2
     assert cmp.main([str(tmp_path / "old.csv"), str(tmp_path / "new.csv")]) == 0
+
+
+def test_nearest_robots_groups_a_report_by_distance_to_the_training_robots() -> None:
+    nr = _load("nearest_robots")
+    files = bundled_robots()[:4]
+    places = np.stack([nr.place(f) for f in files])
+    assert places.shape == (4, 12 * 53)
+    train, queries = places[:2], places[1:]
+    d = nr.nearest(queries, train)
+    assert d[0] == pytest.approx(0.0, abs=1e-3)  # a training robot is its own nearest
+    expected = [min(np.linalg.norm(q - t) for t in train) for q in queries]
+    np.testing.assert_allclose(d, expected, rtol=1e-4)
+    alone = nr.nearest(train, train, exclude_self=True)
+    np.testing.assert_allclose(alone, np.linalg.norm(train[0] - train[1]), rtol=1e-4)
+    report = {"robots": [
+        {"name": "far", "episode_length_mean": 100.0, "return_mean": 10.0},
+        {"name": "near", "episode_length_mean": 1000.0, "return_mean": 500.0},
+        {"name": "mid", "episode_length_mean": 1000.0, "return_mean": 300.0},
+    ]}  # fmt: skip
+    out = nr.by_distance(report, {"far": 9.0, "near": 1.0, "mid": 5.0}, groups=2, below=1000)
+    assert [r["name"] for r in out["robots"]] == ["near", "mid", "far"]
+    assert out["groups"] == [
+        {"distance_min": 1.0, "distance_max": 5.0, "robots": 2, "return_mean": 400.0,
+         "falling": 0},
+        {"distance_min": 9.0, "distance_max": 9.0, "robots": 1, "return_mean": 10.0,
+         "falling": 1},
+    ]  # fmt: skip
+    assert out["rank_correlation"] == pytest.approx(-1.0)
+    assert nr.rank_correlation(np.array([1.0, 2.0, 3.0]), np.array([1.0, 5.0, 9.0])) == 1.0

@@ -1,0 +1,137 @@
+"""How far each robot of an hd-eval report lies from the robots the policy trained on.
+
+A robot's place is its morphology context (``DESIGN.md``: 53 numbers a limb, each in
+[-1, 1]) with the limbs in the tree order the policy reads them, padded with zeros to 12
+limbs; the distance between two robots is the Euclidean one between those (a limb that one
+robot has and the other lacks counts in full). For every robot of the report this finds
+its nearest training robot, splits the robots into ``--groups`` equal groups from nearest
+to farthest and prints each group's distances, mean return and falls, with the rank
+correlation of distance and return. For scale it prints the median distance from each
+training robot to its nearest other training robot.
+
+    python scripts/nearest_robots.py training/eval_teacher_cpu_mb4b_test.json \\
+        --robots ../shared/unimal/test --train ../shared/unimal/train \\
+        [--train ../shared/unimal/train_mutate] [--groups 3] [--list] [--json out.json]
+
+A coarse measure: it knows nothing of which differences matter to the policy, but it tells
+whether the robots a policy fails on are the ones unlike anything it trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from hd_deploy.errors import HdError
+from hd_deploy.morphology import CONTEXT_DIM, MAX_LIMBS, context, load_model, parse_robot
+from hd_deploy.morphology.sources import resolve_robots
+
+
+def place(path: Path) -> np.ndarray:
+    """The robot's context, limbs in tree order, padded to ``MAX_LIMBS``, as one vector."""
+    model = load_model(path)
+    ctx = context(parse_robot(model), model)
+    out = np.zeros((MAX_LIMBS, CONTEXT_DIM), np.float32)
+    out[: len(ctx)] = ctx
+    return out.ravel()
+
+
+def nearest(queries: np.ndarray, pool: np.ndarray, *, exclude_self: bool = False) -> np.ndarray:
+    """Distance from each row of ``queries`` to its nearest row of ``pool`` (with
+    ``exclude_self``, ``queries`` is ``pool`` and a row does not count as its own nearest)."""
+    d = np.sqrt(np.maximum(
+        (queries**2).sum(1)[:, None] + (pool**2).sum(1)[None] - 2.0 * queries @ pool.T, 0.0
+    ))  # fmt: skip
+    if exclude_self:
+        np.fill_diagonal(d, np.inf)
+    return d.min(axis=1)
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation (ties broken by order, enough for continuous numbers)."""
+    ra, rb = (np.argsort(np.argsort(x)).astype(float) for x in (a, b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def by_distance(report: dict, distance: dict[str, float], *, groups: int, below: float) -> dict:
+    """The report's robots in ``groups`` groups from nearest to farthest: each group's
+    distance range, robots, mean return and falls (mean episode shorter than ``below``)."""
+    robots = sorted(report["robots"], key=lambda r: distance[r["name"]])
+    d = np.array([distance[r["name"]] for r in robots])
+    ret = np.array([r["return_mean"] for r in robots])
+    out = []
+    for idx in np.array_split(np.arange(len(robots)), min(groups, len(robots))):
+        out.append({
+            "distance_min": float(d[idx].min()), "distance_max": float(d[idx].max()),
+            "robots": len(idx), "return_mean": float(ret[idx].mean()),
+            "falling": int(sum(robots[i]["episode_length_mean"] < below for i in idx)),
+        })  # fmt: skip
+    return {
+        "groups": out,
+        "rank_correlation": rank_correlation(d, ret) if len(robots) > 1 else float("nan"),
+        "robots": [
+            {"name": r["name"], "distance": float(di), "return": float(ri),
+             "length": float(r["episode_length_mean"])}
+            for r, di, ri in zip(robots, d, ret, strict=True)
+        ],
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("report", type=Path, help="an hd-eval --json report")
+    parser.add_argument("--robots", type=Path, action="append", required=True,
+                        help="the report's robots (files or folders)")  # fmt: skip
+    parser.add_argument("--train", type=Path, action="append", required=True,
+                        help="the robots the policy trained on (files or folders)")  # fmt: skip
+    parser.add_argument("--groups", type=int, default=3)
+    parser.add_argument("--below", type=float, default=1000.0, help="a fall: a mean length below")
+    parser.add_argument("--list", action="store_true", help="also print every robot")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if args.groups < 1:
+        sys.exit("error: --groups must be >= 1")
+    try:
+        report = json.loads(args.report.read_text())
+        if not report.get("robots"):
+            raise HdError(f"{args.report}: no robots (not an hd-eval --json report?)")
+        files = {f.stem: f for f in resolve_robots(args.robots)}
+        missing = [r["name"] for r in report["robots"] if r["name"] not in files]
+        if missing:
+            raise HdError(f"{missing[0]} (in the report) is not among --robots")
+        train = np.stack([place(f) for f in resolve_robots(args.train)])
+        names = [r["name"] for r in report["robots"]]
+        queries = np.stack([place(files[n]) for n in names])
+    except (OSError, ValueError, KeyError) as exc:
+        sys.exit(f"error: {exc}")
+    distance = dict(zip(names, nearest(queries, train).tolist(), strict=True))
+    out = by_distance(report, distance, groups=args.groups, below=args.below)
+    out["train_robots"] = len(train)
+    out["train_nearest_median"] = (
+        float(np.median(nearest(train, train, exclude_self=True))) if len(train) > 1 else None
+    )
+    scale = out["train_nearest_median"]
+    print(
+        f"{args.report}: {len(names)} robots against {len(train)} training robots; median "
+        f"distance to the nearest training robot {np.median(list(distance.values())):.2f}"
+        + ("" if scale is None else f" (training robots to each other: {scale:.2f})")
+    )
+    for g in out["groups"]:
+        print(
+            f"  distance {g['distance_min']:5.2f}-{g['distance_max']:5.2f}: {g['robots']:3d} "
+            f"robots, mean return {g['return_mean']:7.1f}, {g['falling']} falling"
+        )
+    print(f"  rank correlation of distance and return: {out['rank_correlation']:+.2f}")
+    if args.list:
+        for r in out["robots"]:
+            print(f"  {r['distance']:5.2f} {r['return']:7.1f} {r['length']:6.0f}  {r['name']}")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
