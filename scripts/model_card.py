@@ -142,6 +142,7 @@ def _limits(runs: Path, teacher: str, student: str) -> list[str]:
             f"{tm['test']:.1f}, {tm['test'] / tm['train']:.0%} of its {tm['train']:.1f} on "
             "train; the student copies what the teacher carries over, no more."
         )
+    lines += _nearest_line(runs, teacher)
     measured = {sp: pooled_mean(runs, teacher, sp) for sp in PAPER_TEACHER}
     mean = {sp: m for sp, m in measured.items() if m is not None}
     if len(mean) == len(PAPER_TEACHER):
@@ -197,6 +198,33 @@ def _limits(runs: Path, teacher: str, student: str) -> list[str]:
     return lines
 
 
+def _nearest(runs: Path, teacher: str) -> dict | None:
+    """``scripts/nearest_robots.py --json`` for the teacher's test reports, if measured."""
+    path = runs / f"nearest_{teacher}_test.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _nearest_line(runs: Path, teacher: str) -> list[str]:
+    near = _nearest(runs, teacher)
+    if near is None:
+        return []
+    groups = "; ".join(
+        f"{g['distance_min']:.1f}-{g['distance_max']:.1f}: {g['return_mean']:.0f} "
+        f"({g['falling']} of {g['robots']} falling)"
+        for g in near["groups"]
+    )
+    return [
+        "- Which unseen robots: the farther a UNIMAL test robot lies from every robot the "
+        "teacher trained on, the lower its return. Distance to the nearest training robot "
+        "(morphology context, limbs in tree order, padded to 12; the training robots lie "
+        f"{near['train_nearest_median']:.2f} from each other at the median), teacher's "
+        f"return: {groups}; rank correlation {near['rank_correlation']:+.2f} "
+        f"(`scripts/nearest_robots.py`, {len(near['reports'])} evaluation seeds pooled). "
+        "Measure a robot of one's own against the training robots the same way before "
+        "trusting its controller."
+    ]
+
+
 def _reports(runs: Path, run: str, split: str) -> list[dict]:
     """``run``'s hd-eval reports of ``split``, one per evaluation seed measured."""
     paths = (runs / f"eval_{run}_{name}.json" for name in _seed_names(split))
@@ -229,6 +257,10 @@ def per_robot_table(runs: Path, teacher: str, student: str, split: str = "test")
     names = sorted(t.keys() & s.keys(), key=lambda n: -t[n])
     if not names:
         return []
+    near = _nearest(runs, teacher)
+    distance = {r["name"]: r["distance"] for r in near["robots"]} if near else {}
+    extra = (" The distance is to the nearest robot the teacher trained on (morphology "
+             "context, `scripts/nearest_robots.py`).") if distance else ""  # fmt: skip
     lines = [
         "",
         f"## Per-robot returns, UNIMAL {split}",
@@ -236,14 +268,15 @@ def per_robot_table(runs: Path, teacher: str, student: str, split: str = "test")
         f"`hd-eval`, deterministic, mean over evaluation seeds "
         f"{', '.join(map(str, sorted(seeds)))}; sorted by the teacher's return. No ratio "
         f"(-) where the teacher's return is under {STANDSTILL_RETURN:.0f} "
-        f"({STANDSTILL_SPEED} m/s): a ratio to a near-standstill says nothing.",
+        f"({STANDSTILL_SPEED} m/s): a ratio to a near-standstill says nothing.{extra}",
         "",
-        "| robot | teacher | student | student / teacher |",
-        "|---|---|---|---|",
+        "| robot | teacher | student | student / teacher |" + (" distance |" if distance else ""),
+        "|---|---|---|---|" + ("---|" if distance else ""),
     ]
     for n in names:
         ratio = f"{s[n] / t[n]:.0%}" if t[n] >= STANDSTILL_RETURN else "-"
-        lines.append(f"| {n} | {t[n]:.1f} | {s[n]:.1f} | {ratio} |")
+        far = (f" {distance[n]:.2f} |" if n in distance else " - |") if distance else ""
+        lines.append(f"| {n} | {t[n]:.1f} | {s[n]:.1f} | {ratio} |{far}")
     return lines
 
 

@@ -7,11 +7,12 @@ robot has and the other lacks counts in full). For every robot of the report thi
 its nearest training robot, splits the robots into ``--groups`` equal groups from nearest
 to farthest and prints each group's distances, mean return and falls, with the rank
 correlation of distance and return. For scale it prints the median distance from each
-training robot to its nearest other training robot.
+training robot to its nearest other training robot. Several reports of the same robots
+(evaluation seeds) are pooled robot by robot: mean return and mean episode length.
 
-    python scripts/nearest_robots.py training/eval_teacher_cpu_mb4b_test.json \\
+    python scripts/nearest_robots.py training/eval_teacher_cpu_mb4_test*.json \\
         --robots ../shared/unimal/test --train ../shared/unimal/train \\
-        [--train ../shared/unimal/train_mutate] [--groups 3] [--list] [--json out.json]
+        [--train training/generated] [--groups 3] [--list] [--json out.json]
 
 A coarse measure: it knows nothing of which differences matter to the policy, but it tells
 whether the robots a policy fails on are the ones unlike anything it trained on.
@@ -57,6 +58,27 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
+def pooled(reports: list[dict]) -> dict:
+    """One report of the reports' robots: each robot's mean return and mean episode length
+    over the reports (evaluation seeds).
+
+    Raises:
+        HdError: A report has no robots, or not the same robots as the first.
+    """
+    if any(not r.get("robots") for r in reports):
+        raise HdError("a report has no robots (not an hd-eval --json report?)")
+    names = [r["name"] for r in reports[0]["robots"]]
+    rows = [{r["name"]: r for r in rep["robots"]} for rep in reports]
+    if any(row.keys() != set(names) for row in rows):
+        raise HdError("the reports are not of the same robots")
+    return {"robots": [
+        {"name": n,
+         "return_mean": float(np.mean([row[n]["return_mean"] for row in rows])),
+         "episode_length_mean": float(np.mean([row[n]["episode_length_mean"] for row in rows]))}
+        for n in names
+    ]}  # fmt: skip
+
+
 def by_distance(report: dict, distance: dict[str, float], *, groups: int, below: float) -> dict:
     """The report's robots in ``groups`` groups from nearest to farthest: each group's
     distance range, robots, mean return and falls (mean episode shorter than ``below``)."""
@@ -83,9 +105,11 @@ def by_distance(report: dict, distance: dict[str, float], *, groups: int, below:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("report", type=Path, help="an hd-eval --json report")
+    parser.add_argument(
+        "reports", type=Path, nargs="+", help="hd-eval --json reports of the same robots"
+    )
     parser.add_argument("--robots", type=Path, action="append", required=True,
-                        help="the report's robots (files or folders)")  # fmt: skip
+                        help="the reports' robots (files or folders)")  # fmt: skip
     parser.add_argument("--train", type=Path, action="append", required=True,
                         help="the robots the policy trained on (files or folders)")  # fmt: skip
     parser.add_argument("--groups", type=int, default=3)
@@ -96,9 +120,7 @@ def main() -> None:
     if args.groups < 1:
         sys.exit("error: --groups must be >= 1")
     try:
-        report = json.loads(args.report.read_text())
-        if not report.get("robots"):
-            raise HdError(f"{args.report}: no robots (not an hd-eval --json report?)")
+        report = pooled([json.loads(path.read_text()) for path in args.reports])
         files = {f.stem: f for f in resolve_robots(args.robots)}
         missing = [r["name"] for r in report["robots"] if r["name"] not in files]
         if missing:
@@ -106,18 +128,20 @@ def main() -> None:
         train = np.stack([place(f) for f in resolve_robots(args.train)])
         names = [r["name"] for r in report["robots"]]
         queries = np.stack([place(files[n]) for n in names])
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         sys.exit(f"error: {exc}")
     distance = dict(zip(names, nearest(queries, train).tolist(), strict=True))
     out = by_distance(report, distance, groups=args.groups, below=args.below)
+    out["reports"] = [str(p) for p in args.reports]
     out["train_robots"] = len(train)
     out["train_nearest_median"] = (
         float(np.median(nearest(train, train, exclude_self=True))) if len(train) > 1 else None
     )
     scale = out["train_nearest_median"]
+    median = float(np.median(list(distance.values())))
     print(
-        f"{args.report}: {len(names)} robots against {len(train)} training robots; median "
-        f"distance to the nearest training robot {np.median(list(distance.values())):.2f}"
+        f"{', '.join(map(str, args.reports))}: {len(names)} robots against {len(train)} "
+        f"training robots; median distance to the nearest training robot {median:.2f}"
         + ("" if scale is None else f" (training robots to each other: {scale:.2f})")
     )
     for g in out["groups"]:

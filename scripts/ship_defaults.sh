@@ -253,6 +253,11 @@ for pair in "${gaps[@]}"; do
     --teacher "training/$teacher/checkpoint" --robots "$UNIMAL/train" --robots "$UNIMAL/test" \
     --workers "$WORKERS" --json "training/gap_$run.json"
 done
+# Each unseen robot's distance to the nearest robot the teacher trained on (the card's
+# "Which unseen robots" line and distance column; seconds, no episodes).
+python scripts/nearest_robots.py training/eval_teacher_cpu_mb4_test{,_seed1,_seed2}.json \
+  --robots "$UNIMAL/test" --train "$UNIMAL/train" --train training/generated \
+  --json training/nearest_teacher_cpu_mb4_test.json
 
 # 4. Ship: weights and JSON only (no optimiser state), model card, golden outputs. The
 #    repository keeps the weights once, in the package: a run folder that no longer holds

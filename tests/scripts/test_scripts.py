@@ -573,3 +573,50 @@ def test_nearest_robots_groups_a_report_by_distance_to_the_training_robots() -> 
     ]  # fmt: skip
     assert out["rank_correlation"] == pytest.approx(-1.0)
     assert nr.rank_correlation(np.array([1.0, 2.0, 3.0]), np.array([1.0, 5.0, 9.0])) == 1.0
+
+
+def test_nearest_robots_pools_the_seeds_robot_by_robot() -> None:
+    nr = _load("nearest_robots")
+    a = {"robots": [{"name": "x", "return_mean": 10.0, "episode_length_mean": 1000.0},
+                    {"name": "y", "return_mean": 4.0, "episode_length_mean": 200.0}]}  # fmt: skip
+    b = {"robots": [{"name": "y", "return_mean": 8.0, "episode_length_mean": 400.0},
+                    {"name": "x", "return_mean": 30.0, "episode_length_mean": 1000.0}]}  # fmt: skip
+    assert nr.pooled([a, b])["robots"] == [
+        {"name": "x", "return_mean": 20.0, "episode_length_mean": 1000.0},
+        {"name": "y", "return_mean": 6.0, "episode_length_mean": 300.0},
+    ]
+    with pytest.raises(ValueError, match="not of the same robots"):
+        nr.pooled([a, {"robots": a["robots"][:1]}])
+    with pytest.raises(ValueError, match="no robots"):
+        nr.pooled([a, {}])
+
+
+def test_model_card_places_the_test_robots_by_distance_to_the_teachers(tmp_path: Path) -> None:
+    card = _load("model_card")
+    for run, values in (("t", (100.0, 40.0)), ("s", (90.0, 0.0))):
+        robots = [{"name": f"r{i}", "return_mean": v} for i, v in enumerate(values)]
+        (tmp_path / f"eval_{run}_test.json").write_text(json.dumps({"seed": 0, "robots": robots}))
+    assert card._nearest_line(tmp_path, "t") == []
+    near = {
+        "reports": ["a", "b"], "train_nearest_median": 2.5, "rank_correlation": -1.0,
+        "groups": [
+            {"distance_min": 1.0, "distance_max": 1.0, "robots": 1, "return_mean": 100.0,
+             "falling": 0},
+            {"distance_min": 7.25, "distance_max": 7.25, "robots": 1, "return_mean": 40.0,
+             "falling": 1},
+        ],
+        "robots": [{"name": "r0", "distance": 1.0}, {"name": "r1", "distance": 7.25}],
+    }  # fmt: skip
+    (tmp_path / "nearest_t_test.json").write_text(json.dumps(near))
+    (line,) = card._nearest_line(tmp_path, "t")
+    assert "1.0-1.0: 100 (0 of 1 falling); 7.2-7.2: 40 (1 of 1 falling)" in line
+    assert "2.50 from each other" in line and "rank correlation -1.00" in line
+    assert "2 evaluation seeds pooled" in line
+    assert any("Which unseen robots" in x for x in card._limits(tmp_path, "t", "s"))
+    table = card.per_robot_table(tmp_path, "t", "s")
+    assert table[-4:] == [
+        "| robot | teacher | student | student / teacher | distance |",
+        "|---|---|---|---|---|",
+        "| r0 | 100.0 | 90.0 | 90% | 1.00 |",
+        "| r1 | 40.0 | 0.0 | - | 7.25 |",
+    ]
