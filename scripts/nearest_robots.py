@@ -27,18 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+from hd_deploy.envs.task import LocomotionTask
 from hd_deploy.errors import HdError
-from hd_deploy.morphology import CONTEXT_DIM, MAX_LIMBS, context, load_model, parse_robot
 from hd_deploy.morphology.sources import resolve_robots
 
 
 def place(path: Path) -> np.ndarray:
-    """The robot's context, limbs in tree order, padded to ``MAX_LIMBS``, as one vector."""
-    model = load_model(path)
-    ctx = context(parse_robot(model), model)
-    out = np.zeros((MAX_LIMBS, CONTEXT_DIM), np.float32)
-    out[: len(ctx)] = ctx
-    return out.ravel()
+    """The robot's context as the policy reads it (the task's padded context), one vector."""
+    return LocomotionTask(path, headless=True).padded_context()[0].ravel()
 
 
 def nearest(queries: np.ndarray, pool: np.ndarray, *, exclude_self: bool = False) -> np.ndarray:
