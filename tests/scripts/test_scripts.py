@@ -620,3 +620,39 @@ def test_model_card_places_the_test_robots_by_distance_to_the_teachers(tmp_path:
         "| r0 | 100.0 | 90.0 | 90% | 1.00 |",
         "| r1 | 40.0 | 0.0 | - | 7.25 |",
     ]
+
+
+def test_context_probe_perturbs_only_what_it_names() -> None:
+    script = _load("context_probe")
+    from hd_deploy.envs.task import LocomotionTask
+
+    ctx = LocomotionTask(bundled_robots()[0], headless=True).context
+    out = dict(script.perturbed(ctx, np.random.default_rng(0), [0.1]))
+    assert list(out) == ["own", "limb noise 0.1", "joint range class", "zero"]
+    assert np.array_equal(out["own"], ctx)
+    noisy, moved = out["limb noise 0.1"], out["joint range class"]
+    limb = script.LIMB_FEATURES
+    assert np.array_equal(noisy[:, limb:], ctx[:, limb:]) and not np.array_equal(noisy, ctx)
+    assert noisy.min() >= -1.0 and noisy.max() <= 1.0
+    changed = np.argwhere(moved != ctx)  # one hinge: its old class off, a new one on
+    assert len(changed) == 2 and changed[0, 0] == changed[1, 0]
+    assert moved.sum() == ctx.sum() and not out["zero"].any()
+
+
+def test_context_probe_runs_every_condition_on_the_robots_that_stay_up(tmp_path: Path) -> None:
+    from hd_deploy.models import TeacherConfig, TeacherPolicy
+
+    script = _load("context_probe")
+    files = bundled_robots()[:2]
+    report = {"policy": "p", "seed": 0, "robots": [
+        {"name": files[0].stem, "episode_length_mean": 1000.0, "return_mean": 5.0},
+        {"name": files[1].stem, "episode_length_mean": 300.0, "return_mean": 90.0},
+    ]}  # fmt: skip
+    teacher = TeacherPolicy(TeacherConfig.tiny())
+    out = script.probe(teacher, report, files, count=5, episodes=1, noise=[0.1], seed=0)
+    assert [r["name"] for r in out["robots"]] == [files[0].stem]  # the falling one is left out
+    assert list(out["summary"]) == ["own", "limb noise 0.1", "joint range class", "zero"]
+    assert all(s["robots"] == 1 for s in out["summary"].values())
+    assert out["summary"]["own"]["moved_mean"] == 0 < out["summary"]["zero"]["moved_mean"]
+    with pytest.raises(SystemExit, match="is not among --robots"):
+        script.probe(teacher, report, files[1:], count=5, episodes=1, noise=[], seed=0)
