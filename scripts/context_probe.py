@@ -71,8 +71,8 @@ def probe(
     teacher, report: dict, files: list[Path], *, count: int, episodes: int,
     noise: Sequence[float], seed: int,
 ) -> dict:  # fmt: skip
-    """Every condition's returns and episode lengths on the report's best ``count`` robots
-    that never fall (``teacher``: a loaded ``TeacherPolicy``).
+    """Every condition's mean return, falling episodes and how far it moved the context, on
+    the report's best ``count`` robots that never fall (``teacher``: a ``TeacherPolicy``).
 
     Raises:
         SystemExit: A chosen robot of the report is not among ``files``.
@@ -114,8 +114,7 @@ def probe(
                          "falls": sum(g["falls"] for g in got),
                          "moved_mean": float(np.mean([g["moved"] for g in got]))}  # fmt: skip
     return {"report": report.get("policy", ""), "episodes": episodes, "seed": seed,
-            "noise": list(noise),
-            "summary": summary, "robots": rows}  # fmt: skip
+            "noise": list(noise), "summary": summary, "robots": rows}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
