@@ -34,14 +34,12 @@ import numpy as np
 
 from hd_deploy.envs.task import LocomotionTask, TaskConfig
 from hd_deploy.errors import HdError
-from hd_deploy.morphology.features import CONTEXT_DIM, JOINT_RANGE_CLASSES
+from hd_deploy.morphology.features import JOINT_RANGE_CLASSES, LIMB_DIM, SLOT_DIM
 from hd_deploy.morphology.robot import JOINT_SLOTS
 from hd_deploy.morphology.sources import resolve_robots
 from hd_deploy.train.rollout import run_episodes
 
-LIMB_FEATURES = 13  # position 3, inertial position 3, orientation 4, mass 1, shape 2
-SLOT_DIM = (CONTEXT_DIM - LIMB_FEATURES) // JOINT_SLOTS  # range one-hot 13, axis 3, gear 4
-RANGES = len(JOINT_RANGE_CLASSES)
+RANGES = len(JOINT_RANGE_CLASSES)  # a joint slot opens with its range one-hot
 
 
 def perturbed(
@@ -51,11 +49,11 @@ def perturbed(
     out = [("own", context)]
     for s in noise:
         c = context.copy()
-        c[:, :LIMB_FEATURES] += rng.normal(0.0, s, c[:, :LIMB_FEATURES].shape)
+        c[:, :LIMB_DIM] += rng.normal(0.0, s, c[:, :LIMB_DIM].shape)
         out.append((f"limb noise {s:g}", np.clip(c, -1.0, 1.0)))
-    hinges = [(li, LIMB_FEATURES + si * SLOT_DIM) for li in range(len(context))
-              for si in range(JOINT_SLOTS)
-              if context[li, LIMB_FEATURES + si * SLOT_DIM:][:RANGES].any()]  # fmt: skip
+    starts = LIMB_DIM + SLOT_DIM * np.arange(JOINT_SLOTS)
+    hinges = [(li, b) for li in range(len(context)) for b in starts
+              if context[li, b : b + RANGES].any()]  # fmt: skip
     if hinges:
         li, base = hinges[rng.integers(len(hinges))]
         c = context.copy()

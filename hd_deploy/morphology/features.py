@@ -47,9 +47,9 @@ CONTEXT_SCALE = {
     "radius": (0.0, 0.2),
     "length": (0.0, 1.0),
 }
-_SLOT_DIM = len(JOINT_RANGE_CLASSES) + 3 + len(GEAR_CLASSES)
-_LIMB_DIM = 13
-assert _LIMB_DIM + JOINT_SLOTS * _SLOT_DIM == CONTEXT_DIM
+SLOT_DIM = len(JOINT_RANGE_CLASSES) + 3 + len(GEAR_CLASSES)
+LIMB_DIM = 13  # position 3, inertial position 3, orientation 4, mass 1, shape 2
+assert LIMB_DIM + JOINT_SLOTS * SLOT_DIM == CONTEXT_DIM
 
 
 class Proprioception:
@@ -202,7 +202,7 @@ def context(robot: Robot, model: mujoco.MjModel) -> np.ndarray:
         out[li, 11] = _scale(radius, "radius")
         out[li, 12] = _scale(length, "length")
         for si, j in enumerate(limb.joint_ids):
-            base = _LIMB_DIM + si * _SLOT_DIM
+            base = LIMB_DIM + si * SLOT_DIM
             out[li, base + joint_range_class(model.jnt_range[j])] = 1.0
             out[li, base + 13 : base + 16] = model.jnt_axis[j]
             if (li, si) in act_gear:

@@ -631,7 +631,7 @@ def test_context_probe_perturbs_only_what_it_names() -> None:
     assert list(out) == ["own", "limb noise 0.1", "joint range class", "zero"]
     assert np.array_equal(out["own"], ctx)
     noisy, moved = out["limb noise 0.1"], out["joint range class"]
-    limb = script.LIMB_FEATURES
+    limb = script.LIMB_DIM
     assert np.array_equal(noisy[:, limb:], ctx[:, limb:]) and not np.array_equal(noisy, ctx)
     assert noisy.min() >= -1.0 and noisy.max() <= 1.0
     changed = np.argwhere(moved != ctx)  # one hinge: its old class off, a new one on
