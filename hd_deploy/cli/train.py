@@ -179,6 +179,15 @@ def train(
             "runs from before 2026-12-02: uniform]"
         ),
     ] = None,
+    context_noise: Annotated[
+        float | None,
+        typer.Option(
+            help="Gaussian noise on each training episode's morphology context, in standard "
+            "deviations of each feature over the training robots' limbs (one draw an "
+            "episode; the zero-shot evaluation sees the exact context). Also on --resume. "
+            "[default: 0, or the run's]"
+        ),
+    ] = None,
     action_std: Annotated[
         float | None,
         typer.Option(help="Fixed exploration std of the policy. [default: the model's, 0.9]"),
@@ -235,7 +244,7 @@ def train(
         n_workers=workers, eval_every=eval_every, lr=lr, epochs=epochs,
         minibatch_size=minibatch_size, target_kl=target_kl, kl_stop=kl_stop,
         kl_estimator=kl_estimator, threads=threads, robot_sampling=robot_sampling,
-        clip_value=clip_value,
+        clip_value=clip_value, context_noise=context_noise,
     )  # fmt: skip
     if critic_warmup is None:
         critic_warmup = 10 if init is not None and not init_state else 0

@@ -160,8 +160,10 @@ class _Slots:
         arrays: SlotArrays,
         seed: int,
         weights: np.ndarray,
+        context_noise: np.ndarray | None = None,
     ) -> None:
         self.config = config
+        self.context_noise = context_noise  # per-feature std of each episode's draw, or None
         self.arrays = arrays
         self.weights = weights  # shared with the trainer; all zero: uniform
         self.tasks = [LocomotionTask(s, config=config, headless=True) for s in sources]
@@ -185,6 +187,8 @@ class _Slots:
         a.proprio[slot, :n] = task.reset(self.rng)
         a.context[slot] = 0.0
         a.context[slot, :n] = task.context
+        if self.context_noise is not None:  # one draw an episode: a body near this one
+            a.context[slot, :n] += self.rng.standard_normal(task.context.shape) * self.context_noise
         a.limb_mask[slot] = False
         a.limb_mask[slot, :n] = True
         a.action_mask[slot] = self.action_masks[k]
@@ -273,12 +277,15 @@ class LocalWorker:
         pass
 
 
-def _worker_main(conn, sources, config, buffer, weights, n_total, start, stop, seed) -> None:
+def _worker_main(
+    conn, sources, config, buffer, weights, n_total, start, stop, seed, context_noise
+) -> None:
     # pragma: no cover - runs in a subprocess
     ignore_interrupt()
     try:
         arrays = SlotArrays.view(buffer, n_total, config.max_limbs).block(start, stop)
-        slots = _Slots(sources, config, arrays, seed, np.frombuffer(weights, np.float64))
+        slots = _Slots(sources, config, arrays, seed, np.frombuffer(weights, np.float64),
+                       context_noise)  # fmt: skip
         conn.send(("ok", []))
         while True:
             command = conn.recv()
@@ -305,6 +312,7 @@ class ProcessWorker:
         start: First slot of this worker's block.
         stop: One past its last slot.
         seed: Seed of its robot sampling and reset noise.
+        context_noise: Per-feature std of the noise on each episode's context, or None.
         timeout_s: Longest wait for one answer before the worker counts as hung.
     """
 
@@ -319,6 +327,7 @@ class ProcessWorker:
         start: int,
         stop: int,
         seed: int,
+        context_noise: np.ndarray | None = None,
         *,
         timeout_s: float = WORKER_TIMEOUT_S,
     ) -> None:
@@ -326,11 +335,8 @@ class ProcessWorker:
         self.slots = (start, stop)
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(
-            target=_worker_main,
-            args=(child, list(sources), config, buffer, weights, n_total, start, stop, seed),
-            daemon=True,
-        )
+        args = (child, list(sources), config, buffer, weights, n_total, start, stop, seed)
+        self._proc = ctx.Process(target=_worker_main, args=(*args, context_noise), daemon=True)
         self._proc.start()
         child.close()
         self._busy = True  # until the worker has built its robots
@@ -389,9 +395,14 @@ class VecLocomotionEnv:
         n_workers: Worker processes (0 steps everything in this process).
         config: Task settings.
         seed: Base seed; worker ``i`` uses ``seed + i``.
+        context_noise: Each episode's context (the policy's input, not the body) gets
+            Gaussian noise of this many standard deviations of each feature over the
+            robots' limbs, drawn once at the episode's start: the policy trains on bodies
+            described near, not only at, the training robots (0: the exact context).
+            Features every robot shares stay exact.
 
     Raises:
-        ConfigError: No robots, or ``n_envs`` < 1.
+        ConfigError: No robots, ``n_envs`` < 1 or ``context_noise`` < 0.
         MorphologyError: A robot cannot be read (raised here, not in a worker).
         WorkerError: A worker crashed or raised (on the step that found out).
     """
@@ -404,18 +415,24 @@ class VecLocomotionEnv:
         n_workers: int = 2,
         config: TaskConfig = TaskConfig(),
         seed: int = 0,
+        context_noise: float = 0.0,
     ) -> None:
         if not robots:
             raise ConfigError("no robots given")
         if n_envs < 1:
             raise ConfigError(f"n_envs must be >= 1, got {n_envs}")
+        if not context_noise >= 0:
+            raise ConfigError(f"context_noise must be >= 0, got {context_noise}")
         self.sources = [str(r) for r in robots]
         self.n_envs = n_envs
         self.config = config
         # Parse once here so bad robots fail in the caller, not in a worker.
-        self.robot_names = [
-            LocomotionTask(s, config=config, headless=True).robot.name for s in self.sources
-        ]
+        tasks = [LocomotionTask(s, config=config, headless=True) for s in self.sources]
+        self.robot_names = [t.robot.name for t in tasks]
+        noise = None
+        if context_noise > 0:
+            spread = np.concatenate([t.context for t in tasks]).std(axis=0)
+            noise = (context_noise * spread).astype(np.float32)
         n_workers = min(n_workers, n_envs)
         size = _buffer_size(n_envs, config.max_limbs)
         shared = mp.get_context("spawn").RawArray
@@ -427,7 +444,7 @@ class VecLocomotionEnv:
         self._workers: list[SlotWorker] = []
         try:
             if n_workers == 0:
-                slots = _Slots(self.sources, config, self._arrays, seed, self._weights)
+                slots = _Slots(self.sources, config, self._arrays, seed, self._weights, noise)
                 self._workers.append(LocalWorker(slots))
                 return
             bounds = np.linspace(0, n_envs, n_workers + 1).round().astype(int)
@@ -443,6 +460,7 @@ class VecLocomotionEnv:
                         int(bounds[i]),
                         int(bounds[i + 1]),
                         seed + i,
+                        noise,
                     )  # fmt: skip
                 )
             for w in self._workers:

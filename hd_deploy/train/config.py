@@ -16,8 +16,8 @@ WARMUP_FACTOR = 0.1  # the learning rate's fraction at the first --lr-warmup ite
 # learning-rate schedule counts iterations of it and the reward scaler keeps one state per
 # environment.
 RESUMABLE = ("total_steps", "epochs", "minibatch_size", "lr", "target_kl", "kl_stop",
-             "kl_estimator", "clip_value", "eval_every", "robot_sampling", "n_workers",
-             "threads", "precision")  # fmt: skip
+             "kl_estimator", "clip_value", "eval_every", "robot_sampling", "context_noise",
+             "n_workers", "threads", "precision")  # fmt: skip
 # What a resumed distillation or cloning run may change: the machine it runs on. The rest
 # (data, epochs, learning rate) shapes the run already begun.
 MACHINE = ("n_workers", "threads", "device")
@@ -82,6 +82,10 @@ class PPOConfig:
     # update the observation normaliser with every batch (off: keep the statistics of the
     # checkpoint a run starts from, which its policy was trained under)
     update_normalizer: bool = True
+    # Gaussian noise on each training episode's morphology context, in standard deviations of
+    # each feature over the training robots' limbs, one draw an episode (VecLocomotionEnv):
+    # a regulariser of the context -> action mapping toward unseen bodies (0: off)
+    context_noise: float = 0.0
     # returns
     gamma: float = 0.99
     gae_lambda: float = 0.95
@@ -124,6 +128,8 @@ class PPOConfig:
             raise ConfigError("target_kl, critic_warmup and lr_warmup must be >= 0")
         if self.max_is_weight < 1:
             raise ConfigError("max_is_weight must be >= 1")
+        if not self.context_noise >= 0:
+            raise ConfigError(f"context_noise must be >= 0, got {self.context_noise}")
 
     @property
     def batch_size(self) -> int:

@@ -257,7 +257,7 @@ def train_teacher(
     recent = ReturnWindow(task.episode_steps, returns)
     env = VecLocomotionEnv(
         robots, n_envs=ppo.n_envs, n_workers=ppo.n_workers, config=task,
-        seed=ppo.seed + 1000 * start_iter,
+        seed=ppo.seed + 1000 * start_iter, context_noise=ppo.context_noise,
     )  # fmt: skip
 
     def sample_robots() -> np.ndarray | None:  # before each collection (a resume's first too)

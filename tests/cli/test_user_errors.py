@@ -128,7 +128,10 @@ def test_bad_settings_are_toolkit_errors_and_one_line(tmp_path: Path) -> None:
     args = [ROBOT, "--tiny", "--robot-sampling", "greedy", "--out", str(tmp_path / "s")]
     line = _one_error_line(runner.invoke(train_app, args))
     assert line == "error: robot_sampling must be one of balanced, uniform, got 'greedy'"
-    assert not any((tmp_path / name).exists() for name in ("d", "t", "s"))
+    args = [ROBOT, "--tiny", "--context-noise", "-0.5", "--out", str(tmp_path / "n")]
+    line = _one_error_line(runner.invoke(train_app, args))
+    assert line == "error: context_noise must be >= 0, got -0.5"
+    assert not any((tmp_path / name).exists() for name in ("d", "t", "s", "n"))
 
 
 def test_no_command_is_left_out() -> None:

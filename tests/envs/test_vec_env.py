@@ -11,6 +11,7 @@ import pytest
 
 from hd_deploy.envs.task import TaskConfig
 from hd_deploy.envs.vec_env import VecLocomotionEnv, WorkerError
+from hd_deploy.errors import ConfigError
 
 CONFIG = TaskConfig(episode_steps=5, max_limbs=5)
 N_ENVS = 4
@@ -79,3 +80,41 @@ def test_a_diverged_simulation_ends_its_episode_flagged(tiny_xml: str) -> None:
         for _ in range(50):
             episodes += env.step(np.ones((2, 5, 2), np.float32)).episodes
     assert episodes and all(e["unstable"] for e in episodes)
+
+
+def test_context_noise_is_one_draw_an_episode_near_the_exact_context(tiny_file) -> None:
+    from hd_deploy.envs.task import LocomotionTask
+
+    exact = LocomotionTask(tiny_file, config=CONFIG, headless=True).context
+    n = len(exact)
+    spread = exact.std(axis=0)
+    zeros = np.zeros((N_ENVS, 5, 2), np.float32)
+    with VecLocomotionEnv([tiny_file], n_envs=N_ENVS, n_workers=0, config=CONFIG) as env:
+        np.testing.assert_array_equal(env.reset().context[:, :n], np.stack([exact] * N_ENVS))
+    with VecLocomotionEnv(
+        [tiny_file], n_envs=N_ENVS, n_workers=0, config=CONFIG, context_noise=0.5
+    ) as env:
+        first = env.reset().context
+        seen = [env.step(zeros).obs.context for _ in range(CONFIG.episode_steps)]
+    noise = first[:, :n] - exact
+    assert np.all(first[:, n:] == 0.0)  # padding stays zero
+    assert np.all(noise[:, :, spread == 0] == 0.0)  # what every limb shares stays exact
+    assert np.all(noise[:, :, spread > 0] != 0.0)
+    assert abs(np.std(noise[:, :, spread > 0] / spread[spread > 0]) - 0.5) < 0.15
+    for context in seen[:-1]:  # the episode goes on: the same draw
+        np.testing.assert_array_equal(context, first)
+    assert np.all(seen[-1][:, :n, spread > 0] != first[:, :n, spread > 0])  # a new episode
+
+
+def test_context_noise_is_the_same_in_a_worker_process(tiny_file) -> None:
+    contexts = []
+    for workers in (0, 1):
+        with VecLocomotionEnv([tiny_file], n_envs=N_ENVS, n_workers=workers, config=CONFIG,
+                              context_noise=0.3) as env:  # fmt: skip
+            contexts.append(env.reset().context)
+    np.testing.assert_array_equal(*contexts)
+
+
+def test_negative_context_noise_is_a_config_error(tiny_file) -> None:
+    with pytest.raises(ConfigError, match="context_noise"):
+        VecLocomotionEnv([tiny_file], n_envs=1, n_workers=0, config=CONFIG, context_noise=-0.1)

@@ -403,7 +403,7 @@ def test_resume_changes_the_update_settings_and_records_when(tmp_path: Path) -> 
                   show_progress=False)  # fmt: skip
     train_teacher([], run, resume=True, total_steps=128, show_progress=False,
                   changes={"epochs": 2, "lr": 1e-3, "threads": 1, "clip_value": True,
-                           "kl_estimator": "k3"})  # fmt: skip
+                           "kl_estimator": "k3", "context_noise": 0.5})  # fmt: skip
     meta = json.loads((run / "run.json").read_text())
     assert (meta["ppo"]["epochs"], meta["ppo"]["lr"], meta["ppo"]["clip_value"]) == (2, 1e-3, True)
     assert meta["changes"] == [
@@ -414,6 +414,7 @@ def test_resume_changes_the_update_settings_and_records_when(tmp_path: Path) -> 
             "lr": [ppo.lr, 1e-3],
             "kl_estimator": ["k1", "k3"],
             "clip_value": [False, True],
+            "context_noise": [0.0, 0.5],
         }
     ]  # threads were already 1: not a change
     with open(run / "progress.csv") as f:
@@ -426,9 +427,31 @@ def test_resume_changes_the_update_settings_and_records_when(tmp_path: Path) -> 
                       show_progress=False)  # fmt: skip
     with pytest.raises(ConfigError, match="threads must be >= 1"):
         train_teacher([], run, resume=True, changes={"threads": 0}, show_progress=False)
+    with pytest.raises(ConfigError, match="context_noise must be >= 0"):
+        train_teacher([], run, resume=True, changes={"context_noise": -1.0}, show_progress=False)
     with pytest.raises(ConfigError, match="adds no iteration .* give at least 192"):
         train_teacher([], run, resume=True, total_steps=100, show_progress=False)
     assert json.loads((run / "run.json").read_text()) == meta  # refused: nothing written
+
+
+def test_context_noise_reaches_the_training_environments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hd_deploy.train import ppo as ppo_module
+
+    asked = []
+
+    class Spy(ppo_module.VecLocomotionEnv):
+        def __init__(self, *args, **kwargs) -> None:
+            asked.append(kwargs.get("context_noise"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(ppo_module, "VecLocomotionEnv", Spy)
+    ppo = dataclasses.replace(PPOConfig.tiny(), total_steps=64, context_noise=0.25)
+    train_teacher(bundled_robots()[:ROBOTS], tmp_path / "run", teacher_config=TeacherConfig.tiny(),
+                  ppo=ppo, show_progress=False)  # fmt: skip
+    assert asked == [0.25]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["ppo"]["context_noise"] == 0.25
 
 
 def test_bf16_on_a_cpu_without_it_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
