@@ -10,7 +10,8 @@ teacher_gpu are in git history (``git checkout 795522d -- training/teacher`` and
         --x steps --out docs/teacher_lineage.png
     python scripts/plot_wall_clock.py training/teacher_gpu training/teacher_cpu_mb4b \
         training/teacher_cmp_b82k training/teacher_cmp_sync training/teacher_cmp_mutate2 \
-        training/teacher_cmp_nokl --from-init --x steps --out docs/teacher_branches.png
+        training/teacher_cmp_nokl training/teacher_cmp_mutate3 training/teacher_cmp_ctxnoise \
+        --from-init --x steps --out docs/teacher_branches.png
 
 Each run folder's ``progress.csv`` gives the training return (``return_robots``, the mean
 over robots, or ``return_recent``, of the last 100 episodes, where a run did not log that)
