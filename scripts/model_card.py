@@ -220,8 +220,8 @@ def _nearest_line(runs: Path, teacher: str) -> list[str]:
         f"{near['train_nearest_median']:.2f} from each other at the median), teacher's "
         f"return: {groups}; rank correlation {near['rank_correlation']:+.2f} "
         f"(`scripts/nearest_robots.py`, {len(near['reports'])} evaluation seeds pooled). "
-        "Measure a robot of one's own against the training robots the same way before "
-        "trusting its controller."
+        "hd-export measures each robot it exports against the model's training robots "
+        "the same way and warns when it lies far from all of them."
     ]
 
 

@@ -13,6 +13,11 @@ training robot to its nearest other training robot. Several reports of the same 
     python scripts/nearest_robots.py training/eval_teacher_cpu_mb4_test*.json \\
         --robots ../shared/unimal/test --train ../shared/unimal/train \\
         [--train training/generated] [--groups 3] [--list] [--json out.json]
+    python scripts/nearest_robots.py training/eval_student_mb4_ep_test*.json \\
+        --robots ../shared/unimal/test --checkpoint hd_deploy/assets/checkpoints/student
+
+(``--checkpoint``: the training robots the checkpoint records, ``robot_contexts.safetensors``.)
+It also splits the robots at hd-export's warning, ``FAR`` x the training robots' spacing.
 
 A coarse measure: it knows nothing of which differences matter to the policy, but it tells
 whether the robots a policy fails on are the ones unlike anything it trained on.
@@ -27,22 +32,22 @@ from pathlib import Path
 
 import numpy as np
 
-from hd_deploy.envs.task import LocomotionTask
 from hd_deploy.errors import HdError
+from hd_deploy.models.checkpoint import read_checkpoint_info, read_contexts
+from hd_deploy.morphology.nearness import FAR, distances, fingerprint_and_place
+from hd_deploy.morphology.robot import MAX_LIMBS
 from hd_deploy.morphology.sources import resolve_robots
 
 
 def place(path: Path) -> np.ndarray:
     """The robot's context as the policy reads it (the task's padded context), one vector."""
-    return LocomotionTask(path, headless=True).padded_context()[0].ravel()
+    return fingerprint_and_place(path, MAX_LIMBS)[1].ravel()
 
 
 def nearest(queries: np.ndarray, pool: np.ndarray, *, exclude_self: bool = False) -> np.ndarray:
     """Distance from each row of ``queries`` to its nearest row of ``pool`` (with
     ``exclude_self``, ``queries`` is ``pool`` and a row does not count as its own nearest)."""
-    d = np.sqrt(np.maximum(
-        (queries**2).sum(1)[:, None] + (pool**2).sum(1)[None] - 2.0 * queries @ pool.T, 0.0
-    ))  # fmt: skip
+    d = distances(queries, pool)
     if exclude_self:
         np.fill_diagonal(d, np.inf)
     return d.min(axis=1)
@@ -99,6 +104,33 @@ def by_distance(report: dict, distance: dict[str, float], *, groups: int, below:
     }  # fmt: skip
 
 
+def far_split(robots: list[dict], limit: float, *, below: float) -> list[dict]:
+    """The robots (``by_distance``'s list) within ``limit`` of a training robot and beyond
+    it: how many, their mean return and falls (what hd-export warns of)."""
+    out = []
+    for side in ([r for r in robots if r["distance"] <= limit],
+                 [r for r in robots if r["distance"] > limit]):  # fmt: skip
+        out.append({
+            "robots": len(side),
+            "return_mean": float(np.mean([r["return"] for r in side])) if side else float("nan"),
+            "falling": sum(r["length"] < below for r in side),
+        })  # fmt: skip
+    return out
+
+
+def _training_places(args: argparse.Namespace) -> np.ndarray:
+    """The training robots' places: from ``--train``'s files or ``--checkpoint``'s record."""
+    if args.train:
+        return np.stack([place(f) for f in resolve_robots(args.train)])
+    info = read_checkpoint_info(args.checkpoint)
+    contexts = read_contexts(info)
+    if contexts is None:
+        raise HdError(f"{args.checkpoint}: records no robot contexts (scripts/add_contexts.py)")
+    if info.config.max_limbs != MAX_LIMBS:
+        raise HdError(f"{args.checkpoint}: hosts {info.config.max_limbs} limbs, not {MAX_LIMBS}")
+    return contexts.reshape(len(contexts), -1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -106,8 +138,11 @@ def main() -> None:
     )
     parser.add_argument("--robots", type=Path, action="append", required=True,
                         help="the reports' robots (files or folders)")  # fmt: skip
-    parser.add_argument("--train", type=Path, action="append", required=True,
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--train", type=Path, action="append",
                         help="the robots the policy trained on (files or folders)")  # fmt: skip
+    source.add_argument("--checkpoint", type=Path,
+                        help="or: the checkpoint whose recorded robots to use")  # fmt: skip
     parser.add_argument("--groups", type=int, default=3)
     parser.add_argument("--below", type=float, default=1000.0, help="a fall: a mean length below")
     parser.add_argument("--list", action="store_true", help="also print every robot")
@@ -121,7 +156,7 @@ def main() -> None:
         missing = [r["name"] for r in report["robots"] if r["name"] not in files]
         if missing:
             raise HdError(f"{missing[0]} (in the report) is not among --robots")
-        train = np.stack([place(f) for f in resolve_robots(args.train)])
+        train = _training_places(args)
         names = [r["name"] for r in report["robots"]]
         queries = np.stack([place(files[n]) for n in names])
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -146,6 +181,12 @@ def main() -> None:
             f"robots, mean return {g['return_mean']:7.1f}, {g['falling']} falling"
         )
     print(f"  rank correlation of distance and return: {out['rank_correlation']:+.2f}")
+    if scale is not None:
+        out["far"] = far_split(out["robots"], FAR * scale, below=args.below)
+        for side, g in zip(("within", "beyond"), out["far"], strict=True):
+            print(f"  {side} {FAR:g}x the training robots' spacing ({FAR * scale:.2f}): "
+                  f"{g['robots']} robots, mean return {g['return_mean']:.1f}, "
+                  f"{g['falling']} falling")  # fmt: skip
     if args.list:
         for r in out["robots"]:
             print(f"  {r['distance']:5.2f} {r['return']:7.1f} {r['length']:6.0f}  {r['name']}")

@@ -265,12 +265,18 @@ python scripts/nearest_robots.py training/eval_teacher_cpu_mb4_test{,_seed1,_see
 for pair in teacher:teacher_cpu_mb4 student:student_mb4_ep; do
   kind=${pair%%:*} run=${pair#*:}
   mkdir -p "hd_deploy/assets/checkpoints/$kind"
-  for f in model.safetensors checkpoint.json; do
+  for f in model.safetensors checkpoint.json robot_contexts.safetensors; do
     if [ -f "training/$run/checkpoint/$f" ]; then
       cp "training/$run/checkpoint/$f" "hd_deploy/assets/checkpoints/$kind/"
     fi
   done
 done
+# The training robots' contexts, for hd-export's distance check (runs written before
+# checkpoints recorded them; a run trained since writes its own, copied above)
+python scripts/add_contexts.py hd_deploy/assets/checkpoints/teacher "$UNIMAL/train" \
+  training/generated
+python scripts/add_contexts.py hd_deploy/assets/checkpoints/student "$UNIMAL/train" \
+  "$UNIMAL/train_mutate" training/generated
 python scripts/model_card.py --teacher teacher_cpu_mb4 --student student_mb4_ep \
   --previous teacher_gpu:student_mut_dagger
 python scripts/golden.py

@@ -13,13 +13,16 @@ import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from hd_deploy.cli.common import app, user_errors, writable
 from hd_deploy.errors import HdError
 from hd_deploy.files import atomic_write_text
+
+if TYPE_CHECKING:
+    from hd_deploy.morphology.nearness import Nearest
 
 F = TypeVar("F", bound=Callable)
 
@@ -89,8 +92,13 @@ def export(
 
     writable(out, "--out", folder=True)
 
+    placed: set[str] = set()
+
     def report(result) -> None:
         typer.echo(result.summary())
+        if result.nearest is not None and result.robot not in placed:
+            placed.add(result.robot)
+            typer.echo(_nearest_line(result.robot, result.nearest))
         if check and isinstance(result, ExportResult):
             typer.echo(_check_episode(result.path, result.robot))
 
@@ -105,6 +113,21 @@ def export(
         on_result=report,
     )
     typer.echo(f"exported {len(results)} controller(s) to {out}")
+
+
+def _nearest_line(robot: str, near: Nearest) -> str:
+    """Where the robot lies against the model's training robots, with a warning when it
+    is unlike all of them."""
+    from hd_deploy.morphology.nearness import FAR
+
+    line = f"{robot}: {near.describe()}"
+    if not near.far:
+        return line
+    return (
+        f"{line}\nwarning: {robot} is unlike every robot this model trained on (more than "
+        f"{FAR:g}x their spacing from the nearest); controllers for such robots walk far "
+        "worse than for familiar ones (the model card's limits)"
+    )
 
 
 def _check_episode(path: Path, robot: str) -> str:

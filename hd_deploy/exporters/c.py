@@ -31,6 +31,7 @@ import torch
 
 from hd_deploy.errors import HdError
 from hd_deploy.models.baked import BakedMLP
+from hd_deploy.morphology.nearness import Nearest
 from hd_deploy.runtime.native import (  # noqa: F401  (re-exported: the C export's API)
     CFLAGS,
     INCLUDE_GUARD_PREFIX,
@@ -58,6 +59,8 @@ class CExportResult:
         source: The ``.c`` file.
         max_abs_diff: Largest |C - torch| over the verification samples (NaN if skipped).
         samples: Observations compared (0 when verification was skipped).
+        nearest: The robot's nearest among the checkpoint's training robots, by
+            morphology context (None: the checkpoint records no contexts).
     """
 
     robot: str
@@ -65,6 +68,7 @@ class CExportResult:
     source: Path
     max_abs_diff: float
     samples: int
+    nearest: Nearest | None = None
 
     def summary(self) -> str:
         check = (

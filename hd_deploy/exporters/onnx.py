@@ -28,6 +28,7 @@ from hd_deploy.models.baked import BakedMLP
 from hd_deploy.models.controller import TorchController, policy_kind
 from hd_deploy.models.teacher import TeacherExport
 from hd_deploy.morphology.errors import MorphologyError
+from hd_deploy.morphology.nearness import Nearest
 from hd_deploy.morphology.robot import Robot
 from hd_deploy.runtime.controllers import INPUT_NAME, OUTPUT_NAME, OnnxController, read_metadata
 from hd_deploy.runtime.metadata import (
@@ -67,6 +68,8 @@ class ExportResult:
         max_abs_diff: Largest |onnxruntime - torch| over every verification sample (NaN
             when verification was skipped).
         samples: Observations compared (random + rollout).
+        nearest: The robot's nearest among the checkpoint's training robots, by
+            morphology context (None: the checkpoint records no contexts).
     """
 
     robot: str
@@ -81,6 +84,7 @@ class ExportResult:
     dynamic_batch: bool
     max_abs_diff: float
     samples: int
+    nearest: Nearest | None = None
 
     @property
     def verified(self) -> bool:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from hd_deploy.envs.task import LocomotionTask, TaskConfig, build_model, check_at_rest
 from hd_deploy.exporters.c import CExportResult, export_c
@@ -15,9 +18,17 @@ from hd_deploy.exporters.onnx import (
     verification_obs,
 )
 from hd_deploy.models.baked import BakedMLP
-from hd_deploy.models.checkpoint import META_FILE, checkpoint_hash, load_student, load_teacher
+from hd_deploy.models.checkpoint import (
+    META_FILE,
+    checkpoint_hash,
+    load_student,
+    load_teacher,
+    read_checkpoint_info,
+    read_contexts,
+)
 from hd_deploy.models.teacher import TeacherExport, TeacherPolicy
 from hd_deploy.morphology.features import context
+from hd_deploy.morphology.nearness import Nearest, nearest
 from hd_deploy.morphology.sources import resolve_robots
 from hd_deploy.runtime.metadata import build_metadata
 
@@ -72,7 +83,8 @@ def export_robots(
             verified by compiling it when ``verify``).
 
     Returns:
-        One result per robot, in input order.
+        One result per robot and format, in input order, each with the robot's nearest
+        training robot where the checkpoint records their contexts.
 
     Raises:
         ExportError: No checkpoint, clashing robot names, or a failed check.
@@ -105,6 +117,7 @@ def export_robots(
     if clashes:
         raise ExportError(f"several robots are named {clashes}; their files would overwrite")
     contexts = [context(robot, model) for model, robot in parsed]
+    near = _nearest(ckpt, contexts, max_limbs)
     robots_ = [robot for _, robot in parsed]
     modules: list[BakedMLP | TeacherExport] = []
     if isinstance(policy, TeacherPolicy):
@@ -115,7 +128,7 @@ def export_robots(
     out = Path(out_dir)
     results: list[ExportResult | CExportResult] = []
     with _progress(progress, len(files)) as tick:
-        for module, robot, text in zip(modules, robots_, texts, strict=True):
+        for module, robot, text, close in zip(modules, robots_, texts, near, strict=True):
             tick(robot.name)
             done: list[ExportResult | CExportResult] = []
             if "onnx" in formats:
@@ -132,11 +145,25 @@ def export_robots(
                 obs = verification_obs(module, task, seed=0) if verify else None
                 done.append(export_c(module, meta, out, verify_obs=obs))
             for result in done:
+                result = dataclasses.replace(result, nearest=close)
                 results.append(result)
                 if on_result is not None:
                     on_result(result)
             tick(None)
     return results
+
+
+def _nearest(ckpt: Path, contexts: list[np.ndarray], max_limbs: int) -> list[Nearest | None]:
+    """Each robot's nearest training robot of the checkpoint, from the robots' contexts
+    (None where the checkpoint records no robot contexts)."""
+    info = read_checkpoint_info(ckpt)
+    pool = read_contexts(info)
+    if pool is None or not len(pool):
+        return [None] * len(contexts)
+    places = np.zeros((len(contexts), max_limbs, pool.shape[2]), np.float32)
+    for row, ctx in zip(places, contexts, strict=True):
+        row[: len(ctx)] = ctx  # padded as the policy reads it (nearness.place)
+    return [nearest(p, pool, info.robots) for p in places]
 
 
 def _mjcf_text(path: Path) -> str:

@@ -7,7 +7,11 @@ A checkpoint is a directory holding
   ``config`` (the config dict), ``normalizer`` (its statistics), ``robots`` (names the
   model was trained on), optionally ``robot_fingerprints`` (their fingerprints, parallel to
   ``robots``; checkpoints written before it have none) and ``extra`` (free-form JSON from
-  the trainer).
+  the trainer);
+- optionally ``robot_contexts.safetensors``: the morphology context of each of ``robots``
+  as the model reads it (``(robots, max_limbs, 53)``, float16), so that a new robot can be
+  placed against them (:mod:`hd_deploy.morphology.nearness`); checkpoints written before it
+  have none (``scripts/add_contexts.py`` adds it).
 
 Whether a model has seen a robot is decided by fingerprint (:attr:`Robot.fingerprint`),
 never by name: a renamed file is the same robot, and two files of one name may differ.
@@ -23,7 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load_file as load_numpy
+from safetensors.numpy import save as save_numpy
 from safetensors.torch import load_file, save_file
 
 from hd_deploy.errors import HdError
@@ -35,6 +43,7 @@ from hd_deploy.models.teacher import TeacherPolicy
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "checkpoint.json"
+CONTEXTS_FILE = "robot_contexts.safetensors"
 _KINDS: dict[str, type[TeacherConfig] | type[HyperNetConfig]] = {
     "teacher": TeacherConfig,
     "student": HyperNetConfig,
@@ -84,6 +93,7 @@ def save_checkpoint(
     *,
     robots: Sequence[str],
     fingerprints: Sequence[str] | Mapping[str, str] | None = None,
+    contexts: np.ndarray | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint directory (created if needed; existing files are replaced).
@@ -95,6 +105,8 @@ def save_checkpoint(
         fingerprints: Their fingerprints (``Robot.fingerprint``): a list parallel to
             ``robots``, or a name -> fingerprint mapping covering every name; None records
             none (the checkpoint then cannot tell which robots it has seen).
+        contexts: Their padded morphology contexts, ``(len(robots), max_limbs, 53)``
+            (:func:`hd_deploy.morphology.nearness.place`); None records none.
         extra: JSON-serialisable metadata (training step, returns, ...).
 
     Returns:
@@ -103,7 +115,7 @@ def save_checkpoint(
     Raises:
         TypeError: ``model`` is neither a teacher nor a student.
         ValueError: ``extra`` or ``robots`` cannot be written as JSON, or ``fingerprints``
-            does not match ``robots``.
+            or ``contexts`` does not match ``robots``.
     """
     if isinstance(model, TeacherPolicy):
         kind = "teacher"
@@ -133,12 +145,54 @@ def save_checkpoint(
     }
     out = Path(path_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if contexts is not None:
+        write_contexts(out, contexts, robots=len(names), config=model.config)
     tmp_w, tmp_m = out / (WEIGHTS_FILE + ".tmp"), out / (META_FILE + ".tmp")
     save_file(tensors, str(tmp_w), metadata={"format": "pt"})
     tmp_m.write_text(text + "\n", encoding="utf-8")
     os.replace(tmp_w, out / WEIGHTS_FILE)
     os.replace(tmp_m, out / META_FILE)
     return out
+
+
+def write_contexts(
+    path_dir: str | Path, contexts: np.ndarray, *, robots: int,
+    config: TeacherConfig | HyperNetConfig,
+) -> Path:  # fmt: skip
+    """Write ``robot_contexts.safetensors`` into a checkpoint folder (float16).
+
+    Raises:
+        ValueError: ``contexts`` is not ``(robots, max_limbs, context_dim)`` of finite values.
+    """
+    want = (robots, config.max_limbs, config.context_dim)
+    arr = np.asarray(contexts)
+    if arr.shape != want or not np.isfinite(arr).all():
+        raise ValueError(f"robot contexts of shape {arr.shape}: expected finite {want}")
+    path = Path(path_dir) / CONTEXTS_FILE
+    tmp = path.with_name(CONTEXTS_FILE + ".tmp")
+    tmp.write_bytes(save_numpy({"contexts": arr.astype(np.float16)}))
+    os.replace(tmp, path)
+    return path
+
+
+def read_contexts(info: CheckpointInfo) -> np.ndarray | None:
+    """The checkpoint's robot contexts, ``(len(info.robots), max_limbs, context_dim)``
+    float32, parallel to ``info.robots``; None when it records none.
+
+    Raises:
+        CheckpointError: The file is there but unreadable or of the wrong shape.
+    """
+    path = info.path / CONTEXTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        arr = load_numpy(str(path))["contexts"]
+    except (OSError, KeyError, ValueError, SafetensorError) as exc:
+        raise CheckpointError(f"{path}: not a robot-contexts file: {_first_line(exc)}") from exc
+    want = (len(info.robots), info.config.max_limbs, info.config.context_dim)
+    if arr.shape != want:
+        raise CheckpointError(f"{path}: contexts of shape {arr.shape}, expected {want}")
+    return arr.astype(np.float32)
 
 
 def compact_checkpoint(path: str | Path, dtype: str = "float16") -> Path:

@@ -318,6 +318,7 @@ def save_bc_checkpoint(
     samples: int,
     robots: list[str],
     fingerprints: list[str],
+    contexts: np.ndarray | None = None,
     device: torch.device,
     extra: Mapping[str, Any] | None = None,
 ) -> None:
@@ -326,7 +327,8 @@ def save_bc_checkpoint(
     tmp = staging(ckpt)
     record = {"epoch": epoch, "wall_s": round(wall, 1), **(extra or {}),
               "device": device_name(device)}  # fmt: skip
-    save_checkpoint(tmp, model, robots=robots, fingerprints=fingerprints, extra=record)
+    save_checkpoint(tmp, model, robots=robots, fingerprints=fingerprints, contexts=contexts,
+                    extra=record)  # fmt: skip
     torch.save({"optimizer": opt.state_dict(), "epoch": epoch, "samples": samples,
                 "wall_s": wall, "torch_rng": torch.get_rng_state()},
                tmp / "trainer_state.pt")  # fmt: skip

@@ -26,7 +26,7 @@ import torch
 from hd_deploy.files import atomic_write_text
 from hd_deploy.models import TeacherConfig, TeacherPolicy, load_teacher
 from hd_deploy.models.checkpoint import CheckpointError
-from hd_deploy.morphology.robot import robot_fingerprint
+from hd_deploy.morphology.nearness import fingerprints_and_places
 from hd_deploy.train.bc import (
     Batch,
     Schedule,
@@ -135,7 +135,9 @@ def clone_teacher(
         log.truncate_after("epoch", state["epoch"])
 
     names = [n for n, _ in robots]
-    fingerprints = [robot_fingerprint(src) for _, src in robots]  # once per run
+    fingerprints, places = fingerprints_and_places(  # once per run
+        [src for _, src in robots], teacher.config.max_limbs
+    )
     experts = str(meta["experts"])
     data_path = run_dir / "data.npz"
     if data_path.exists():
@@ -158,7 +160,7 @@ def clone_teacher(
         collect_round=lambda rnd: _collect(experts, robots, str(ckpt), config, rnd,
                                            teacher.config.max_limbs, show_progress),
         save=partial(save_bc_checkpoint, ckpt, teacher, opt, robots=names,
-                     fingerprints=fingerprints, device=device,
+                     fingerprints=fingerprints, contexts=places, device=device,
                      extra={"trainer": "hd-clone"}),
         log=log, row=lambda d: {"lr": opt.param_groups[0]["lr"]},
         data_path=data_path, state=state,

@@ -35,7 +35,7 @@ from hd_deploy.errors import ConfigError
 from hd_deploy.files import atomic_write_text
 from hd_deploy.models import HyperNetConfig, HyperNetPolicy, load_student, load_teacher
 from hd_deploy.models.checkpoint import CheckpointError
-from hd_deploy.morphology.robot import robot_fingerprint
+from hd_deploy.morphology.nearness import fingerprints_and_places
 from hd_deploy.train.bc import (
     Batch,
     Schedule,
@@ -195,7 +195,8 @@ def distill_student(
     else:
         samples = seeded
     names = [Path(r).stem for r in robots]
-    fingerprints = [robot_fingerprint(r) for r in robots]  # once per run, for checkpoints
+    # once per run, for checkpoints
+    fingerprints, places = fingerprints_and_places(robots, student.config.max_limbs)
     schedule = Schedule(config.epochs, config.dagger_rounds + 1, config.lr,
                         config.warmup_epochs, config.checkpoint_every)  # fmt: skip
 
@@ -208,7 +209,7 @@ def distill_student(
         epoch_fn=lambda d: train_epoch(student, opt, d, config, device),
         collect_round=collect_round, log=log,
         save=partial(save_bc_checkpoint, ckpt, student, opt, robots=names,
-                     fingerprints=fingerprints, device=device),
+                     fingerprints=fingerprints, contexts=places, device=device),
         row=lambda d: {"teacher_action_rms": d.action_rms},
         data_path=data_path, state=state,
         curve=(run_dir / "learning_curve.png", "Hypernetwork distillation"),

@@ -34,7 +34,7 @@ from hd_deploy.errors import ConfigError, HdWarning
 from hd_deploy.files import atomic_write_text
 from hd_deploy.models import TeacherConfig, TeacherPolicy
 from hd_deploy.models.checkpoint import load_teacher, read_checkpoint_info, save_checkpoint
-from hd_deploy.morphology.robot import robot_fingerprint
+from hd_deploy.morphology.nearness import fingerprints_and_places
 from hd_deploy.stop import GracefulStop
 from hd_deploy.train.bc import device_name, resolve_device
 from hd_deploy.train.collect import (
@@ -251,7 +251,8 @@ def train_teacher(
         log.truncate_after("iteration", start_iter)
 
     names = [Path(r).stem for r in robots]
-    fingerprints = [robot_fingerprint(r) for r in robots]  # once per run, for checkpoints
+    # once per run, for checkpoints
+    fingerprints, places = fingerprints_and_places(robots, teacher.config.max_limbs)
     if carried is not None and carried.get("robot_fingerprints") == fingerprints:
         per_robot.load(carried["robot_episodes"])  # the same robots: their record goes on
     recent = ReturnWindow(task.episode_steps, returns)
@@ -314,7 +315,7 @@ def train_teacher(
                 if save:
                     _checkpoint(
                         ckpt_dir, teacher, opt, scaler, it + 1, env_steps, wall,
-                        names, fingerprints, where, list(recent.returns), per_robot.state(),
+                        names, fingerprints, places, where, list(recent.returns), per_robot.state(),
                     )  # fmt: skip
                 if evaluate_now:
                     row.update(
@@ -531,12 +532,13 @@ def _set_lr(opt, ppo: PPOConfig, it: int) -> None:
 
 
 def _checkpoint(
-    ckpt_dir, teacher, opt, scaler, iteration, env_steps, wall, names, fingerprints, where,
+    ckpt_dir, teacher, opt, scaler, iteration, env_steps, wall, names, fingerprints, places,
+    where,
     recent_returns, robot_episodes,
 ) -> None:  # fmt: skip
     tmp = staging(ckpt_dir)
     save_checkpoint(
-        tmp, teacher, robots=names, fingerprints=fingerprints,
+        tmp, teacher, robots=names, fingerprints=fingerprints, contexts=places,
         extra={"iteration": iteration, "env_steps": env_steps, "wall_s": round(wall, 1),
                **where},
     )  # fmt: skip

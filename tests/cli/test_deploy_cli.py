@@ -48,6 +48,56 @@ def test_export_writes_verified_controllers(kit: Kit, tmp_path: Path) -> None:  
     assert quiet.exit_code == 0 and "one episode" not in quiet.output, quiet.output
 
 
+@pytest.mark.parametrize("far", [False, True])
+def test_export_places_the_robot_against_the_training_robots(
+    kit: Kit,
+    tmp_path: Path,
+    far: bool,  # noqa: F811
+) -> None:
+    import shutil
+
+    import numpy as np
+
+    from hd_deploy.models import read_checkpoint_info
+    from hd_deploy.models.checkpoint import write_contexts
+    from hd_deploy.morphology.nearness import FAR, fingerprint_and_place
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(kit.student_ckpt, ckpt)
+    info = read_checkpoint_info(ckpt)
+    own = fingerprint_and_place(kit.robot_file, info.config.max_limbs)[1]
+    # the checkpoint's training robot recorded at the exported robot's place, or 3 from it;
+    # then a second one 1 from the first, so that the training robots have a spacing
+    shifted = own.copy()
+    shifted[0, 0] += 3.0 if far else 0.0
+    other = shifted.copy()
+    other[0, 1] += 1.0
+    write_contexts(ckpt, np.stack([shifted]), robots=1, config=info.config)
+    args = [str(kit.robot_file), "--checkpoint", str(ckpt), "--out", str(tmp_path / "o")]
+    lines = runner.invoke(export_app, [*args, "--no-check"]).output.strip().splitlines()
+    assert lines[1] == f"gen-11: nearest training robot gen-11 at {3.0 if far else 0.0:.2f}"
+    assert not lines[2].startswith("warning")  # one training robot: nothing to judge by
+    meta = json.loads((ckpt / "checkpoint.json").read_text())
+    meta["robots"] = ["gen-11", "twin"]
+    (ckpt / "checkpoint.json").write_text(json.dumps(meta))
+    write_contexts(ckpt, np.stack([shifted, other]), robots=2,
+                   config=read_checkpoint_info(ckpt).config)  # fmt: skip
+    result = runner.invoke(export_app, [*args, "--no-check", "--format", "onnx", "--format", "c"]
+                           if find_compiler() else [*args, "--no-check"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[1] == (
+        f"gen-11: nearest training robot gen-11 at {3.0 if far else 0.0:.2f}; its 2 training "
+        "robots lie 1.00 from their nearest at the median"
+    )
+    warnings = [line for line in lines if line.startswith("warning:")]
+    assert len(warnings) == far  # 3 is farther than FAR x 1 from both
+    assert FAR < 3.0
+    if far:
+        assert warnings[0].startswith("warning: gen-11 is unlike every robot this model trained on")
+    assert sum("nearest training robot" in line for line in lines) == 1  # once, for both files
+
+
 @pytest.mark.parametrize(
     ("returns", "length", "unstable", "warning"),
     [

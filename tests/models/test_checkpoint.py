@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
+from safetensors.numpy import save as save_numpy
 
 from hd_deploy.models import (
     CheckpointError,
@@ -22,6 +24,7 @@ from hd_deploy.models import (
     read_checkpoint_info,
     save_checkpoint,
 )
+from hd_deploy.models.checkpoint import CONTEXTS_FILE, read_contexts
 
 from ._helpers import RobotCase, pad_batch, perturb_hypernet, randomize_normalizer
 
@@ -198,6 +201,33 @@ def test_recording_fingerprints_keeps_the_hash(tmp_path: Path, teacher: TeacherP
     assert checkpoint_hash(tmp_path / "a") == checkpoint_hash(tmp_path / "b")
     save_checkpoint(tmp_path / "c", teacher, robots=ROBOTS[:1], fingerprints=["1" * 16])
     assert checkpoint_hash(tmp_path / "c") != checkpoint_hash(tmp_path / "a")  # names count
+
+
+def test_robot_contexts_are_recorded_beside_the_weights(
+    tmp_path: Path, teacher: TeacherPolicy
+) -> None:
+    cfg = teacher.config
+    ctx = np.random.default_rng(0).uniform(-1, 1, (2, cfg.max_limbs, cfg.context_dim))
+    save_checkpoint(tmp_path / "a", teacher, robots=ROBOTS, contexts=ctx)
+    got = read_contexts(read_checkpoint_info(tmp_path / "a"))
+    assert got is not None and got.dtype == np.float32
+    np.testing.assert_allclose(got, ctx, atol=1e-3)  # stored in float16
+    save_checkpoint(tmp_path / "b", teacher, robots=ROBOTS)
+    assert read_contexts(read_checkpoint_info(tmp_path / "b")) is None  # as written before
+    assert checkpoint_hash(tmp_path / "a") == checkpoint_hash(tmp_path / "b")  # the same model
+    with pytest.raises(ValueError, match=r"robot contexts of shape \(1, "):
+        save_checkpoint(tmp_path / "c", teacher, robots=ROBOTS, contexts=ctx[:1])
+    bad = ctx.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="expected finite"):
+        save_checkpoint(tmp_path / "c", teacher, robots=ROBOTS, contexts=bad)
+    # a file of another checkpoint's robots, and one that is not safetensors
+    (tmp_path / "a" / CONTEXTS_FILE).write_bytes(save_numpy({"contexts": ctx[:1]}))
+    with pytest.raises(CheckpointError, match=r"contexts of shape \(1, "):
+        read_contexts(read_checkpoint_info(tmp_path / "a"))
+    (tmp_path / "a" / CONTEXTS_FILE).write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="not a robot-contexts file"):
+        read_contexts(read_checkpoint_info(tmp_path / "a"))
 
 
 @pytest.mark.parametrize("stored", [["x"], "ab", [1, 2]])

@@ -151,6 +151,40 @@ def test_add_fingerprints_records_the_named_robots_and_keeps_the_weights(
         script.add_fingerprints(ckpt, [robots, elsewhere])
 
 
+def test_add_contexts_records_the_named_robots_and_keeps_the_model(
+    tmp_path: Path, tiny_xml: str
+) -> None:
+    from hd_deploy.models import TeacherConfig, TeacherPolicy, checkpoint_hash, save_checkpoint
+    from hd_deploy.models.checkpoint import read_checkpoint_info, read_contexts
+    from hd_deploy.morphology.generator import generate_robot
+    from hd_deploy.morphology.nearness import fingerprints_and_places
+
+    script = _load("add_contexts")
+    robots = tmp_path / "robots"
+    robots.mkdir()
+    (robots / "tiny.xml").write_text(tiny_xml)
+    (robots / "gen.xml").write_text(generate_robot(3, n_limbs=3))
+    config = TeacherConfig.tiny()
+    fps, want = fingerprints_and_places([robots / "gen.xml", robots / "tiny.xml"],
+                                        config.max_limbs)  # fmt: skip
+    by_name = save_checkpoint(tmp_path / "a", TeacherPolicy(config), robots=["gen", "tiny"])
+    # by fingerprint: a renamed file is the same robot
+    (robots / "gen.xml").rename(robots / "renamed.xml")
+    by_fp = save_checkpoint(tmp_path / "b", TeacherPolicy(config), robots=["gen", "tiny"],
+                            fingerprints=fps)  # fmt: skip
+    hashed = checkpoint_hash(by_fp)
+    script.add_contexts(by_fp, [robots])
+    got = read_contexts(read_checkpoint_info(by_fp))
+    assert got is not None
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    assert checkpoint_hash(by_fp) == hashed
+    with pytest.raises(ValueError, match=r"no robot file for 1 of the .+: \['gen'\]"):
+        script.add_contexts(by_name, [robots])  # by name, and gen is now renamed.xml
+    (robots / "renamed.xml").rename(robots / "gen.xml")
+    script.add_contexts(by_name, [robots])
+    np.testing.assert_allclose(read_contexts(read_checkpoint_info(by_name)), want, atol=1e-3)
+
+
 def test_model_card_reports_the_generalisation_sweep(tmp_path: Path) -> None:
     card = _load("model_card")
     assert not any("Regularising" in line for line in card._limits(tmp_path, "t", "s"))

@@ -10,6 +10,7 @@ import pytest
 
 from hd_deploy.envs.task import LocomotionTask
 from hd_deploy.models import TeacherConfig, load_teacher, read_checkpoint_info
+from hd_deploy.models.checkpoint import read_contexts
 from hd_deploy.morphology.sources import bundled_robots
 from hd_deploy.train.clone import clone_teacher
 from hd_deploy.train.config import CloneConfig, ExpertConfig
@@ -66,6 +67,8 @@ def test_clone_labels_are_the_experts_actions_in_slot_layout(experts_dir, tmp_pa
     info = read_checkpoint_info(run / "checkpoint")
     experts = [Expert.load(experts_dir, name) for name in info.robots]
     assert info.robot_fingerprints == tuple(e.fingerprint for e in experts)
+    contexts = read_contexts(info)  # the cloned teacher records its robots' contexts too
+    assert contexts is not None and contexts.shape[0] == len(info.robots)
 
 
 def test_clone_resume_after_a_crash_does_not_collect_a_round_twice(

@@ -25,6 +25,7 @@ from hd_deploy.models import (
     load_teacher,
     read_checkpoint_info,
 )
+from hd_deploy.models.checkpoint import read_contexts
 from hd_deploy.morphology.sources import bundled_robots
 from hd_deploy.train.config import DistillConfig, PPOConfig
 from hd_deploy.train.distill import distill_student, make_optimizer, train_epoch
@@ -38,6 +39,17 @@ def _fingerprints(robots) -> tuple[str, ...]:
     from hd_deploy.envs.task import LocomotionTask
 
     return tuple(LocomotionTask(f).robot.fingerprint for f in robots)
+
+
+def _assert_contexts_recorded(info, robots) -> None:
+    """The checkpoint holds each training robot's padded context, as its tasks give it."""
+    from hd_deploy.envs.task import LocomotionTask, TaskConfig
+
+    got = read_contexts(info)
+    assert got is not None
+    config = TaskConfig(max_limbs=info.config.max_limbs)
+    want = np.stack([LocomotionTask(f, config=config).padded_context()[0] for f in robots])
+    np.testing.assert_allclose(got, want, atol=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +72,7 @@ def test_ppo_writes_checkpoint_log_and_plot(teacher_run: Path) -> None:
     assert load_teacher(teacher_run / "checkpoint").normalizer.count > 0
     info = read_checkpoint_info(teacher_run / "checkpoint")
     assert info.robot_fingerprints == _fingerprints(bundled_robots()[:ROBOTS])
+    _assert_contexts_recorded(info, bundled_robots()[:ROBOTS])
     # where it trained, for the model card
     extra = json.loads((teacher_run / "checkpoint" / "checkpoint.json").read_text())["extra"]
     assert (extra["device"], extra["workers"]) == ("cpu", PPOConfig.tiny().n_workers)
@@ -534,6 +547,7 @@ def test_distill_and_evaluate(teacher_run: Path, tmp_path: Path) -> None:
     meta = json.loads((tmp_path / "student" / "checkpoint" / "checkpoint.json").read_text())
     assert meta["kind"] == "student" and len(meta["robots"]) == ROBOTS
     assert tuple(meta["robot_fingerprints"]) == _fingerprints(robots)
+    _assert_contexts_recorded(read_checkpoint_info(tmp_path / "student" / "checkpoint"), robots)
     report = evaluate("student", tmp_path / "student" / "checkpoint", robots[:1], episodes=1,
                       workers=1, show_progress=False)  # fmt: skip
     assert report["robots"][0]["name"] == robots[0].stem
