@@ -37,6 +37,8 @@ copy_back() {
   done
   [ -d "$RUN/checkpoint" ] || return 0
   cp "$RUN"/checkpoint/checkpoint.json "$RUN"/checkpoint/model.safetensors "$OUT/run/checkpoint/"
+  [ -f "$RUN/checkpoint/robot_contexts.safetensors" ] &&
+    cp "$RUN/checkpoint/robot_contexts.safetensors" "$OUT/run/checkpoint/"
   # files come back at most 16 MB each: the optimiser state (26 MB for the paper-sized
   # teacher) in parts; here, join them: cat trainer_state.pt.part-* > trainer_state.pt
   if [ -f "$RUN/checkpoint/trainer_state.pt" ]; then
