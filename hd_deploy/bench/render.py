@@ -4,8 +4,10 @@ helpers the terminal tables (:mod:`hd_deploy.bench.terminal`) share."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from statistics import median as median_of
 from typing import Any
 
+from hd_deploy.morphology.nearness import FAR
 from hd_deploy.runtime.episodes import STANDSTILL_RETURN, STANDSTILL_SPEED
 
 
@@ -85,6 +87,27 @@ def standstill_note(report: Mapping[str, Any]) -> str | None:
         f"{STANDSTILL_RETURN:.0f}, {STANDSTILL_SPEED} m/s), so the student / teacher return "
         "ratio there compares two near-standstills; measure it on robots the teacher walks "
         "on, e.g. --robots ../shared/unimal/test."
+    )
+
+
+def nearness_note(report: Mapping[str, Any]) -> str | None:
+    """Per robot set, how far its robots lie from the student's training robots (median
+    distance, how many are beyond hd-export's warning); None when the student records no
+    training contexts."""
+    parts = []
+    for x in report["summary"]["sets"]:
+        near = [r["nearest_training"]["student"] for r in report["robots"] if r["set"] == x["name"]]
+        if not near or any(n is None for n in near):
+            return None
+        far = sum(n["far"] for n in near)
+        median = median_of(n["distance"] for n in near)
+        parts.append(f"{x['name']}: median {median:.2f}, {far} of {len(near)} far")
+    spacing = near[0]["spacing"]
+    scale = "" if spacing is None else f", {spacing:.2f} from one another"
+    return (
+        "Distance to the nearest of the student's training robots (morphology context; "
+        f"{near[0]['training_robots']} robots{scale}; far: beyond {FAR:g}x that, where "
+        f"hd-export warns): {'; '.join(parts)}."
     )
 
 
@@ -355,8 +378,8 @@ def _sets_md(report: Mapping[str, Any]) -> list[str]:
         "Training: whether the teacher and student checkpoints were trained on the robots, "
         "by robot fingerprint (a renamed file of a training robot is seen)."
     )
-    caveat = standstill_note(report)
-    return [intro, ""] + _md_table(header, rows) + [note, ""] + ([caveat, ""] if caveat else [])
+    notes = [n for n in (note, nearness_note(report), standstill_note(report)) if n]
+    return [intro, ""] + _md_table(header, rows) + [line for n in notes for line in (n, "")]
 
 
 def _all_models(report: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:

@@ -38,6 +38,8 @@ from hd_deploy.models import (
     load_teacher,
     read_checkpoint_info,
 )
+from hd_deploy.models.checkpoint import read_training_robots
+from hd_deploy.morphology.nearness import fingerprint_and_place
 from hd_deploy.morphology.sources import bundled_robots, bundled_seen_robots, resolve_robots
 
 DEFAULT_EPISODES = 2
@@ -313,9 +315,15 @@ def run_benchmark(
             ref_entry = profile_reference(
                 out / "onnx", plan=plan, bake_repeats=bake_repeats, seed=seed, progress=progress
             )
+    training = {k: read_training_robots(i) for k, i in infos.items()}
     for e in entries:
         e["ratios"] = robot_ratios(e["teacher"], e["student"])
         e["seen_in_training"] = {k: i.trained_on(e["fingerprint"]) for k, i in infos.items()}
+        e["nearest_training"] = {
+            k: None if t is None
+            else t.nearest(fingerprint_and_place(e["file"], t.places.shape[1])[1]).to_dict()
+            for k, t in training.items()
+        }  # fmt: skip
     settings = {
         "teacher": str(t_path),
         "student": str(s_path),

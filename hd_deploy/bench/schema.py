@@ -66,6 +66,10 @@ value that was not measured (e.g. returns with `--no-returns`).
   - `seen_in_training` {`teacher`, `student`}: whether that checkpoint was trained on this
     robot, by fingerprint (a renamed copy of a training robot is seen; null when the
     checkpoint records no fingerprints);
+  - `nearest_training` {`teacher`, `student`}: the robot's nearest among that checkpoint's
+    training robots by morphology context (`robot`, `distance`, `spacing`: the training
+    robots' median distance to their nearest other, `training_robots`, `far`: beyond 1.5x
+    the spacing, where hd-export warns); null when the checkpoint records no contexts;
   - `teacher` and `student`, each: `params`, `params_analytic`, `macs` (fvcore),
     `macs_check` {`fvcore`, `analytic`, `rel_diff`, `tolerance`, `agree`}, `onnx_file`,
     `onnx_bytes`, `latency_us` {backend: {`p50`, `p99`, `mean`, `min`, `n`}} with backends

@@ -24,11 +24,11 @@ from hd_deploy.models.checkpoint import (
     load_student,
     load_teacher,
     read_checkpoint_info,
-    read_contexts,
+    read_training_robots,
 )
 from hd_deploy.models.teacher import TeacherExport, TeacherPolicy
 from hd_deploy.morphology.features import context
-from hd_deploy.morphology.nearness import Nearest, nearest
+from hd_deploy.morphology.nearness import Nearest
 from hd_deploy.morphology.sources import resolve_robots
 from hd_deploy.runtime.metadata import build_metadata
 
@@ -117,7 +117,7 @@ def export_robots(
     if clashes:
         raise ExportError(f"several robots are named {clashes}; their files would overwrite")
     contexts = [context(robot, model) for model, robot in parsed]
-    near = _nearest(ckpt, contexts, max_limbs)
+    near = _nearest(ckpt, contexts)
     robots_ = [robot for _, robot in parsed]
     modules: list[BakedMLP | TeacherExport] = []
     if isinstance(policy, TeacherPolicy):
@@ -153,17 +153,16 @@ def export_robots(
     return results
 
 
-def _nearest(ckpt: Path, contexts: list[np.ndarray], max_limbs: int) -> list[Nearest | None]:
+def _nearest(ckpt: Path, contexts: list[np.ndarray]) -> list[Nearest | None]:
     """Each robot's nearest training robot of the checkpoint, from the robots' contexts
     (None where the checkpoint records no robot contexts)."""
-    info = read_checkpoint_info(ckpt)
-    pool = read_contexts(info)
-    if pool is None or not len(pool):
+    training = read_training_robots(read_checkpoint_info(ckpt))
+    if training is None:
         return [None] * len(contexts)
-    places = np.zeros((len(contexts), max_limbs, pool.shape[2]), np.float32)
+    places = np.zeros((len(contexts), *training.places.shape[1:]), np.float32)
     for row, ctx in zip(places, contexts, strict=True):
         row[: len(ctx)] = ctx  # padded as the policy reads it (nearness.place)
-    return [nearest(p, pool, info.robots) for p in places]
+    return [training.nearest(p) for p in places]
 
 
 def _mjcf_text(path: Path) -> str:

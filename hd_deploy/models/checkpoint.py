@@ -39,6 +39,7 @@ from hd_deploy.models.config import HyperNetConfig, TeacherConfig
 from hd_deploy.models.hypernet import HyperNetPolicy
 from hd_deploy.models.normalizer import ObsNormalizer
 from hd_deploy.models.teacher import TeacherPolicy
+from hd_deploy.morphology.nearness import TrainingRobots
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -173,6 +174,19 @@ def write_contexts(
     tmp.write_bytes(save_numpy({"contexts": arr.astype(np.float16)}))
     os.replace(tmp, path)
     return path
+
+
+def read_training_robots(info: CheckpointInfo) -> TrainingRobots | None:
+    """The checkpoint's training robots placed by their recorded contexts, to measure a
+    new robot against (None when it records no contexts or no robots).
+
+    Raises:
+        CheckpointError: The contexts file is there but unreadable or of the wrong shape.
+    """
+    contexts = read_contexts(info)
+    if contexts is None or not len(contexts):
+        return None
+    return TrainingRobots.of(info.robots, contexts)
 
 
 def read_contexts(info: CheckpointInfo) -> np.ndarray | None:

@@ -100,6 +100,11 @@ class Nearest:
         """Farther than :data:`FAR` x the training robots' spacing from all of them."""
         return self.spacing is not None and self.distance > FAR * self.spacing
 
+    def to_dict(self) -> dict:
+        """JSON-ready: ``robot``, ``distance``, ``spacing``, ``training_robots``, ``far``."""
+        return {"robot": self.name, "distance": self.distance, "spacing": self.spacing,
+                "training_robots": self.robots, "far": self.far}  # fmt: skip
+
     def describe(self) -> str:
         """One line: the nearest training robot, the distance and the scale it compares to."""
         scale = "" if self.spacing is None else (
@@ -118,8 +123,33 @@ class Nearest:
 FAR = 1.5
 
 
-def nearest(place_: np.ndarray, pool: np.ndarray, names: list[str] | tuple[str, ...]) -> Nearest:
-    """The nearest of the training robots ``pool`` (places, parallel to ``names``)."""
-    d = distances(place_[None], pool)[0]
-    i = int(np.argmin(d))
-    return Nearest(str(names[i]), float(d[i]), spacing(pool), len(pool))
+@dataclass(frozen=True)
+class TrainingRobots:
+    """The robots a model trained on, placed (what a checkpoint records of them).
+
+    Attributes:
+        names: Their names.
+        places: Their places, ``(len(names), max_limbs, 53)``.
+        spacing: Their :func:`spacing`, computed once.
+    """
+
+    names: tuple[str, ...]
+    places: np.ndarray
+    spacing: float | None
+
+    @classmethod
+    def of(cls, names: Sequence[str], places: np.ndarray) -> TrainingRobots:
+        """The training robots ``names`` at ``places`` (parallel, at least one).
+
+        Raises:
+            ValueError: No robots, or not as many places as names.
+        """
+        if not len(names) or len(names) != len(places):
+            raise ValueError(f"{len(places)} places for {len(names)} training robots")
+        return cls(tuple(names), places, spacing(places))
+
+    def nearest(self, place_: np.ndarray) -> Nearest:
+        """The nearest of them to a robot at ``place_``."""
+        d = distances(place_[None], self.places)[0]
+        i = int(np.argmin(d))
+        return Nearest(self.names[i], float(d[i]), self.spacing, len(self.names))

@@ -178,6 +178,27 @@ def test_keys_the_issue_requires(bench_run: tuple[dict[str, Any], Path]) -> None
     assert {"cpu", "cores", "versions"} <= set(report["machine"])
 
 
+def test_nearness_note_says_how_far_each_set_lies_from_the_training_robots() -> None:
+    from hd_deploy.bench.render import nearness_note
+
+    def robot(set_name: str, distance: float, far: bool) -> dict[str, Any]:
+        near = {"robot": "r", "distance": distance, "spacing": 2.0, "training_robots": 9,
+                "far": far}  # fmt: skip
+        return {"set": set_name, "nearest_training": {"teacher": None, "student": near}}
+
+    report = {
+        "summary": {"sets": [{"name": "a"}, {"name": "b"}]},
+        "robots": [robot("a", 1.0, False), robot("a", 3.0, False), robot("b", 5.0, True)],
+    }
+    note = nearness_note(report)
+    assert note is not None and note.endswith(
+        "(morphology context; 9 robots, 2.00 from one another; far: beyond 1.5x that, where "
+        "hd-export warns): a: median 2.00, 0 of 2 far; b: median 5.00, 1 of 1 far."
+    )
+    report["robots"][0]["nearest_training"]["student"] = None  # a checkpoint without contexts
+    assert nearness_note(report) is None
+
+
 def test_sets_are_labelled_seen_or_unseen_by_fingerprint(
     bench_run: tuple[dict[str, Any], Path], robot_sets: list[Path]
 ) -> None:
@@ -193,8 +214,11 @@ def test_sets_are_labelled_seen_or_unseen_by_fingerprint(
         (str(robot_sets[0]), True),
         (str(robot_sets[1]), False),
     ]
-    for key in ("seen_in_training", "fingerprint"):
+    for key in ("seen_in_training", "fingerprint", "nearest_training"):
         assert f"`{key}`" in REPORT_SCHEMA, key
+    # the tiny checkpoints record no robot contexts
+    assert all(r["nearest_training"] == {"teacher": None, "student": None}
+               for r in report["robots"])  # fmt: skip
     md = (out / "report.md").read_text()
     assert f"| {robot_sets[0]} | 1 | seen in training |" in md
     assert f"| {robot_sets[1]} | 1 | unseen |" in md

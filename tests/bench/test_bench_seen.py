@@ -52,6 +52,8 @@ def test_bundled_robot_is_unseen_even_under_a_training_robots_name(tmp_path: Pat
     report, output = _bench([bundled, impostor], tmp_path / "out")
     for r in report["robots"]:
         assert r["seen_in_training"] == {"teacher": False, "student": False}, r["name"]
+        near = r["nearest_training"]["student"]  # the shipped student records its robots
+        assert near["far"] and near["distance"] > near["spacing"] > 0, near
     assert report["robots"][1]["name"] == trained_name
     assert [x["seen_in_training"] for x in report["summary"]["sets"]] == [False, False]
     md = (tmp_path / "out" / "report.md").read_text()
@@ -68,8 +70,12 @@ def test_training_robot_is_seen_under_any_file_name(tmp_path: Path) -> None:
     assert [r["name"] for r in report["robots"]] == [robot.stem, "my-robot"]
     for r in report["robots"]:
         assert r["seen_in_training"] == {"teacher": True, "student": True}, r["name"]
+        for kind in ("teacher", "student"):  # its own place among the training robots
+            near = r["nearest_training"][kind]
+            assert near["robot"] == robot.stem and near["distance"] < 1e-2 and not near["far"]
     assert [x["seen_in_training"] for x in report["summary"]["sets"]] == [True, True]
     md = (tmp_path / "out" / "report.md").read_text()
+    assert f"{renamed.parent}: median 0.00, 0 of 1 far" in md
     assert f"| {renamed.parent} | 1 | seen in training |" in md
     assert _terminal_labels(output) == (["seen", "seen"], ["seen in training"] * 2)
 

@@ -50,9 +50,9 @@ def test_export_writes_verified_controllers(kit: Kit, tmp_path: Path) -> None:  
 
 @pytest.mark.parametrize("far", [False, True])
 def test_export_places_the_robot_against_the_training_robots(
-    kit: Kit,
+    kit: Kit,  # noqa: F811
     tmp_path: Path,
-    far: bool,  # noqa: F811
+    far: bool,
 ) -> None:
     import shutil
 

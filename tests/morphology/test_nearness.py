@@ -10,10 +10,10 @@ from hd_deploy.morphology import MorphologyError, load_model, parse_robot, robot
 from hd_deploy.morphology.nearness import (
     FAR,
     Nearest,
+    TrainingRobots,
     distances,
     fingerprint_and_place,
     fingerprints_and_places,
-    nearest,
     place,
     spacing,
 )
@@ -48,13 +48,16 @@ def test_distances_spacing_and_the_nearest() -> None:
     assert spacing(pool[:1]) is None
     query = np.zeros((2, 2))
     query[1, 1] = 3.5
-    near = nearest(query, pool, ["a", "b", "c"])
+    training = TrainingRobots.of(["a", "b", "c"], pool)
+    near = training.nearest(query)
     assert near == Nearest("c", 0.5, 3.0, 3) and not near.far
     assert near.describe() == (
         "nearest training robot c at 0.50; its 3 training robots lie 3.00 from their nearest "
         "at the median"
     )
     query[1, 1] = -10.0  # 10.0 from a, farther than FAR x 3 from all
-    assert nearest(query, pool, ["a", "b", "c"]).far
+    assert training.nearest(query).far
     assert Nearest("a", 99.0, None, 1).far is False  # one training robot: no scale to judge by
     assert FAR * 3.0 < 10.0
+    with pytest.raises(ValueError, match="2 places for 3 training robots"):
+        TrainingRobots.of(["a", "b", "c"], pool[:2])
