@@ -98,7 +98,7 @@ def export(
         typer.echo(result.summary())
         if result.nearest is not None and result.robot not in placed:
             placed.add(result.robot)
-            typer.echo(_nearest_line(result.robot, result.nearest))
+            typer.echo(nearest_line(result.robot, result.nearest))
         if check and isinstance(result, ExportResult):
             typer.echo(_check_episode(result.path, result.robot))
 
@@ -115,7 +115,7 @@ def export(
     typer.echo(f"exported {len(results)} controller(s) to {out}")
 
 
-def _nearest_line(robot: str, near: Nearest) -> str:
+def nearest_line(robot: str, near: Nearest) -> str:
     """Where the robot lies against the model's training robots, with a warning when it
     is unlike all of them."""
     from hd_deploy.morphology.nearness import FAR

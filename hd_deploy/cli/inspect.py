@@ -13,6 +13,8 @@ from hd_deploy.cli.common import app, user_errors
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from hd_deploy.morphology.nearness import Nearest
+
 # --- hd-inspect ---------------------------------------------------------------------
 
 inspect_app = app("Print what the toolkit sees in a robot.")
@@ -24,12 +26,22 @@ def inspect(
     robot: Annotated[Path, typer.Argument(help="MJCF robot file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     max_limbs: Annotated[int, typer.Option(help="Maximum limbs a universal policy hosts.")] = 12,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="Also find the robot's nearest among this checkpoint's training robots, by "
+            "morphology context (a folder, or teacher / student for the shipped ones)."
+        ),
+    ] = None,
 ) -> None:
     """Limbs, joint slots, actuators, observation/context sizes and fingerprint."""
     from hd_deploy.morphology.inspect import describe_robot
 
     info = describe_robot(robot, max_limbs=max_limbs)
+    near = _nearest(robot, checkpoint) if checkpoint is not None else None
     if as_json:
+        if near is not None:
+            info["nearest_training"] = {"checkpoint": checkpoint, **near.to_dict()}
         typer.echo(json.dumps(info, indent=2))
         return
     from rich.console import Console
@@ -41,6 +53,37 @@ def inspect(
         f"obs {info['obs_dim']} ({info['proprio_per_limb']}/limb)  "
         f"context {info['context_dim']} ({info['context_per_limb']}/limb)"
     )
+    if near is not None:
+        from hd_deploy.cli.deploy import nearest_line
+
+        typer.echo(nearest_line(info["name"], near))
+
+
+def _nearest(robot: Path, checkpoint: str) -> Nearest:
+    """The robot's nearest training robot of ``checkpoint`` (a path, or the shipped
+    ``teacher`` / ``student``).
+
+    Raises:
+        CheckpointError: The checkpoint cannot be read or records no robot contexts.
+    """
+    from hd_deploy.models.checkpoint import (
+        CheckpointError,
+        read_checkpoint_info,
+        read_training_robots,
+    )
+    from hd_deploy.morphology.nearness import fingerprint_and_place
+    from hd_deploy.train.shipped import resolve_policy
+
+    kind, path = resolve_policy(checkpoint)
+    if kind == "onnx":
+        raise CheckpointError(f"{path}: an exported controller; pass the checkpoint it came from")
+    ckpt = read_checkpoint_info(path)
+    training = read_training_robots(ckpt)
+    if training is None:
+        raise CheckpointError(
+            f"{path}: records no training robots' contexts (scripts/add_contexts.py adds them)"
+        )
+    return training.nearest(fingerprint_and_place(robot, ckpt.config.max_limbs)[1])
 
 
 def inspect_table(info: dict) -> Table:

@@ -49,6 +49,36 @@ def test_inspect_broken_file_is_one_line(tmp_path: Path) -> None:
     assert "no such robot file" in missing
 
 
+def test_inspect_places_the_robot_against_a_checkpoints_training_robots(tmp_path: Path) -> None:
+    from hd_deploy.models import TeacherConfig, TeacherPolicy, save_checkpoint
+    from hd_deploy.models.checkpoint import read_checkpoint_info, read_contexts
+    from hd_deploy.train.shipped import shipped
+
+    # unseen by the shipped models, and far from their robots (7.0 from the student's, which
+    # lie 2.9 apart; 7.3 from the teacher's, 4.3 apart)
+    robot = next(r for r in bundled_robots() if r.stem == "gen-4")
+    result = runner.invoke(inspect_app, [str(robot), "--checkpoint", "student", "--json"])
+    assert result.exit_code == 0, result.output
+    near = json.loads(result.output)["nearest_training"]
+    info = read_checkpoint_info(shipped("student"))
+    assert near["checkpoint"] == "student" and near["robot"] in info.robots
+    assert near["training_robots"] == len(info.robots) and near["far"]
+    assert near["distance"] > 1.5 * near["spacing"]
+    result = runner.invoke(inspect_app, [str(robot), "--checkpoint", str(shipped("teacher"))])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[-2].startswith(f"{robot.stem}: nearest training robot ")
+    assert lines[-1].startswith(f"warning: {robot.stem} is unlike every robot this model")
+    # a training robot of the shipped teacher lies at its own place
+    contexts = read_contexts(read_checkpoint_info(shipped("teacher")))
+    assert contexts is not None and contexts.shape[1:] == (12, 53)
+    bare = save_checkpoint(tmp_path / "bare", TeacherPolicy(TeacherConfig.tiny()), robots=["x"])
+    line = _one_error_line(runner.invoke(inspect_app, [str(robot), "--checkpoint", str(bare)]))
+    assert "records no training robots' contexts (scripts/add_contexts.py adds them)" in line
+    line = _one_error_line(runner.invoke(inspect_app, [str(robot), "--checkpoint", "nope"]))
+    assert "nope: no such checkpoint" in line
+
+
 def test_generate_writes_robots(tmp_path: Path) -> None:
     every = ["--count", "3", "--seed", "5", "--stand-steps", "0"]
     result = runner.invoke(generate_app, [str(tmp_path / "every"), *every])
