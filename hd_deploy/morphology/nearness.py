@@ -22,6 +22,14 @@ from hd_deploy.morphology.errors import MorphologyError
 from hd_deploy.morphology.features import context
 from hd_deploy.morphology.robot import Robot, load_model, parse_robot, robot_name
 
+# A robot farther than FAR x the training robots' spacing from all of them counts as far.
+# The shipped student's 932 training robots lie 2.91 apart; on the 13 unseen UNIMAL test
+# robots within 1.5x that of one of them it returns 748 (its teacher 686), on the 30 beyond
+# 181 (161); on the 200 held-out mutate200 robots 594 within, 134 beyond (hd-eval, seeds
+# 0-2 pooled: scripts/nearest_robots.py training/eval_student_mb4_ep_test*.json --robots
+# ../shared/unimal/test --checkpoint hd_deploy/assets/checkpoints/student).
+FAR = 1.5
+
 
 def place(robot: Robot, model: mujoco.MjModel, max_limbs: int) -> np.ndarray:
     """The robot's context padded to ``(max_limbs, 53)`` (zero rows past its limbs).
@@ -112,15 +120,6 @@ class Nearest:
             " at the median"
         )  # fmt: skip
         return f"nearest training robot {self.name} at {self.distance:.2f}{scale}"
-
-
-# A robot farther than FAR x the training robots' spacing from all of them counts as far.
-# The shipped student's 932 training robots lie 2.91 apart; on the 13 unseen UNIMAL test
-# robots within 1.5x that of one of them it returns 748 (its teacher 686), on the 30 beyond
-# 181 (161); on the 200 held-out mutate200 robots 594 within, 134 beyond (hd-eval, seeds
-# 0-2 pooled: scripts/nearest_robots.py training/eval_student_mb4_ep_test*.json --robots
-# ../shared/unimal/test --checkpoint hd_deploy/assets/checkpoints/student).
-FAR = 1.5
 
 
 @dataclass(frozen=True)
