@@ -212,6 +212,12 @@ def run(
     )
     typer.echo(f"{controller} ({meta['policy_kind']}, {backend.value} backend)")
     typer.echo(report.summary())
+    near = meta.get("nearest_training")
+    if near is not None and near["far"]:
+        typer.echo(
+            f"warning: {meta['robot_name']} lies {near['distance']:.2f} from the nearest robot "
+            f"the model trained on ({near['robot']}), unlike all of them (hd-export's check)"
+        )
     if json_path is not None:
         doc = {
             **report.to_dict(),
@@ -219,6 +225,7 @@ def run(
             "backend": backend.value,
             "policy_kind": meta["policy_kind"],
             "robot_fingerprint": meta["robot_fingerprint"],
+            "nearest_training": near,
         }
         json_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(json_path, json.dumps(doc, indent=2) + "\n")

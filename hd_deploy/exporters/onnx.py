@@ -116,6 +116,7 @@ def export_controller(
     verify: bool = True,
     config: TaskConfig = TaskConfig(),
     seed: int = 0,
+    nearest: Nearest | None = None,
 ) -> ExportResult:
     """Export one robot's controller to ONNX, verify it, then move it into place.
 
@@ -130,6 +131,7 @@ def export_controller(
         verify: Run the checks (the file is written either way when False).
         config: Task timing stored in the metadata and used for the rollout.
         seed: Seed of the random and rollout verification observations.
+        nearest: The robot's nearest training robot, stored in the metadata and the result.
 
     Raises:
         ExportError: A check failed (no file is left behind).
@@ -144,7 +146,9 @@ def export_controller(
         )
     task = _task_from_text(model_xml, robot, config)
     module = module.eval()
-    meta = build_metadata(robot, kind=kind, mjcf=model_xml, source_hash=source_hash, config=config)
+    near = None if nearest is None else nearest.to_dict()
+    meta = build_metadata(robot, kind=kind, mjcf=model_xml, source_hash=source_hash,
+                          config=config, nearest=near)  # fmt: skip
     try:
         proto = _to_onnx(module, dynamic_batch=dynamic_batch)
     except Exception as exc:  # torch.export and the ONNX translator raise many types
@@ -180,6 +184,7 @@ def export_controller(
         dynamic_batch=dynamic_batch,
         max_abs_diff=diff,
         samples=samples,
+        nearest=nearest,
     )
 
 

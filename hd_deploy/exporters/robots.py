@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -135,17 +135,17 @@ def export_robots(
                 done.append(export_controller(
                     module, robot, text, out / output_name(robot.name, kind), kind=kind,
                     source_hash=source_hash, dynamic_batch=dynamic_batch, verify=verify,
-                    config=task_config,
+                    config=task_config, nearest=close,
                 ))  # fmt: skip
             if "c" in formats:
                 assert isinstance(module, BakedMLP)
+                near_dict = None if close is None else close.to_dict()
                 meta = build_metadata(robot, kind=kind, mjcf=text, source_hash=source_hash,
-                                      config=task_config)  # fmt: skip
+                                      config=task_config, nearest=near_dict)  # fmt: skip
                 task = LocomotionTask(text, config=task_config, name=robot.name)
                 obs = verification_obs(module, task, seed=0) if verify else None
-                done.append(export_c(module, meta, out, verify_obs=obs))
+                done.append(replace(export_c(module, meta, out, verify_obs=obs), nearest=close))
             for result in done:
-                result = dataclasses.replace(result, nearest=close)
                 results.append(result)
                 if on_result is not None:
                     on_result(result)

@@ -14,7 +14,11 @@ Keys (decoded types):
 - ``actuator_names`` (list), ``n_actuators``;
 - ``sim_timestep``, ``frame_skip``, ``control_timestep``;
 - ``weights_sha256`` (optional; written by every export since it was added): digest of the
-  graph's weights and structure (:func:`weights_digest`), checked whenever a file is read.
+  graph's weights and structure (:func:`weights_digest`), checked whenever a file is read;
+- ``nearest_training`` (optional dict; written where the checkpoint records its training
+  robots' contexts): the robot's nearest training robot by morphology context, as
+  :meth:`hd_deploy.morphology.nearness.Nearest.to_dict` gives it (``robot``, ``distance``,
+  ``spacing``, ``training_robots``, ``far``).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ _STR_KEYS = (
 )
 REQUIRED_KEYS = (FORMAT_KEY, *_STR_KEYS, *_JSON_KEYS, *_INT_KEYS, *_FLOAT_KEYS)
 WEIGHTS_KEY = "weights_sha256"
+NEAREST_KEY = "nearest_training"
 
 
 class ControllerError(HdError):
@@ -64,6 +69,7 @@ def build_metadata(
     mjcf: str,
     source_hash: str,
     config: TaskConfig = TaskConfig(),
+    nearest: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Decoded metadata for a controller of ``robot``.
 
@@ -73,12 +79,14 @@ def build_metadata(
         mjcf: The robot's MJCF text ("" when unknown, e.g. for an in-memory controller).
         source_hash: Hash of the checkpoint the controller came from.
         config: Task settings the policy was trained under (timestep, frame skip).
+        nearest: The robot's nearest training robot (``Nearest.to_dict()``), or None.
 
     Raises:
         ValueError: ``kind`` is not a known policy kind.
     """
     if kind not in POLICY_KINDS:
         raise ValueError(f"policy kind must be one of {list(POLICY_KINDS)}, got {kind!r}")
+    optional = {} if nearest is None else {NEAREST_KEY: dict(nearest)}
     return {
         FORMAT_KEY: FORMAT_VERSION,
         "policy_kind": kind,
@@ -101,6 +109,7 @@ def build_metadata(
         "sim_timestep": float(config.timestep),
         "frame_skip": int(config.frame_skip),
         "control_timestep": float(config.control_dt),
+        **optional,
     }
 
 
@@ -108,7 +117,7 @@ def encode_metadata(meta: Mapping[str, Any]) -> dict[str, str]:
     """Decoded metadata -> string key/value pairs for ``metadata_props``."""
     out: dict[str, str] = {}
     for key, value in meta.items():
-        if key in _JSON_KEYS:
+        if key in _JSON_KEYS or key == NEAREST_KEY:
             out[key] = json.dumps(value, separators=(",", ":"))
         elif key in _FLOAT_KEYS:
             out[key] = repr(float(value))
@@ -157,6 +166,8 @@ def decode_metadata(props: Mapping[str, str], *, source: str) -> dict[str, Any]:
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise ControllerError(f"{source}: malformed {WEIGHTS_KEY} in the metadata")
         meta[WEIGHTS_KEY] = digest
+    if NEAREST_KEY in props:
+        meta[NEAREST_KEY] = _decode_nearest(props[NEAREST_KEY], source)
     if meta["policy_kind"] not in POLICY_KINDS:
         raise ControllerError(f"{source}: unknown policy kind {meta['policy_kind']!r}")
     layout = meta["observation_layout"]
@@ -176,6 +187,21 @@ def decode_metadata(props: Mapping[str, str], *, source: str) -> dict[str, Any]:
             "a controller's robot must be self-contained"
         )
     return meta
+
+
+def _decode_nearest(text: str, source: str) -> dict[str, Any]:
+    try:
+        near = json.loads(text)
+    except json.JSONDecodeError:
+        near = None
+    if (
+        not isinstance(near, dict)
+        or not isinstance(near.get("robot"), str)
+        or not isinstance(near.get("distance"), (int, float))
+        or not isinstance(near.get("far"), bool)
+    ):
+        raise ControllerError(f"{source}: malformed {NEAREST_KEY} in the metadata")
+    return near
 
 
 # Anything in MJCF that makes the parser open another file.

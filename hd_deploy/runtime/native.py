@@ -103,6 +103,18 @@ def c_identifier(name: str) -> str:
     return ident if ident and not ident[0].isdigit() else "_" + ident
 
 
+def _nearest_comment(meta: Mapping[str, Any]) -> str:
+    """The header comment's line on the robot's nearest training robot (if recorded)."""
+    near = meta.get("nearest_training")
+    if near is None:
+        return ""
+    verdict = "unlike all of them" if near["far"] else "within their spread"
+    return (
+        f"\n * Nearest training robot: {near['robot']} at {near['distance']:.2f} "
+        f"(morphology context; {verdict})."
+    )
+
+
 def render_c(weights: CWeights, meta: Mapping[str, Any]) -> tuple[str, str]:
     """Header and source text of a baked MLP.
 
@@ -120,6 +132,7 @@ def render_c(weights: CWeights, meta: Mapping[str, Any]) -> tuple[str, str]:
     features = ", ".join(layout["feature_names"])
     actuators = "\n".join(f" *   {i:2d}  {a}" for i, a in enumerate(meta["actuator_names"]))
     kind = meta["policy_kind"]
+    nearest = _nearest_comment(meta)
     header = f"""/* hd_deploy {kind} controller for {name} (C99, generated; do not edit).
  *
  * Call hd_act() once per control step (every HD_FRAME_SKIP physics steps of
@@ -131,7 +144,7 @@ def render_c(weights: CWeights, meta: Mapping[str, Any]) -> tuple[str, str]:
  *   features ({layout["features_per_limb"]} per limb): {features}
  * Controls: HD_CTRL_DIM floats in actuator order, inside each ctrlrange:
 {actuators}
- * Source checkpoint: {meta["source_checkpoint"]}; toolkit {meta["toolkit_version"]}.
+ * Source checkpoint: {meta["source_checkpoint"]}; toolkit {meta["toolkit_version"]}.{nearest}
  */
 #ifndef {guard}
 #define {guard}

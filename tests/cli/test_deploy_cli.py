@@ -96,6 +96,15 @@ def test_export_places_the_robot_against_the_training_robots(
     if far:
         assert warnings[0].startswith("warning: gen-11 is unlike every robot this model trained on")
     assert sum("nearest training robot" in line for line in lines) == 1  # once, for both files
+    # the file carries it: hd-run repeats the warning, its --json the record
+    report = tmp_path / "run.json"
+    ran = runner.invoke(run_app, [str(tmp_path / "o" / "gen-11.onnx"), "--episodes", "1",
+                                  "--json", str(report)])  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    assert ("warning: gen-11 lies 3.00 from the nearest robot" in ran.output) == far
+    near = json.loads(report.read_text())["nearest_training"]
+    assert near["robot"] == "gen-11" and near["far"] == far
+    assert near["spacing"] == pytest.approx(1.0, abs=1e-2)  # stored in float16
 
 
 @pytest.mark.parametrize(

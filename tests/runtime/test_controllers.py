@@ -211,6 +211,31 @@ def test_metadata_values_are_checked(student, tmp_path, changes, message) -> Non
         read_metadata(bad)
 
 
+def _with_new_prop(src: Path, dst: Path, key: str, value: str) -> Path:
+    import onnx
+
+    proto = onnx.load(str(src))
+    proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(dst))
+    return dst
+
+
+def test_the_nearest_training_robot_travels_in_the_metadata(student, tmp_path) -> None:
+    from hd_deploy.runtime.metadata import NEAREST_KEY, build_metadata, encode_metadata
+
+    assert NEAREST_KEY not in read_metadata(student.path)  # optional: files before it lack it
+    near = {"robot": "r", "distance": 7.5, "spacing": 2.5, "training_robots": 9, "far": True}
+    meta = build_metadata(student.task.robot, kind="student", mjcf="", source_hash="x",
+                          nearest=near)  # fmt: skip
+    value = encode_metadata(meta)[NEAREST_KEY]
+    ok = _with_new_prop(student.path, tmp_path / "ok.onnx", NEAREST_KEY, value)
+    assert read_metadata(ok)[NEAREST_KEY] == near
+    for bad_value in ("{", '{"robot": "r", "distance": 1.0}', "[1]"):
+        bad = _with_new_prop(student.path, tmp_path / "bad.onnx", NEAREST_KEY, bad_value)
+        with pytest.raises(ControllerError, match="malformed nearest_training"):
+            read_metadata(bad)
+
+
 def test_an_embedded_robot_that_opens_other_files_is_refused(student, tmp_path) -> None:
     mjcf = read_metadata(student.path)["robot_mjcf"]
     evil = mjcf.replace("<worldbody>", '<include file="/etc/hostname"/><worldbody>', 1)
