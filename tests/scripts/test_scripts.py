@@ -609,6 +609,29 @@ def test_nearest_robots_groups_a_report_by_distance_to_the_training_robots() -> 
     assert nr.rank_correlation(np.array([1.0, 2.0, 3.0]), np.array([1.0, 5.0, 9.0])) == 1.0
 
 
+def test_nearest_robots_splits_at_hd_exports_warning_and_reads_a_checkpoint(
+    tmp_path: Path,
+) -> None:
+    import argparse
+
+    from hd_deploy.models import TeacherConfig, TeacherPolicy, read_checkpoint_info, save_checkpoint
+    from hd_deploy.train.shipped import shipped
+
+    nr = _load("nearest_robots")
+    robots = [{"name": "a", "distance": 1.0, "return": 500.0, "length": 1000.0},
+              {"name": "b", "distance": 4.0, "return": 100.0, "length": 300.0},
+              {"name": "c", "distance": 9.0, "return": 50.0, "length": 1000.0}]  # fmt: skip
+    assert nr.far_split(robots, 4.0, below=1000) == [
+        {"robots": 2, "return_mean": 300.0, "falling": 1},
+        {"robots": 1, "return_mean": 50.0, "falling": 0},
+    ]
+    places = nr._training_places(argparse.Namespace(train=None, checkpoint=shipped("teacher")))
+    assert places.shape == (len(read_checkpoint_info(shipped("teacher")).robots), 12 * 53)
+    bare = save_checkpoint(tmp_path / "bare", TeacherPolicy(TeacherConfig.tiny()), robots=["x"])
+    with pytest.raises(ValueError, match="records no robot contexts"):
+        nr._training_places(argparse.Namespace(train=None, checkpoint=bare))
+
+
 def test_nearest_robots_pools_the_seeds_robot_by_robot() -> None:
     nr = _load("nearest_robots")
     a = {"robots": [{"name": "x", "return_mean": 10.0, "episode_length_mean": 1000.0},
