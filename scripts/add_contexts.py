@@ -35,14 +35,18 @@ from hd_deploy.errors import HdError
 from hd_deploy.models.checkpoint import read_checkpoint_info, write_contexts
 from hd_deploy.morphology.nearness import fingerprint_and_place
 from hd_deploy.morphology.sources import resolve_robots
+from hd_deploy.train.runlog import progress_bar
 
 
-def add_contexts(checkpoint: str | Path, robots: Sequence[str | Path]) -> Path:
+def add_contexts(
+    checkpoint: str | Path, robots: Sequence[str | Path], *, show_progress: bool = False
+) -> Path:
     """Write ``robot_contexts.safetensors`` into a checkpoint folder.
 
     Args:
         checkpoint: Checkpoint folder.
         robots: MJCF files or folders holding (at least) every robot the checkpoint names.
+        show_progress: Show a progress bar over the files read.
 
     Returns:
         The file written.
@@ -54,13 +58,17 @@ def add_contexts(checkpoint: str | Path, robots: Sequence[str | Path]) -> Path:
     keys = info.robot_fingerprints or info.robots  # what identifies a robot here
     wanted = set(keys)
     found: dict[str, np.ndarray] = {}
-    for file in resolve_robots(robots):
-        if info.robot_fingerprints is None and file.stem not in wanted:
-            continue  # matched by name: read only the files named
-        fingerprint, place = fingerprint_and_place(file, info.config.max_limbs)
-        key = fingerprint if info.robot_fingerprints is not None else file.stem
-        if key in wanted:
-            found.setdefault(key, place)
+    files = resolve_robots(robots)
+    if info.robot_fingerprints is None:  # matched by name: read only the files named
+        files = [f for f in files if f.stem in wanted]
+    with progress_bar(disable=not show_progress) as bar:
+        job = bar.add_task("robots", total=len(files), status="")
+        for file in files:
+            fingerprint, place = fingerprint_and_place(file, info.config.max_limbs)
+            key = fingerprint if info.robot_fingerprints is not None else file.stem
+            if key in wanted:
+                found.setdefault(key, place)
+            bar.update(job, advance=1, status=f"{len(found)} of {len(wanted)} found")
     missing = [name for name, key in zip(info.robots, keys, strict=True) if key not in found]
     if missing:
         raise ValueError(
@@ -77,7 +85,7 @@ def main() -> None:
     parser.add_argument("robots", type=Path, nargs="+", help="MJCF files or folders")
     args = parser.parse_args()
     try:
-        path = add_contexts(args.checkpoint, args.robots)
+        path = add_contexts(args.checkpoint, args.robots, show_progress=True)
     except (HdError, ValueError, OSError) as exc:
         sys.exit(f"error: {exc}")
     print(f"{path}: the contexts of {len(read_checkpoint_info(args.checkpoint).robots)} robots")
