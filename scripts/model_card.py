@@ -286,11 +286,33 @@ def _held_out_line(runs: Path, teacher: str, student: str, split: str = "mutate2
     if pair is None:
         return []
     t, s = pair
-    return [
-        f"- Held-out `{split}` ({len(t['robots'])} robots neither model trained on, "
+    line = (
+        f"- Held-out `{split}` ({len(t['robots'])} robots outside both models' training draws, "
         f"{t['episodes']} episode each, seed {t['seed']}): teacher {t['return_mean']:.1f}, "
         f"student {s['return_mean']:.1f} ({s['return_mean'] / t['return_mean']:.1%})."
-    ]
+    )
+    unseen = _unseen_means(t, s)
+    if unseen is not None:
+        n, tm, sm = unseen
+        line += (
+            f" {len(t['robots']) - n} of them are bodies a model trained on under another name "
+            f"(by fingerprint; `scripts/add_eval_fingerprints.py`); on the {n} neither "
+            f"trained on: teacher {tm:.1f}, student {sm:.1f} ({sm / tm:.1%})."
+        )
+    return [line]
+
+
+def _unseen_means(t: dict, s: dict) -> tuple[int, float, float] | None:
+    """How many robots neither report's checkpoint trained on (by the reports' per-robot
+    ``seen_in_training``), and both models' mean return on them; None when the reports do
+    not say, or every robot is unseen."""
+    if any("seen_in_training" not in r for rep in (t, s) for r in rep["robots"]):
+        return None
+    seen = {r["name"] for rep in (t, s) for r in rep["robots"] if r["seen_in_training"]}
+    if not seen:
+        return None
+    means = [[r["return_mean"] for r in rep["robots"] if r["name"] not in seen] for rep in (t, s)]
+    return len(means[0]), sum(means[0]) / len(means[0]), sum(means[1]) / len(means[1])
 
 
 def previous_lines(runs: Path, previous: str | None) -> list[str]:

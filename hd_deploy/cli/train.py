@@ -539,9 +539,28 @@ def evaluate_cmd(
                       show_progress=sys.stderr.isatty())  # fmt: skip
     per_robot = f"{episodes} episode{'s' if episodes != 1 else ''} per robot"
     Console().print(eval_table(report, title=f"{kind} {path}: {per_robot}, seed {seed}"))
+    seen = seen_line(report)
+    if seen:
+        typer.echo(seen)
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")
+
+
+def seen_line(report: dict) -> str | None:
+    """A note when some of an :func:`~hd_deploy.train.rollout.evaluate` report's robots are
+    bodies the checkpoint trained on (by fingerprint, whatever their names): how many, and
+    the mean return on them and on the rest. None when none are, or it cannot tell."""
+    robots = report["robots"]
+    seen = [r["return_mean"] for r in robots if r.get("seen_in_training")]
+    if not seen:
+        return None
+    rest = [r["return_mean"] for r in robots if not r.get("seen_in_training")]
+    rest_text = f", {sum(rest) / len(rest):.1f} on the other {len(rest)}" if rest else ""
+    return (
+        f"note: {len(seen)} of {len(robots)} robots are bodies this checkpoint trained on (by "
+        f"fingerprint): mean return {sum(seen) / len(seen):.1f} on them{rest_text}"
+    )
 
 
 def eval_table(report: dict, *, title: str) -> Table:

@@ -237,7 +237,7 @@ def _eval_job(args) -> dict:
     task = LocomotionTask(source, config=TaskConfig(max_limbs=max_limbs), headless=True)
     returns, lengths = run_episodes(task, _controller(kind, path, task), episodes, seed)
     return {"name": task.robot.name, "n_limbs": task.robot.n_limbs, "returns": returns,
-            "lengths": lengths}  # fmt: skip
+            "lengths": lengths, "fingerprint": task.robot.fingerprint}  # fmt: skip
 
 
 def run_episodes(task, act, episodes: int, seed: int) -> tuple[list[float], list[int]]:
@@ -337,14 +337,22 @@ def evaluate(
         max_limbs: Maximum limbs (must match the policy).
 
     Returns:
-        ``{"policy", "episodes", "seed", "return_mean", "return_std", "robots": [...]}``.
+        ``{"policy", "episodes", "seed", "return_mean", "return_std", "robots": [...]}``;
+        each robot has its ``fingerprint`` and ``seen_in_training`` (whether the checkpoint
+        trained on that body, by fingerprint; None for an ONNX file or a checkpoint that
+        records no fingerprints).
     """
     jobs = [(kind, str(path), str(r), episodes, seed, max_limbs) for r in robots]
     parts = _map(_eval_job, jobs, workers=min(workers, len(jobs)), label=f"eval {kind}",
                  show_progress=show_progress)  # fmt: skip
+    from hd_deploy.models.checkpoint import read_checkpoint_info
+
+    info = read_checkpoint_info(path) if kind in ("teacher", "student") else None
     rows = [
         {
             "name": p["name"],
+            "fingerprint": p["fingerprint"],
+            "seen_in_training": None if info is None else info.trained_on(p["fingerprint"]),
             "n_limbs": p["n_limbs"],
             "return_mean": float(np.mean(p["returns"])),
             "return_std": float(np.std(p["returns"])),

@@ -79,6 +79,21 @@ def test_inspect_places_the_robot_against_a_checkpoints_training_robots(tmp_path
     assert "nope: no such checkpoint" in line
 
 
+def test_eval_notes_the_robots_the_checkpoint_trained_on() -> None:
+    from hd_deploy.cli.train import seen_line
+
+    def robot(ret: float, seen: bool | None) -> dict:
+        return {"return_mean": ret, "seen_in_training": seen}
+
+    report = {"robots": [robot(800.0, True), robot(100.0, False), robot(300.0, False)]}
+    assert seen_line(report) == (
+        "note: 1 of 3 robots are bodies this checkpoint trained on (by fingerprint): mean "
+        "return 800.0 on them, 200.0 on the other 2"
+    )
+    assert seen_line({"robots": [robot(1.0, False), robot(2.0, None)]}) is None
+    assert seen_line({"robots": [{"return_mean": 5.0}]}) is None  # reports from before it
+
+
 def test_generate_writes_robots(tmp_path: Path) -> None:
     every = ["--count", "3", "--seed", "5", "--stand-steps", "0"]
     result = runner.invoke(generate_app, [str(tmp_path / "every"), *every])

@@ -185,6 +185,37 @@ def test_add_contexts_records_the_named_robots_and_keeps_the_model(
     np.testing.assert_allclose(read_contexts(read_checkpoint_info(by_name)), want, atol=1e-3)
 
 
+def test_add_eval_fingerprints_marks_the_bodies_a_checkpoint_trained_on(
+    tmp_path: Path, tiny_xml: str
+) -> None:
+    from hd_deploy.models import TeacherConfig, TeacherPolicy, save_checkpoint
+    from hd_deploy.morphology import robot_fingerprint
+    from hd_deploy.morphology.generator import generate_robot
+
+    script = _load("add_eval_fingerprints")
+    robots = tmp_path / "robots"
+    robots.mkdir()
+    (robots / "twin.xml").write_text(tiny_xml)  # the training robot under another name
+    (robots / "other.xml").write_text(generate_robot(3, n_limbs=3))
+    ckpt = save_checkpoint(tmp_path / "ckpt", TeacherPolicy(TeacherConfig.tiny()),
+                           robots=["tiny"], fingerprints=[robot_fingerprint(tiny_xml)])  # fmt: skip
+    rows = [{"name": n, "return_mean": 1.0} for n in ("twin", "other")]
+    report = tmp_path / "eval.json"
+    report.write_text(json.dumps({"policy": str(ckpt), "kind": "teacher", "robots": rows}))
+    files = {f.stem: f for f in robots.glob("*.xml")}
+    script.add_eval_fingerprints(report, files)
+    got = json.loads(report.read_text())["robots"]
+    assert [(r["name"], r["seen_in_training"]) for r in got] == [("twin", True), ("other", False)]
+    assert got[1]["fingerprint"] == robot_fingerprint(robots / "other.xml")
+    assert got[0]["return_mean"] == 1.0  # the numbers stay
+    with pytest.raises(ValueError, match="robot twin is not among --robots"):
+        script.add_eval_fingerprints(report, {})
+    card = _load("model_card")
+    s = {"robots": [dict(r, return_mean=3.0) for r in got]}
+    assert card._unseen_means(json.loads(report.read_text()), s) == (1, 1.0, 3.0)
+    assert card._unseen_means({"robots": rows}, s) is None  # reports from before
+
+
 def test_model_card_reports_the_generalisation_sweep(tmp_path: Path) -> None:
     card = _load("model_card")
     assert not any("Regularising" in line for line in card._limits(tmp_path, "t", "s"))

@@ -551,6 +551,8 @@ def test_distill_and_evaluate(teacher_run: Path, tmp_path: Path) -> None:
     report = evaluate("student", tmp_path / "student" / "checkpoint", robots[:1], episodes=1,
                       workers=1, show_progress=False)  # fmt: skip
     assert report["robots"][0]["name"] == robots[0].stem
+    assert report["robots"][0]["fingerprint"] == _fingerprints(robots[:1])[0]
+    assert report["robots"][0]["seen_in_training"] is True  # the student trained on it
     assert np.isfinite(report["return_mean"])
 
 
