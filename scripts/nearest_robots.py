@@ -104,6 +104,20 @@ def by_distance(report: dict, distance: dict[str, float], *, groups: int, below:
     }  # fmt: skip
 
 
+def unseen_only(report: dict, reports: list[dict]) -> dict:
+    """``report`` without the robots any of ``reports`` marks ``seen_in_training`` (bodies
+    the checkpoint trained on under another name; hd-eval records it).
+
+    Raises:
+        HdError: A report does not record it.
+    """
+    if any("seen_in_training" not in r for rep in reports for r in rep["robots"]):
+        raise HdError("--unseen: a report does not record seen_in_training "
+                      "(scripts/add_eval_fingerprints.py adds it)")  # fmt: skip
+    seen = {r["name"] for rep in reports for r in rep["robots"] if r["seen_in_training"]}
+    return {"robots": [r for r in report["robots"] if r["name"] not in seen]}
+
+
 def far_split(robots: list[dict], limit: float, *, below: float) -> list[dict]:
     """The robots (``by_distance``'s list) within ``limit`` of a training robot and beyond
     it: how many, their mean return and falls (what hd-export warns of)."""
@@ -146,12 +160,17 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=3)
     parser.add_argument("--below", type=float, default=1000.0, help="a fall: a mean length below")
     parser.add_argument("--list", action="store_true", help="also print every robot")
+    parser.add_argument("--unseen", action="store_true",
+                        help="leave out the robots a report marks seen_in_training")  # fmt: skip
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.groups < 1:
         sys.exit("error: --groups must be >= 1")
     try:
-        report = pooled([json.loads(path.read_text()) for path in args.reports])
+        reports = [json.loads(path.read_text()) for path in args.reports]
+        report = pooled(reports)
+        if args.unseen:
+            report = unseen_only(report, reports)
         files = {f.stem: f for f in resolve_robots(args.robots)}
         missing = [r["name"] for r in report["robots"] if r["name"] not in files]
         if missing:

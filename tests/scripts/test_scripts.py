@@ -652,6 +652,10 @@ def test_nearest_robots_splits_at_hd_exports_warning_and_reads_a_checkpoint(
     robots = [{"name": "a", "distance": 1.0, "return": 500.0, "length": 1000.0},
               {"name": "b", "distance": 4.0, "return": 100.0, "length": 300.0},
               {"name": "c", "distance": 9.0, "return": 50.0, "length": 1000.0}]  # fmt: skip
+    marked = [{"robots": [dict(r, seen_in_training=r["name"] == "b") for r in robots]}]
+    assert [r["name"] for r in nr.unseen_only({"robots": robots}, marked)["robots"]] == ["a", "c"]
+    with pytest.raises(ValueError, match="does not record seen_in_training"):
+        nr.unseen_only({"robots": robots}, [{"robots": robots}])
     assert nr.far_split(robots, 4.0, below=1000) == [
         {"robots": 2, "return_mean": 300.0, "falling": 1},
         {"robots": 1, "return_mean": 50.0, "falling": 0},
