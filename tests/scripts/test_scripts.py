@@ -151,6 +151,14 @@ def test_add_fingerprints_records_the_named_robots_and_keeps_the_weights(
         script.add_fingerprints(ckpt, [robots, elsewhere])
 
 
+def _robot_folder(folder: Path, **robots: str) -> Path:
+    """A folder of MJCF files, ``name=text`` each."""
+    folder.mkdir()
+    for name, text in robots.items():
+        (folder / f"{name}.xml").write_text(text)
+    return folder
+
+
 def test_add_contexts_records_the_named_robots_and_keeps_the_model(
     tmp_path: Path, tiny_xml: str
 ) -> None:
@@ -160,10 +168,7 @@ def test_add_contexts_records_the_named_robots_and_keeps_the_model(
     from hd_deploy.morphology.nearness import fingerprints_and_places
 
     script = _load("add_contexts")
-    robots = tmp_path / "robots"
-    robots.mkdir()
-    (robots / "tiny.xml").write_text(tiny_xml)
-    (robots / "gen.xml").write_text(generate_robot(3, n_limbs=3))
+    robots = _robot_folder(tmp_path / "robots", tiny=tiny_xml, gen=generate_robot(3, n_limbs=3))
     config = TeacherConfig.tiny()
     fps, want = fingerprints_and_places([robots / "gen.xml", robots / "tiny.xml"],
                                         config.max_limbs)  # fmt: skip
@@ -193,10 +198,8 @@ def test_add_eval_fingerprints_marks_the_bodies_a_checkpoint_trained_on(
     from hd_deploy.morphology.generator import generate_robot
 
     script = _load("add_eval_fingerprints")
-    robots = tmp_path / "robots"
-    robots.mkdir()
-    (robots / "twin.xml").write_text(tiny_xml)  # the training robot under another name
-    (robots / "other.xml").write_text(generate_robot(3, n_limbs=3))
+    # twin: the training robot under another name
+    robots = _robot_folder(tmp_path / "robots", twin=tiny_xml, other=generate_robot(3, n_limbs=3))
     ckpt = save_checkpoint(tmp_path / "ckpt", TeacherPolicy(TeacherConfig.tiny()),
                            robots=["tiny"], fingerprints=[robot_fingerprint(tiny_xml)])  # fmt: skip
     rows = [{"name": n, "return_mean": 1.0} for n in ("twin", "other")]
