@@ -148,6 +148,8 @@ def save_checkpoint(
     out.mkdir(parents=True, exist_ok=True)
     if contexts is not None:
         write_contexts(out, contexts, robots=len(names), config=model.config)
+    else:  # an earlier checkpoint's record there would describe other robots
+        (out / CONTEXTS_FILE).unlink(missing_ok=True)
     tmp_w, tmp_m = out / (WEIGHTS_FILE + ".tmp"), out / (META_FILE + ".tmp")
     save_file(tensors, str(tmp_w), metadata={"format": "pt"})
     tmp_m.write_text(text + "\n", encoding="utf-8")

@@ -214,6 +214,9 @@ def test_robot_contexts_are_recorded_beside_the_weights(
     np.testing.assert_allclose(got, ctx, atol=1e-3)  # stored in float16
     save_checkpoint(tmp_path / "b", teacher, robots=ROBOTS)
     assert read_contexts(read_checkpoint_info(tmp_path / "b")) is None  # as written before
+    save_checkpoint(tmp_path / "a2", teacher, robots=ROBOTS, contexts=ctx)
+    save_checkpoint(tmp_path / "a2", teacher, robots=ROBOTS)  # over it: the record goes
+    assert read_contexts(read_checkpoint_info(tmp_path / "a2")) is None
     assert checkpoint_hash(tmp_path / "a") == checkpoint_hash(tmp_path / "b")  # the same model
     with pytest.raises(ValueError, match=r"robot contexts of shape \(1, "):
         save_checkpoint(tmp_path / "c", teacher, robots=ROBOTS, contexts=ctx[:1])
