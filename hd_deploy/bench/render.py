@@ -95,10 +95,16 @@ def nearness_note(report: Mapping[str, Any]) -> str | None:
     distance, how many are beyond hd-export's warning); None when the student records no
     training contexts."""
     parts = []
+    near: list[Mapping[str, Any]] = []
     for x in report["summary"]["sets"]:
-        near = [r["nearest_training"]["student"] for r in report["robots"] if r["set"] == x["name"]]
-        if not near or any(n is None for n in near):
+        found = [
+            (r.get("nearest_training") or {}).get("student")  # reports from before it: none
+            for r in report["robots"]
+            if r["set"] == x["name"]
+        ]
+        if not found or any(n is None for n in found):
             return None
+        near = [n for n in found if n is not None]
         far = sum(n["far"] for n in near)
         median = median_of(n["distance"] for n in near)
         parts.append(f"{x['name']}: median {median:.2f}, {far} of {len(near)} far")

@@ -14,6 +14,7 @@ from hd_deploy.bench.render import (
     fmt_us,
     labelled_sets,
     latency_stats,
+    nearness_note,
     standstill_note,
     training_label,
 )
@@ -127,9 +128,7 @@ def rich_tables(report: Mapping[str, Any]) -> list[Any]:
         )
         sets.add_row(x["name"], str(x["n_robots"]), label, *returns)
     out: list[Any] = [table, stages, summary, sets]
-    caveat = standstill_note(report)
-    if caveat:
-        out.append(caveat)
+    out += [n for n in (nearness_note(report), standstill_note(report)) if n]
     ref = report.get("reference")
     if ref:
         t, u = ref["teacher"], ref["student"]
