@@ -19,6 +19,7 @@ import numpy as np
 
 from hd_deploy.errors import ConfigError
 from hd_deploy.morphology.features import Proprioception, context
+from hd_deploy.morphology.nearness import pad_context
 from hd_deploy.morphology.robot import (
     JOINT_SLOTS,
     MAX_LIMBS,
@@ -268,9 +269,7 @@ class LocomotionTask:
             ``(max_limbs,)`` bool.
         """
         rows = self.config.max_limbs
-        ctx = np.zeros((rows, self.context.shape[1]), np.float32)
-        ctx[: self.robot.n_limbs] = self.context
-        return ctx, self.robot.limb_mask(rows)
+        return pad_context(self.context, rows), self.robot.limb_mask(rows)
 
     @property
     def torso_x(self) -> float:

@@ -28,7 +28,7 @@ from hd_deploy.models.checkpoint import (
 )
 from hd_deploy.models.teacher import TeacherExport, TeacherPolicy
 from hd_deploy.morphology.features import context
-from hd_deploy.morphology.nearness import Nearest
+from hd_deploy.morphology.nearness import Nearest, pad_context
 from hd_deploy.morphology.sources import resolve_robots
 from hd_deploy.runtime.metadata import build_metadata
 
@@ -159,10 +159,8 @@ def _nearest(ckpt: Path, contexts: list[np.ndarray]) -> list[Nearest | None]:
     training = read_training_robots(read_checkpoint_info(ckpt))
     if training is None:
         return [None] * len(contexts)
-    places = np.zeros((len(contexts), *training.places.shape[1:]), np.float32)
-    for row, ctx in zip(places, contexts, strict=True):
-        row[: len(ctx)] = ctx  # padded as the policy reads it (nearness.place)
-    return [training.nearest(p) for p in places]
+    rows = training.places.shape[1]
+    return [training.nearest(pad_context(ctx, rows)) for ctx in contexts]
 
 
 def _mjcf_text(path: Path) -> str:

@@ -42,9 +42,14 @@ def place(robot: Robot, model: mujoco.MjModel, max_limbs: int) -> np.ndarray:
         raise MorphologyError(
             f"{robot.name}: {robot.n_limbs} limbs, more than the maximum of {max_limbs}"
         )
-    ctx = context(robot, model)
-    out = np.zeros((max_limbs, ctx.shape[1]), np.float32)
-    out[: robot.n_limbs] = ctx
+    return pad_context(context(robot, model), max_limbs)
+
+
+def pad_context(ctx: np.ndarray, rows: int) -> np.ndarray:
+    """A robot's context ``(n_limbs, 53)`` padded with zero rows to ``(rows, 53)`` float32,
+    as the policy reads it."""
+    out = np.zeros((rows, ctx.shape[1]), np.float32)
+    out[: len(ctx)] = ctx
     return out
 
 
