@@ -751,3 +751,47 @@ def test_context_probe_runs_every_condition_on_the_robots_that_stay_up(tmp_path:
     assert out["summary"]["own"]["moved_mean"] == 0 < out["summary"]["zero"]["moved_mean"]
     with pytest.raises(SystemExit, match="is not among --robots"):
         script.probe(teacher, report, files[1:], count=5, episodes=1, noise=[], seed=0)
+
+
+def test_average_checkpoints_takes_the_mean_of_every_weight_and_refuses_mismatches(
+    tmp_path: Path,
+) -> None:
+    from hd_deploy.models import TeacherConfig, TeacherPolicy, load_teacher, save_checkpoint
+    from hd_deploy.models.checkpoint import read_checkpoint_info
+
+    script = _load("average_checkpoints")
+    config = TeacherConfig.tiny()
+    paths, states = [], []
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        model = TeacherPolicy(config)
+        model.normalizer.update(torch.randn(4, config.max_limbs, config.proprio_dim) + seed,
+                                torch.ones(4, config.max_limbs))  # fmt: skip
+        paths.append(save_checkpoint(tmp_path / f"c{seed}", model, robots=["a", "b"],
+                                     extra={"iteration": 10 * seed}))  # fmt: skip
+        states.append(model.state_dict())
+    out = script.average_checkpoints(tmp_path / "avg", paths)
+    got = load_teacher(out).state_dict()
+    for name, value in got.items():
+        if name.endswith("count"):
+            assert value == states[0][name]  # equal counts here: the largest is any
+            continue
+        want = torch.stack([s[name] for s in states]).mean(0)
+        torch.testing.assert_close(value, want, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(got["normalizer.mean"], states[2]["normalizer.mean"])
+    info = read_checkpoint_info(out)
+    assert info.robots == ("a", "b")
+    assert [s["iteration"] for s in info.extra["averaged_from"]] == [0, 10, 20]
+    with pytest.raises(ValueError, match="at least two"):
+        script.average_checkpoints(tmp_path / "one", paths[:1])
+    other = save_checkpoint(tmp_path / "other", TeacherPolicy(config), robots=["a", "c"])
+    with pytest.raises(ValueError, match="other training robots"):
+        script.average_checkpoints(tmp_path / "bad", [paths[0], other])
+    student = save_checkpoint(tmp_path / "student", HyperNetPolicy(HyperNetConfig.tiny()),
+                              robots=["a", "b"])  # fmt: skip
+    with pytest.raises(ValueError, match="a student, where .+ is a teacher"):
+        script.average_checkpoints(tmp_path / "bad", [paths[0], student])
+    bigger = dataclasses.replace(config, n_layers=config.n_layers + 1)
+    other = save_checkpoint(tmp_path / "big", TeacherPolicy(bigger), robots=["a", "b"])
+    with pytest.raises(ValueError, match="another model config"):
+        script.average_checkpoints(tmp_path / "bad", [paths[0], other])
