@@ -795,3 +795,25 @@ def test_average_checkpoints_takes_the_mean_of_every_weight_and_refuses_mismatch
     other = save_checkpoint(tmp_path / "big", TeacherPolicy(bigger), robots=["a", "b"])
     with pytest.raises(ValueError, match="another model config"):
         script.average_checkpoints(tmp_path / "bad", [paths[0], other])
+
+
+def test_gain_probe_scales_the_commands_and_counts_the_falls(tmp_path: Path, tiny_xml: str) -> None:
+    from hd_deploy.envs.task import LocomotionTask
+    from hd_deploy.models import TeacherConfig, TeacherPolicy
+    from hd_deploy.train.rollout import run_episodes
+
+    script = _load("gain_probe")
+    robot = tmp_path / "tiny.xml"
+    robot.write_text(tiny_xml)
+    torch.manual_seed(0)
+    teacher = TeacherPolicy(TeacherConfig.tiny()).eval()
+    got = script.probe(teacher, [robot], gains=[1.0, 0.0], episodes=1)
+    row = got["robots"][0]["gains"]
+    task = LocomotionTask(robot, headless=True)
+    motors_off, length = run_episodes(task, lambda obs: np.zeros(task.model.nu), 1, 0)
+    assert row["0"]["return"] == pytest.approx(motors_off[0])
+    assert row["0"]["length"] == length[0]
+    assert row["1"]["return"] != pytest.approx(motors_off[0])
+    assert set(got["summary"]) == {"1", "0"}
+    with pytest.raises(SystemExit, match="every gain"):
+        script.main([str(tmp_path), "--robots", str(robot), "--gains", "-1"])
