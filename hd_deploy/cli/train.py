@@ -188,6 +188,15 @@ def train(
             "[default: 0, or the run's]"
         ),
     ] = None,
+    advantage_norm: Annotated[
+        str | None,
+        typer.Option(
+            help="How advantages are standardised: batch (MetaMorph's: over the whole "
+            "batch) or robot (over each robot's own samples, so robots with small returns "
+            "pull as hard as the fast walkers). Also on --resume. [default: batch, or the "
+            "run's]"
+        ),
+    ] = None,
     action_std: Annotated[
         float | None,
         typer.Option(help="Fixed exploration std of the policy. [default: the model's, 0.9]"),
@@ -244,7 +253,7 @@ def train(
         n_workers=workers, eval_every=eval_every, lr=lr, epochs=epochs,
         minibatch_size=minibatch_size, target_kl=target_kl, kl_stop=kl_stop,
         kl_estimator=kl_estimator, threads=threads, robot_sampling=robot_sampling,
-        clip_value=clip_value, context_noise=context_noise,
+        clip_value=clip_value, context_noise=context_noise, advantage_norm=advantage_norm,
     )  # fmt: skip
     if critic_warmup is None:
         critic_warmup = 10 if init is not None and not init_state else 0

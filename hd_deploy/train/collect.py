@@ -143,6 +143,7 @@ class Collector:
             "reward": np.zeros((T, N), np.float32),
             "logp": np.zeros((T, N), np.float32),  # of the acting policy, as it acted
             "done": np.zeros((T, N), bool),
+            "robot": np.zeros((T, N), np.int64),  # which robot each sample comes from
         }
         episodes: list[dict] = []
         std = teacher.action_std
@@ -174,6 +175,7 @@ class Collector:
                 ("proprio", obs.proprio), ("context", obs.context),
                 ("limb_mask", obs.limb_mask), ("action_mask", obs.action_mask),
                 ("action", action), ("reward", reward), ("done", done), ("logp", logp),
+                ("robot", obs.robot_index),
             ):  # fmt: skip
                 buf[key][t] = val
             episodes.extend(step.episodes)

@@ -10,6 +10,8 @@ from hd_deploy.train.sampling import SAMPLINGS
 PRECISIONS = ("fp32", "bf16")
 KL_STOPS = ("minibatch", "epoch")
 KL_ESTIMATORS = ("k1", "k3")
+ADVANTAGE_NORMS = ("batch", "robot")
+ROBOT_NORM_MIN_SAMPLES = 32  # fewer samples of a robot in a batch: the batch's statistics
 WARMUP_FACTOR = 0.1  # the learning rate's fraction at the first --lr-warmup iteration
 # The PPO settings a resumed run may change: the machine's (threads, workers, precision),
 # its length, its evaluation and its updates. Not the batch (n_envs x rollout_steps): the
@@ -17,7 +19,7 @@ WARMUP_FACTOR = 0.1  # the learning rate's fraction at the first --lr-warmup ite
 # environment.
 RESUMABLE = ("total_steps", "epochs", "minibatch_size", "lr", "target_kl", "kl_stop",
              "kl_estimator", "clip_value", "eval_every", "robot_sampling", "context_noise",
-             "n_workers", "threads", "precision")  # fmt: skip
+             "advantage_norm", "n_workers", "threads", "precision")  # fmt: skip
 # What a resumed distillation or cloning run may change: the machine it runs on. The rest
 # (data, epochs, learning rate) shapes the run already begun.
 MACHINE = ("n_workers", "threads", "device")
@@ -86,6 +88,13 @@ class PPOConfig:
     # each feature over the training robots' limbs, one draw an episode (VecLocomotionEnv):
     # a regulariser of the context -> action mapping toward unseen bodies (0: off)
     context_noise: float = 0.0
+    # how advantages are scaled before the policy loss: "batch" (MetaMorph's: one mean and
+    # std over the whole batch, so the robots with the largest returns, whose advantages are
+    # largest, steer the update) or "robot" (the batch's mean out, then each robot's samples
+    # over the root mean square of their own, so every robot in the batch pulls about as
+    # hard; a robot with fewer than ROBOT_NORM_MIN_SAMPLES samples in the batch keeps the
+    # batch's scale)
+    advantage_norm: str = "batch"
     # returns
     gamma: float = 0.99
     gae_lambda: float = 0.95
@@ -106,6 +115,7 @@ class PPOConfig:
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("kl_stop", self.kl_stop, KL_STOPS)
         _check_choice("kl_estimator", self.kl_estimator, KL_ESTIMATORS)
+        _check_choice("advantage_norm", self.advantage_norm, ADVANTAGE_NORMS)
         _check_machine(self)
         for name in ("n_envs", "rollout_steps", "total_steps", "epochs", "minibatch_size",
                      "eval_every"):  # fmt: skip

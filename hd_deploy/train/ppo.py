@@ -44,7 +44,12 @@ from hd_deploy.train.collect import (
     native_bf16,
     obs_tensors,
 )
-from hd_deploy.train.config import RESUMABLE, WARMUP_FACTOR, PPOConfig
+from hd_deploy.train.config import (
+    RESUMABLE,
+    ROBOT_NORM_MIN_SAMPLES,
+    WARMUP_FACTOR,
+    PPOConfig,
+)
 from hd_deploy.train.rundir import (
     apply_changes,
     exclusive_run,
@@ -413,7 +418,7 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
     parameters get no gradient, so Adam leaves them and their moments untouched)."""
     T, N = ppo.rollout_steps, ppo.n_envs
     flat = {k: torch.as_tensor(v.reshape(T * N, *v.shape[2:]), device=dev)
-            for k, v in buf.items() if k not in ("last", "reward", "done", "logp")}  # fmt: skip
+            for k, v in buf.items() if k not in ("last", "reward", "done", "logp", "robot")}
     if ppo.update_normalizer:
         teacher.normalizer.update(flat["proprio"], flat["limb_mask"])
     amask = flat["action_mask"].float()
@@ -441,7 +446,8 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
     adv, ret = _gae(buf["reward"], buf["done"], values_t.cpu().numpy().reshape(T, N), last_v, ppo)
     adv_t = torch.as_tensor(adv.reshape(-1), device=dev, dtype=torch.float32)
     ret_t = torch.as_tensor(ret.reshape(-1), device=dev, dtype=torch.float32)
-    adv_t = (adv_t - adv_t.mean()) / (adv_t.std() + 1e-8)
+    robot = buf["robot"].reshape(-1) if ppo.advantage_norm == "robot" else None
+    adv_t = standardise_advantages(adv_t, None if robot is None else torch.as_tensor(robot))
     # how much of the return's variance the critic explains before this update (1: all)
     explained_var = 1.0 - ((ret_t - values_t).var() / (ret_t.var() + 1e-8)).item()
 
@@ -495,6 +501,28 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
     epochs -= stop and epoch_n == 0
     return {**means, "stale_kl": stale_kl, "explained_var": explained_var, "epochs": epochs,
             "grad_steps": n}  # fmt: skip
+
+
+def standardise_advantages(
+    adv: torch.Tensor, robot: torch.Tensor | None = None,
+    min_samples: int = ROBOT_NORM_MIN_SAMPLES,
+) -> torch.Tensor:
+    """Advantages less the batch's mean, over the batch's std; with ``robot`` (each sample's
+    robot index, ``PPOConfig.advantage_norm`` "robot") each robot's over the root mean square
+    of its own, so every robot's have unit size. Only the scale is per robot: a robot's
+    samples in one batch come from one to three episodes, and taking their own mean out
+    would also take out whether those episodes went better or worse than its critic
+    expected. A robot with fewer than ``min_samples`` in the batch keeps the batch's scale."""
+    centred = adv - adv.mean()
+    batch = centred / (adv.std() + 1e-8)
+    if robot is None:
+        return batch
+    _, group, counts = torch.unique(robot.to(adv.device), return_inverse=True,
+                                    return_counts=True)  # fmt: skip
+    square = torch.zeros(len(counts), dtype=adv.dtype, device=adv.device)
+    rms = (square.index_add_(0, group, centred.square()) / counts).sqrt()
+    own = centred / (rms[group] + 1e-8)
+    return torch.where(counts[group] >= min_samples, own, batch)
 
 
 def _gae(reward, done, values, last_value, ppo: PPOConfig):

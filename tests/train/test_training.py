@@ -370,6 +370,48 @@ def test_runs_recorded_before_kl_estimator_existed_compared_k3() -> None:
         PPOConfig(kl_estimator="k2")
 
 
+def test_robot_advantage_norm_standardises_each_robot_by_its_own_samples() -> None:
+    from hd_deploy.train.ppo import standardise_advantages
+
+    gen = torch.Generator().manual_seed(0)
+    # a fast walker's advantages are 50x a faller's; a third robot has 3 samples only
+    robot = torch.tensor([0] * 200 + [1] * 200 + [2] * 3)
+    adv = torch.randn(403, generator=gen) * torch.where(robot == 0, 50.0, 1.0) + robot * 7.0
+    batch = standardise_advantages(adv)
+    assert abs(batch.mean().item()) < 1e-5 and abs(batch.std().item() - 1) < 1e-5
+    assert batch[robot == 1].std() < 0.05  # by the batch's scale the faller barely pulls
+    own = standardise_advantages(adv, robot, min_samples=32)
+    centred = adv - adv.mean()
+    for k in (0, 1):  # each robot's to unit size, its offset from the batch's mean kept
+        assert own[robot == k].square().mean().item() == pytest.approx(1, rel=1e-5)
+        ratio = own[robot == k] / centred[robot == k]
+        assert torch.allclose(ratio, ratio[0])  # one scale a robot
+    assert torch.equal(own[robot == 2], batch[robot == 2])  # too few: the batch's scale
+
+
+def test_robot_advantage_norm_reaches_the_update(teacher_run: Path) -> None:
+    from hd_deploy.train.ppo import _update
+
+    ppo = dataclasses.replace(PPOConfig.tiny(), epochs=1, lr=1e-2)
+    buf = _random_batch(load_teacher(teacher_run / "checkpoint"), ppo)
+    T, N = buf["reward"].shape
+    buf["reward"] = buf["reward"] * np.where(np.arange(N) % 2, 100.0, 1.0)  # one loud robot
+    buf["robot"] = np.broadcast_to(np.arange(N) % 2, (T, N)).copy()
+
+    def loss(norm: str) -> float:
+        torch.manual_seed(0)  # the same minibatches every time
+        model = load_teacher(teacher_run / "checkpoint")
+        opt = torch.optim.Adam(model.parameters(), lr=ppo.lr)
+        stats = _update(model, opt, buf, dataclasses.replace(ppo, advantage_norm=norm), "cpu",
+                        value_only=False)  # fmt: skip
+        return stats["policy_loss"]
+
+    assert loss("robot") != pytest.approx(loss("batch"), rel=1e-3)
+    assert PPOConfig().advantage_norm == "batch"  # MetaMorph's, and every run's before
+    with pytest.raises(ConfigError, match="advantage_norm"):
+        PPOConfig(advantage_norm="episode")
+
+
 def test_bf16_learner_multiplies_in_bfloat16_and_keeps_float32_weights(teacher_run) -> None:
     from hd_deploy.train.ppo import _update
 
