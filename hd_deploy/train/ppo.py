@@ -417,8 +417,11 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
     """One PPO update; ``value_only`` trains the value network alone (the policy's
     parameters get no gradient, so Adam leaves them and their moments untouched)."""
     T, N = ppo.rollout_steps, ppo.n_envs
-    flat = {k: torch.as_tensor(v.reshape(T * N, *v.shape[2:]), device=dev)
-            for k, v in buf.items() if k not in ("last", "reward", "done", "logp", "robot")}
+    flat = {
+        k: torch.as_tensor(v.reshape(T * N, *v.shape[2:]), device=dev)
+        for k, v in buf.items()
+        if k not in ("last", "reward", "done", "logp", "robot")
+    }
     if ppo.update_normalizer:
         teacher.normalizer.update(flat["proprio"], flat["limb_mask"])
     amask = flat["action_mask"].float()
@@ -504,7 +507,8 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
 
 
 def standardise_advantages(
-    adv: torch.Tensor, robot: torch.Tensor | None = None,
+    adv: torch.Tensor,
+    robot: torch.Tensor | None = None,
     min_samples: int = ROBOT_NORM_MIN_SAMPLES,
 ) -> torch.Tensor:
     """Advantages less the batch's mean, over the batch's std; with ``robot`` (each sample's
