@@ -191,10 +191,10 @@ def train(
     advantage_norm: Annotated[
         str | None,
         typer.Option(
-            help="How advantages are standardised: batch (MetaMorph's: over the whole "
-            "batch) or robot (over each robot's own samples, so robots with small returns "
-            "pull as hard as the fast walkers). Also on --resume. [default: batch, or the "
-            "run's]"
+            help="How advantages are scaled: batch (MetaMorph's: by the whole batch's std) "
+            "or robot (each robot's by the size of its own samples, so robots with small "
+            "returns pull as hard as the fast walkers). Also on --resume. [default: batch, "
+            "or the run's]"
         ),
     ] = None,
     action_std: Annotated[

@@ -11,7 +11,7 @@ PRECISIONS = ("fp32", "bf16")
 KL_STOPS = ("minibatch", "epoch")
 KL_ESTIMATORS = ("k1", "k3")
 ADVANTAGE_NORMS = ("batch", "robot")
-ROBOT_NORM_MIN_SAMPLES = 32  # fewer samples of a robot in a batch: the batch's statistics
+ROBOT_NORM_MIN_SAMPLES = 32  # fewer samples of a robot in a batch: the batch's scale
 WARMUP_FACTOR = 0.1  # the learning rate's fraction at the first --lr-warmup iteration
 # The PPO settings a resumed run may change: the machine's (threads, workers, precision),
 # its length, its evaluation and its updates. Not the batch (n_envs x rollout_steps): the

@@ -449,8 +449,8 @@ def _update(teacher, opt, buf, ppo: PPOConfig, dev, *, value_only: bool = False)
     adv, ret = _gae(buf["reward"], buf["done"], values_t.cpu().numpy().reshape(T, N), last_v, ppo)
     adv_t = torch.as_tensor(adv.reshape(-1), device=dev, dtype=torch.float32)
     ret_t = torch.as_tensor(ret.reshape(-1), device=dev, dtype=torch.float32)
-    robot = buf["robot"].reshape(-1) if ppo.advantage_norm == "robot" else None
-    adv_t = standardise_advantages(adv_t, None if robot is None else torch.as_tensor(robot))
+    robot = torch.as_tensor(buf["robot"].reshape(-1)) if ppo.advantage_norm == "robot" else None
+    adv_t = standardise_advantages(adv_t, robot)
     # how much of the return's variance the critic explains before this update (1: all)
     explained_var = 1.0 - ((ret_t - values_t).var() / (ret_t.var() + 1e-8)).item()
 
