@@ -49,6 +49,15 @@ ResumeOnMachine = Annotated[
     ),
 ]
 
+# options hd-clone and hd-distill share (the rollout machine, the learning rate, the size)
+RolloutWorkers = Annotated[int | None, typer.Option("--workers", help="Rollout worker processes.")]
+TrainDevice = Annotated[
+    str | None,
+    typer.Option("--device", help="Training device: auto, cpu, cuda. [default: auto]"),
+]
+PeakLr = Annotated[float | None, typer.Option("--lr", help="Peak learning rate (cosine decay).")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed.")]
+
 train_app = app("Train the universal transformer teacher with PPO.")
 
 
@@ -86,7 +95,7 @@ def train(
         ),
     ] = False,
     tiny: Annotated[bool, typer.Option(help="Tiny model and run, for smoke tests.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    seed: Seed = 0,
     resume: Annotated[
         bool,
         typer.Option(
@@ -300,7 +309,7 @@ def experts(
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes (robots in parallel).")] = 2,
     tiny: Annotated[bool, typer.Option(help="Tiny run, for smoke tests.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    seed: Seed = 0,
 ) -> None:
     """Train an MLP expert per robot with PPO; robots already done in --out are skipped."""
     import dataclasses
@@ -336,16 +345,14 @@ def clone(
         int | None, typer.Option(help="Expert samples per robot. [default: 4000]")
     ] = None,
     dagger: Annotated[int | None, typer.Option(help="DAgger rounds (teacher acts).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Rollout worker processes.")] = None,
-    device: Annotated[
-        str | None, typer.Option(help="Training device: auto, cpu, cuda. [default: auto]")
-    ] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate (cosine decay).")] = None,
+    workers: RolloutWorkers = None,
+    device: TrainDevice = None,
+    lr: PeakLr = None,
     reference: Annotated[
         bool, typer.Option(help="Paper-sized teacher (d 128, 5 layers; GPU-sized).")
     ] = False,
     tiny: Annotated[bool, typer.Option(help="Tiny model and run, for smoke tests.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    seed: Seed = 0,
     resume: ResumeOnMachine = False,
 ) -> None:
     """Behaviour-clone the experts (plus DAgger) into a teacher checkpoint in --out."""
@@ -419,7 +426,7 @@ def distill(
     dagger: Annotated[
         int | None, typer.Option(help="DAgger rounds (student acts, teacher labels). [default: 0]")
     ] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate (cosine decay).")] = None,
+    lr: PeakLr = None,
     warmup: Annotated[
         int | None, typer.Option(help="Epochs of linear learning-rate warm-up (default 3).")
     ] = None,
@@ -447,15 +454,13 @@ def distill(
             "in its order (that run's robots.txt)."
         ),
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Rollout worker processes.")] = None,
-    device: Annotated[
-        str | None, typer.Option(help="Training device: auto, cpu, cuda. [default: auto]")
-    ] = None,
+    workers: RolloutWorkers = None,
+    device: TrainDevice = None,
     reference: Annotated[bool, typer.Option(help="Paper-sized hypernetwork.")] = False,
     tiny: Annotated[
         bool, typer.Option(help="Tiny model and run, for smoke tests (with --init: the run).")
     ] = False,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    seed: Seed = 0,
     resume: ResumeOnMachine = False,
 ) -> None:
     """Roll out the teacher, train the hypernetwork by behaviour cloning, checkpoint it."""
