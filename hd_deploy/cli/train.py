@@ -210,6 +210,16 @@ def train(
         float | None,
         typer.Option(help="Fixed exploration std of the policy. [default: the model's, 0.9]"),
     ] = None,
+    pos_embedding: Annotated[
+        bool | None,
+        typer.Option(
+            "--pos-embedding/--no-pos-embedding",
+            help="A learned embedding per limb slot added to every token (MetaMorph's); "
+            "without it (ModuMorph's MetaMorph*, the HyperDistill authors' teacher) a "
+            "limb's role comes from its morphology context alone. A new model only: with "
+            "--init the checkpoint's (scripts/drop_pos_embedding.py drops it). [default: on]",
+        ),
+    ] = None,
     update_normalizer: Annotated[
         bool | None,
         typer.Option(
@@ -252,12 +262,20 @@ def train(
          "--critic-warmup": (critic_warmup, "ppo.critic_warmup"),
          "--lr-warmup": (lr_warmup or None, "ppo.lr_warmup"),
          "--action-std": (action_std, "teacher.action_std"),
+         "--pos-embedding": (pos_embedding, "teacher.pos_embedding"),
          "--update-normalizer": (update_normalizer, "ppo.update_normalizer"),
          "--n-envs": (n_envs, "ppo.n_envs"),
          "--rollout-steps": (rollout_steps, "ppo.rollout_steps")},
         can_change=f"{RESUME_CAN_CHANGE} (run.json records each change)",
         configs={"ppo": PPOConfig, "teacher": TeacherConfig},
     )  # fmt: skip
+    if pos_embedding is not None and init is not None and not resume:
+        raise ConfigError(
+            "--init takes the model of its checkpoint, positional embedding included "
+            "(scripts/drop_pos_embedding.py writes one without)"
+        )
+    if pos_embedding is not None:
+        model = dataclasses.replace(model, pos_embedding=pos_embedding)
     changes = given(
         n_workers=workers, eval_every=eval_every, lr=lr, epochs=epochs,
         minibatch_size=minibatch_size, target_kl=target_kl, kl_stop=kl_stop,

@@ -146,6 +146,28 @@ def test_train_says_so_when_no_episode_finished(
     assert "32 env steps, no episode finished yet" in result.output and "nan" not in result.output
 
 
+def test_train_no_pos_embedding_reaches_the_new_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hd_deploy.train.ppo import TrainResult
+
+    seen = []
+
+    def fake(*args, **kwargs):
+        seen.append(kwargs["teacher_config"])
+        return TrainResult(tmp_path / "t", 32, 1, float("nan"), False)
+
+    monkeypatch.setattr("hd_deploy.train.ppo.train_teacher", fake)
+    robot = str(bundled_robots()[0])
+    for flag, want in (("--no-pos-embedding", False), ("--pos-embedding", True)):
+        result = runner.invoke(train_app, [robot, "--tiny", flag, "--out", str(tmp_path / flag)])
+        assert result.exit_code == 0, result.output
+        assert seen[-1].pos_embedding is want
+    result = runner.invoke(train_app, [robot, "--reference", "--no-pos-embedding"])
+    assert result.exit_code == 0, result.output
+    assert seen[-1].pos_embedding is False and seen[-1].n_layers == 5
+
+
 def test_experts_clone_tiny(tmp_path: Path) -> None:
     robot = str(bundled_robots()[0])
     args = [robot, "--tiny", "--workers", "1", "--out", str(tmp_path / "e")]
@@ -195,6 +217,12 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     assert "--n-envs 8 (the run's: 4)" in line and "it can change --steps, --epochs" in line
     same = [*resume, "--n-envs", "4", "--action-std", "0.9", "--epochs", "2"]
     assert "no checkpoint to resume from" in _one_error_line(runner.invoke(train_app, same))
+    line = _one_error_line(runner.invoke(train_app, [*resume, "--no-pos-embedding"]))
+    assert "--no-pos-embedding (the run's: --pos-embedding)" in line
+    line = _one_error_line(
+        runner.invoke(train_app, ["--init", str(empty), "--no-pos-embedding", *out])
+    )
+    assert "--init takes the model of its checkpoint" in line and "drop_pos_embedding" in line
     line = _one_error_line(runner.invoke(train_app, [*resume, "--lr-warmup", "5"]))
     # a resumed run does not warm up again; one recorded before the option had none
     assert "--lr-warmup 5 (the run's: 0)" in line

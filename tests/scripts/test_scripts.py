@@ -817,3 +817,55 @@ def test_gain_probe_scales_the_commands_and_counts_the_falls(tmp_path: Path, tin
     assert set(got["summary"]) == {"1", "0"}
     with pytest.raises(SystemExit, match="every gain"):
         script.main([str(tmp_path), "--robots", str(robot), "--gains", "-1"])
+
+
+def test_drop_pos_embedding_keeps_the_mean_slot_and_carries_adam_by_name(tmp_path: Path) -> None:
+    from hd_deploy.models import TeacherConfig, TeacherPolicy, load_teacher, save_checkpoint
+    from hd_deploy.models.checkpoint import read_checkpoint_info
+
+    script = _load("drop_pos_embedding")
+    config = TeacherConfig.tiny()
+    torch.manual_seed(0)
+    teacher = TeacherPolicy(config)
+    L = config.max_limbs
+    proprio, context = torch.randn(5, L, config.proprio_dim), torch.rand(5, L, config.context_dim)
+    mask = torch.ones(5, L, dtype=torch.bool)
+    mask[:2, 3:] = False
+    opt = torch.optim.Adam(teacher.parameters())
+    teacher.value(proprio, context, mask).sum().backward()
+    opt.step()  # moments for every parameter, the critic's nonzero
+    ckpt = save_checkpoint(tmp_path / "run", teacher, robots=["a"], extra={"iteration": 7})
+    torch.save({"optimizer": opt.state_dict(), "iteration": 7}, ckpt / "trainer_state.pt")
+    # the same teacher with every slot's embedding at their mean: what dropping keeps
+    flat = TeacherPolicy(config)
+    flat.load_state_dict(teacher.state_dict())
+    with torch.no_grad():
+        for part in ("actor", "critic"):
+            pos = getattr(flat, part).pos
+            pos.copy_(pos.mean(0).expand_as(pos))
+
+    out = script.write(ckpt, tmp_path / "nopos")
+    dropped = load_teacher(out)
+    assert not dropped.config.pos_embedding
+    assert "actor.pos" not in dropped.state_dict()
+    torch.testing.assert_close(dropped.action_mean(proprio, context, mask),
+                               flat.action_mean(proprio, context, mask))  # fmt: skip
+    torch.testing.assert_close(dropped.value(proprio, context, mask),
+                               flat.value(proprio, context, mask))  # fmt: skip
+    assert not torch.allclose(dropped.action_mean(proprio, context, mask),
+                              teacher.action_mean(proprio, context, mask))  # fmt: skip
+    info = read_checkpoint_info(out)
+    assert info.extra["iteration"] == 7 and info.robots == ("a",)
+
+    state = torch.load(out / "trainer_state.pt", weights_only=True)
+    new_opt = torch.optim.Adam(dropped.parameters())
+    new_opt.load_state_dict(state["optimizer"])  # the parameter count matches
+    old_names = [n for n, _ in teacher.named_parameters()]
+    old_moments = {old_names[i]: m for i, m in opt.state_dict()["state"].items()}
+    new_names = [n for n, _ in dropped.named_parameters()]
+    new_moments = {new_names[j]: m for j, m in state["optimizer"]["state"].items()}
+    assert set(new_moments) == set(old_moments) - {"critic.pos"}  # the critic's, stepped
+    for name, moments in new_moments.items():
+        torch.testing.assert_close(moments["exp_avg_sq"], old_moments[name]["exp_avg_sq"])
+    with pytest.raises(ValueError, match="no positional embedding"):
+        script.write(out, tmp_path / "again")
