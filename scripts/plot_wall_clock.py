@@ -11,6 +11,8 @@ teacher_gpu are in git history (``git checkout 795522d -- training/teacher`` and
     python scripts/plot_wall_clock.py training/teacher_gpu training/teacher_cpu_mb4b \
         training/teacher_cmp_b82k training/teacher_cmp_sync training/teacher_cmp_mutate2 \
         training/teacher_cmp_nokl training/teacher_cmp_mutate3 training/teacher_cmp_ctxnoise \
+        training/teacher_cmp_advrobot training/teacher_cmp_nopos \
+        --parent training/teacher_cmp_nopos=training/teacher_cpu_mb4b \
         --from-init --x steps --out docs/teacher_branches.png
 
 Each run folder's ``progress.csv`` gives the training return (``return_robots``, the mean
@@ -78,16 +80,22 @@ def offsets(runs: Sequence[Path], x: str, chain: bool) -> list[float]:
     return starts
 
 
-def init_offsets(runs: Sequence[Path], x: str) -> list[float]:
+def init_offsets(
+    runs: Sequence[Path], x: str, parents: dict[Path, Path] | None = None
+) -> list[float]:
     """Where each run starts with ``--from-init`` (in its column's units): where the
     ``--init`` checkpoint in its ``run.json`` was written, plus the start of that
-    checkpoint's run if listed before it; 0 for a run from scratch."""
+    checkpoint's run if listed before it; 0 for a run from scratch. ``parents`` names the
+    run a checkpoint came from where its path does not (a copy made elsewhere, e.g. by
+    ``scripts/drop_pos_embedding.py``): run folder -> the run its ``--init`` was made from."""
     xcol = AXES[x][0]
+    given = {run.resolve(): parent.resolve() for run, parent in (parents or {}).items()}
     starts: dict[Path | None, float] = {}
     for run in runs:
         meta = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
         extra = (meta.get("init_checkpoint") or {}).get("extra") or {}
         parent = Path(meta["init"]).resolve().parent if meta.get("init") else None
+        parent = given.get(run.resolve(), parent)
         starts[run.resolve()] = starts.get(parent, 0.0) + float(extra.get(xcol, 0.0))
     return [starts[run.resolve()] for run in runs]
 
@@ -148,14 +156,29 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="each run starts where its --init checkpoint was written (list parents first)",
     )
+    parser.add_argument(
+        "--parent",
+        action="append",
+        default=[],
+        metavar="RUN=PARENT",
+        help="with --from-init: RUN's --init checkpoint was made from PARENT's run (where "
+        "run.json names a copy elsewhere)",
+    )
     args = parser.parse_args(argv)
+    parents = {}
+    for pair in args.parent:
+        run, sep, parent = pair.partition("=")
+        if not sep or not run or not parent:
+            parser.error(f"--parent takes RUN=PARENT, got {pair!r}")
+        parents[Path(run)] = Path(parent)
     if args.chain and args.from_init:
         parser.error("--chain and --from-init place the runs in two different ways: pick one")
     for run in args.runs:
         if not (run / "progress.csv").is_file():
             parser.error(f"{run}: no progress.csv")
     if args.from_init:
-        starts, placed = init_offsets(args.runs, args.x), "runs from their --init checkpoint"
+        starts = init_offsets(args.runs, args.x, parents)
+        placed = "runs from their --init checkpoint"
     else:
         starts, placed = offsets(args.runs, args.x, args.chain), "runs end to end"
     plot(args.runs, args.out, args.x, starts, placed)

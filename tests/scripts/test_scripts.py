@@ -496,6 +496,8 @@ def test_plot_places_branches_where_their_init_checkpoint_was_written(tmp_path: 
     listed = [runs[n] for n in ("root", "trunk", "branch", "stray")]
     assert plot.init_offsets(listed, "steps") == [0.0, 5e6, 7e6, 1e6]
     assert plot.init_offsets(listed, "hours") == [0.0, 3600.0, 4200.0, 60.0]
+    # a branch whose --init is a copy made outside the run folder, told its parent
+    assert plot.init_offsets(listed, "steps", {runs["stray"]: runs["trunk"]})[3] == 6e6
     out = tmp_path / "branches.png"
     plot.main([*map(str, listed), "--from-init", "--x", "steps", "--out", str(out)])
     assert out.stat().st_size > 0
