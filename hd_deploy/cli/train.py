@@ -49,7 +49,7 @@ ResumeOnMachine = Annotated[
     ),
 ]
 
-# options hd-clone and hd-distill share (the rollout machine, the learning rate, the size)
+# options the training commands share (the rollout machine, the learning rate, the seed)
 RolloutWorkers = Annotated[int | None, typer.Option("--workers", help="Rollout worker processes.")]
 TrainDevice = Annotated[
     str | None,
