@@ -62,6 +62,8 @@ def carry_optimizer(state: dict, old: TeacherPolicy, new: TeacherPolicy) -> dict
 
 def write(checkpoint: str | Path, out: str | Path) -> Path:
     """Write CHECKPOINT's teacher without positional embedding (and its run state) to OUT."""
+    if Path(out).resolve() == Path(checkpoint).resolve():
+        raise ValueError(f"{out}: the checkpoint itself; write the new teacher to another folder")
     info = read_checkpoint_info(checkpoint)
     if info.kind != "teacher":
         raise ValueError(f"{checkpoint}: a {info.kind}; only a teacher has a positional embedding")
@@ -80,6 +82,8 @@ def write(checkpoint: str | Path, out: str | Path) -> Path:
         state = torch.load(state_file, weights_only=True, map_location="cpu")
         state["optimizer"] = carry_optimizer(state["optimizer"], teacher, new)
         torch.save(state, path / "trainer_state.pt")
+    else:  # a state left in OUT by an earlier write belongs to another teacher
+        (path / "trainer_state.pt").unlink(missing_ok=True)
     return path
 
 

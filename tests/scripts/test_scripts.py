@@ -871,3 +871,7 @@ def test_drop_pos_embedding_keeps_the_mean_slot_and_carries_adam_by_name(tmp_pat
         torch.testing.assert_close(moments["exp_avg_sq"], old_moments[name]["exp_avg_sq"])
     with pytest.raises(ValueError, match="no positional embedding"):
         script.write(out, tmp_path / "again")
+    with pytest.raises(ValueError, match="the checkpoint itself"):
+        script.write(ckpt, ckpt)
+    (ckpt / "trainer_state.pt").unlink()  # weights alone: no stale state left in OUT
+    assert not (script.write(ckpt, out) / "trainer_state.pt").exists()
