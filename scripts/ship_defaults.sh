@@ -61,8 +61,9 @@ EOF
 #     started from the package's teacher of then, teacher_gpu (weights in git history:
 #     git show 388e6e6:hd_deploy/assets/checkpoints/teacher/model.safetensors; the run's
 #     run.json records that checkpoint's record). Its weights ship in the package, so the step
-#     is skipped here. The run goes on in training/teacher_cpu_mb4b (a copy at iteration 192,
-#     with its weights and trainer state); continue it with
+#     is skipped here. The run went on in training/teacher_cpu_mb4b (a copy at iteration 192),
+#     parked at 979 with its weights and trainer state in git history; continue it with
+#       git restore --source=0f4019a -- training/teacher_cpu_mb4b/checkpoint
 #       hd-train --resume --out training/teacher_cpu_mb4b --max-minutes M
 hd-generate training/generated --count 32 --seed 1000 --stand-steps 0  # every draw, as then
 if [ ! -f training/teacher_cpu_mb4/run.json ]; then

@@ -8,26 +8,36 @@
 # overwritten).
 #
 # The GPU machine (the `device` tool) has torch but no package index and no ../shared:
-#   - wheels of what it lacks travel in $WHEELS (.whl, ignored by git); fill it here with
-#       pip download --no-deps --only-binary=:all: --python-version 3.12 \
-#         --platform manylinux_2_28_x86_64 -d .whl mujoco==4.0.0 mujoco-core==4.0.0 glfw
-#   - the UNIMAL robots travel in .gpu/unimal (ignored by git) and are copied to $UNIMAL
-#     there, so run.json names the same robot paths as on this machine.
-#       RUN=training/teacher_gpu MINUTES=8 WORKERS=14 bash scripts/train_gpu.sh
+# `bash scripts/prepare_gpu.sh` fills what travels (wheels in .whl, the UNIMAL robots in
+# .gpu/unimal, copied to $UNIMAL there so that run.json names the same robot paths as here,
+# training/generated) and checks that the call fits the 64 MiB the tool sends. Then
+#   RUN=training/teacher_paper MINUTES=8 WORKERS=14 bash scripts/train_gpu.sh
+# (device run, carry: .whl .gpu training/generated). A second call in the same session
+# resumes on the warm machine, which keeps the run's ignored weights and optimiser state,
+# once the returned run.json, progress.csv and checkpoint/checkpoint.json are back in RUN
+# here (files git does not ignore travel with each call; the machine drops them). A later session's
+# fresh machine has neither, and the optimiser state is too large to send with the rest:
+# continue in a new folder from the weights, carrying RUN/checkpoint/model.safetensors and
+# robot_contexts.safetensors (CARRY_RUN for prepare_gpu.sh), with
+#   NEW_ARGS="training/generated --init RUN/checkpoint --reference --critic-warmup 3 ..."
 # Rehearse on a CPU with a short wall time and a small batch:
 #   RUN=/tmp/run MINUTES=0.5 WORKERS=2 DEVICE=cpu WHEELS= \
 #     NEW_ARGS="--reference --n-envs 16 --rollout-steps 320 --eval-every 2" bash scripts/train_gpu.sh
 set -uo pipefail
-RUN=${RUN:-training/teacher_gpu}
+RUN=${RUN:-training/teacher_paper}
 MINUTES=${MINUTES:-8}           # leave the rest of a 10-minute call for set-up and copy-back
 WORKERS=${WORKERS:-14}
 DEVICE=${DEVICE:-cuda}
 WHEELS=${WHEELS-.whl}           # empty: install nothing (the CPU rehearsal)
 UNIMAL=${UNIMAL:-../shared/unimal}
 PRECISION=${PRECISION:-}        # bf16: the learner's matmuls in bfloat16 (new or resumed run)
-# a new run: the paper-sized teacher and PPO batch (81,920 steps an iteration), in more,
-# shorter environments than MetaMorph's 32 x 2560 so that many physics workers are busy
-NEW_ARGS=${NEW_ARGS:---reference --n-envs 256 --rollout-steps 320 --eval-every 20}
+# a new run: the HyperDistill authors' teacher (ModuMorph's "MetaMorph*": the paper-sized
+# transformer without a learned embedding per limb slot, an update stopped once its KL
+# reaches 0.05) and PPO batch (81,920 steps an iteration), in more, shorter environments
+# than MetaMorph's 32 x 2560 so that many physics workers are busy; the UNIMAL training
+# robots and the 32 generated ones
+NEW_ARGS=${NEW_ARGS:-training/generated --reference --no-pos-embedding --target-kl 0.05 \
+--n-envs 256 --rollout-steps 320 --eval-every 20}
 
 copy_back() {
   [ -n "${OUT:-}" ] && [ -d "$RUN" ] || return 0
