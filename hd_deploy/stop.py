@@ -32,10 +32,12 @@ class GracefulStop:
     Args:
         unit: What the loop finishes before it stops ("iteration", "epoch"), for the
             message on stderr.
+        message: That message, with ``{unit}`` in it (default: a checkpoint is written).
     """
 
-    def __init__(self, unit: str = "iteration"):
+    def __init__(self, unit: str = "iteration", message: str = MESSAGE):
         self.unit = unit
+        self.message = message
         self.requested = False
         self.signal_name = ""
         self._previous: dict[int, Any] = {}
@@ -57,7 +59,7 @@ class GracefulStop:
         if not self.requested:
             self.requested = True
             self.signal_name = signal.Signals(signum).name
-            print(f"\n{MESSAGE.format(unit=self.unit)}", file=sys.stderr, flush=True)
+            print(f"\n{self.message.format(unit=self.unit)}", file=sys.stderr, flush=True)
 
 
 def ignore_interrupt() -> None:

@@ -14,9 +14,10 @@ import contextlib
 import logging
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -117,6 +118,7 @@ def export_controller(
     config: TaskConfig = TaskConfig(),
     seed: int = 0,
     nearest: Nearest | None = None,
+    tuned: Mapping[str, Any] | None = None,
 ) -> ExportResult:
     """Export one robot's controller to ONNX, verify it, then move it into place.
 
@@ -132,6 +134,8 @@ def export_controller(
         config: Task timing stored in the metadata and used for the rollout.
         seed: Seed of the random and rollout verification observations.
         nearest: The robot's nearest training robot, stored in the metadata and the result.
+        tuned: The record of the MLP's fine-tuning on the robot (``hd-tune``), stored in
+            the metadata.
 
     Raises:
         ExportError: A check failed (no file is left behind).
@@ -148,7 +152,7 @@ def export_controller(
     module = module.eval()
     near = None if nearest is None else nearest.to_dict()
     meta = build_metadata(robot, kind=kind, mjcf=model_xml, source_hash=source_hash,
-                          config=config, nearest=near)  # fmt: skip
+                          config=config, nearest=near, tuned=tuned)  # fmt: skip
     try:
         proto = _to_onnx(module, dynamic_batch=dynamic_batch)
     except Exception as exc:  # torch.export and the ONNX translator raise many types

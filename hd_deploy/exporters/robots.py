@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +35,10 @@ from hd_deploy.runtime.metadata import build_metadata
 
 FORMATS = ("onnx", "c")
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
+
+
+# a baked MLP and its robot's task -> the MLP to export and the record of its tuning
+Tuner = Callable[[BakedMLP, LocomotionTask], tuple[BakedMLP, dict[str, Any]]]
 
 
 def shipped_checkpoint(kind: str) -> Path:
@@ -65,6 +70,7 @@ def export_robots(
     verify: bool = True,
     on_result: Callable[[ExportResult | CExportResult], None] | None = None,
     formats: Sequence[str] = ("onnx",),
+    tune: Tuner | None = None,
 ) -> list[ExportResult | CExportResult]:
     """Bake (one batched hypernetwork call) and export a controller per robot.
 
@@ -81,6 +87,9 @@ def export_robots(
         on_result: Called with each result as soon as its file is written.
         formats: ``"onnx"`` and/or ``"c"`` (``<robot>.h`` + ``<robot>.c``, students only;
             verified by compiling it when ``verify``).
+        tune: Called with each robot's baked MLP and task before its export; what it
+            returns (an MLP for the same robot, and the record stored in the controller's
+            metadata as ``tuned``) is exported instead (``hd-tune``; students only).
 
     Returns:
         One result per robot and format, in input order, each with the robot's nearest
@@ -95,6 +104,8 @@ def export_robots(
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise ExportError(f"formats must be among {list(FORMATS)}, got {list(formats)}")
+    if teacher and tune is not None:
+        raise ExportError("tuning is for baked students; drop --teacher")
     if teacher and "c" in formats:
         raise ExportError("the C export is for baked students; drop --teacher or --format c")
     files = resolve_robots(robots)
@@ -131,18 +142,25 @@ def export_robots(
         for module, robot, text, close in zip(modules, robots_, texts, near, strict=True):
             tick(robot.name)
             done: list[ExportResult | CExportResult] = []
+            task = None  # built only where needed: fleets of ONNX files go without
+            if tune is not None or "c" in formats:
+                task = LocomotionTask(text, config=task_config, name=robot.name)
+            tuned = None
+            if tune is not None:
+                assert isinstance(module, BakedMLP) and task is not None
+                module, tuned = tune(module, task)
             if "onnx" in formats:
                 done.append(export_controller(
                     module, robot, text, out / output_name(robot.name, kind), kind=kind,
                     source_hash=source_hash, dynamic_batch=dynamic_batch, verify=verify,
-                    config=task_config, nearest=close,
+                    config=task_config, nearest=close, tuned=tuned,
                 ))  # fmt: skip
             if "c" in formats:
-                assert isinstance(module, BakedMLP)
+                assert isinstance(module, BakedMLP) and task is not None
                 near_dict = None if close is None else close.to_dict()
                 meta = build_metadata(robot, kind=kind, mjcf=text, source_hash=source_hash,
-                                      config=task_config, nearest=near_dict)  # fmt: skip
-                task = LocomotionTask(text, config=task_config, name=robot.name)
+                                      config=task_config, nearest=near_dict,
+                                      tuned=tuned)  # fmt: skip
                 obs = verification_obs(module, task, seed=0) if verify else None
                 done.append(replace(export_c(module, meta, out, verify_obs=obs), nearest=close))
             for result in done:

@@ -156,14 +156,23 @@ class BakedMLP(nn.Module):
         Returns:
             Controls in actuator order inside each ctrlrange, shape ``(B, n_actuators)``.
         """
-        x = torch.clamp((obs - self.obs_mean) / self.obs_std, -self.obs_clip, self.obs_clip)
+        a = torch.clamp(self.action_mean(obs), -1.0, 1.0)
+        return self.ctrl_low + (a + 1.0) * 0.5 * (self.ctrl_high - self.ctrl_low)
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """The normalised, clipped observation the first layer reads, ``(B, n_obs)``."""
+        return torch.clamp((obs - self.obs_mean) / self.obs_std, -self.obs_clip, self.obs_clip)
+
+    def action_mean(self, obs: torch.Tensor) -> torch.Tensor:
+        """The MLP's output before the clamp to [-1, 1] and the ctrlrange scaling, the
+        action mean a policy-gradient method perturbs (``hd-tune``), ``(B, n_actuators)``."""
+        x = self.normalize(obs)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < last:
                 x = torch.relu(x)
-        a = torch.clamp(x, -1.0, 1.0)
-        return self.ctrl_low + (a + 1.0) * 0.5 * (self.ctrl_high - self.ctrl_low)
+        return x
 
     def dummy_input(self, batch: int = 1) -> torch.Tensor:
         """Zero observation of the right shape, ``(batch, n_obs)``."""

@@ -18,7 +18,10 @@ Keys (decoded types):
 - ``nearest_training`` (optional dict; written where the checkpoint records its training
   robots' contexts): the robot's nearest training robot by morphology context, as
   :meth:`hd_deploy.morphology.nearness.Nearest.to_dict` gives it (``robot``, ``distance``,
-  ``spacing``, ``training_robots``, ``far``).
+  ``spacing``, ``training_robots``, ``far``);
+- ``tuned`` (optional dict; written by ``hd-tune``): how the baked MLP was fine-tuned on
+  its robot (``steps``, ``return_before``, ``return_after``, ``kept``: ``"tuned"`` or
+  ``"bake"``, ...; :meth:`hd_deploy.train.tune.TuneResult.record`).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ _STR_KEYS = (
 REQUIRED_KEYS = (FORMAT_KEY, *_STR_KEYS, *_JSON_KEYS, *_INT_KEYS, *_FLOAT_KEYS)
 WEIGHTS_KEY = "weights_sha256"
 NEAREST_KEY = "nearest_training"
+TUNED_KEY = "tuned"
 
 
 class ControllerError(HdError):
@@ -70,6 +74,7 @@ def build_metadata(
     source_hash: str,
     config: TaskConfig = TaskConfig(),
     nearest: Mapping[str, Any] | None = None,
+    tuned: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Decoded metadata for a controller of ``robot``.
 
@@ -80,6 +85,7 @@ def build_metadata(
         source_hash: Hash of the checkpoint the controller came from.
         config: Task settings the policy was trained under (timestep, frame skip).
         nearest: The robot's nearest training robot (``Nearest.to_dict()``), or None.
+        tuned: The record of its fine-tuning (``hd-tune``), or None.
 
     Raises:
         ValueError: ``kind`` is not a known policy kind.
@@ -87,6 +93,8 @@ def build_metadata(
     if kind not in POLICY_KINDS:
         raise ValueError(f"policy kind must be one of {list(POLICY_KINDS)}, got {kind!r}")
     optional = {} if nearest is None else {NEAREST_KEY: dict(nearest)}
+    if tuned is not None:
+        optional[TUNED_KEY] = dict(tuned)
     return {
         FORMAT_KEY: FORMAT_VERSION,
         "policy_kind": kind,
@@ -117,7 +125,7 @@ def encode_metadata(meta: Mapping[str, Any]) -> dict[str, str]:
     """Decoded metadata -> string key/value pairs for ``metadata_props``."""
     out: dict[str, str] = {}
     for key, value in meta.items():
-        if key in _JSON_KEYS or key == NEAREST_KEY:
+        if key in _JSON_KEYS or key in (NEAREST_KEY, TUNED_KEY):
             out[key] = json.dumps(value, separators=(",", ":"))
         elif key in _FLOAT_KEYS:
             out[key] = repr(float(value))
@@ -168,6 +176,8 @@ def decode_metadata(props: Mapping[str, str], *, source: str) -> dict[str, Any]:
         meta[WEIGHTS_KEY] = digest
     if NEAREST_KEY in props:
         meta[NEAREST_KEY] = _decode_nearest(props[NEAREST_KEY], source)
+    if TUNED_KEY in props:
+        meta[TUNED_KEY] = _decode_tuned(props[TUNED_KEY], source)
     if meta["policy_kind"] not in POLICY_KINDS:
         raise ControllerError(f"{source}: unknown policy kind {meta['policy_kind']!r}")
     layout = meta["observation_layout"]
@@ -187,6 +197,16 @@ def decode_metadata(props: Mapping[str, str], *, source: str) -> dict[str, Any]:
             "a controller's robot must be self-contained"
         )
     return meta
+
+
+def _decode_tuned(text: str, source: str) -> dict[str, Any]:
+    try:
+        tuned = json.loads(text)
+    except json.JSONDecodeError:
+        tuned = None
+    if not isinstance(tuned, dict):
+        raise ControllerError(f"{source}: malformed '{TUNED_KEY}' in the metadata")
+    return tuned
 
 
 def _decode_nearest(text: str, source: str) -> dict[str, Any]:

@@ -15,7 +15,6 @@ record: steps, wall time, deterministic return), so an interrupted run skips fin
 from __future__ import annotations
 
 import json
-import math
 import multiprocessing as mp
 import os
 import time
@@ -83,23 +82,6 @@ class Expert:
         return cls(name, record["fingerprint"], weights, t["obs_mean"], t["obs_var"], record)
 
 
-@dataclass
-class _RunningStats:
-    mean: np.ndarray
-    var: np.ndarray
-    count: float = 1e-4
-
-    def update(self, x: np.ndarray) -> None:
-        b_mean, b_var, b_n = x.mean(0), x.var(0), len(x)
-        delta, total = b_mean - self.mean, self.count + b_n
-        self.mean = self.mean + delta * b_n / total
-        m2 = self.var * self.count + b_var * b_n + delta**2 * self.count * b_n / total
-        self.var, self.count = m2 / total, total
-
-    def normalize(self, x: np.ndarray) -> np.ndarray:
-        return np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -10, 10).astype(np.float32)
-
-
 def train_expert(source: str | Path, out_dir: str | Path, config: ExpertConfig) -> dict:
     """Train one expert with PPO and save it; returns its record.
 
@@ -112,15 +94,15 @@ def train_expert(source: str | Path, out_dir: str | Path, config: ExpertConfig) 
     from torch import nn
 
     from hd_deploy.envs.task import LocomotionTask
+    from hd_deploy.morphology.features import PROPRIO_DIM
+    from hd_deploy.train.mlp_ppo import MlpPPO, RunningStats
 
     torch.set_num_threads(1)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     base = LocomotionTask(source)
     envs = [base] + [base.fork() for _ in range(config.n_envs - 1)]
-    nu, n_envs, T = base.model.nu, config.n_envs, config.rollout_steps
-    obs = np.stack([e.reset(rng).reshape(-1) for e in envs])
-    dim = obs.shape[1]
+    nu, dim = base.model.nu, base.robot.n_limbs * PROPRIO_DIM
 
     def mlp(out: int) -> nn.Sequential:
         h = config.hidden
@@ -128,83 +110,21 @@ def train_expert(source: str | Path, out_dir: str | Path, config: ExpertConfig) 
                              nn.Linear(h, out))  # fmt: skip
 
     pi, vf = mlp(nu), mlp(1)
-    log_std = nn.Parameter(torch.full((nu,), config.init_log_std))
-    params = [*pi.parameters(), *vf.parameters(), log_std]
-    opt = torch.optim.Adam(params, lr=config.lr, eps=1e-5)
-    stats = _RunningStats(np.zeros(dim), np.ones(dim))
-    ret_stats = _RunningStats(np.zeros(1), np.ones(1))
-    disc_ret, ep_ret, finished = np.zeros(n_envs), np.zeros(n_envs), []
-
-    def log_prob(mean, action):
-        z = (action - mean) / log_std.exp()
-        return (-0.5 * z * z - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-
+    stats = RunningStats(np.zeros(dim), np.ones(dim))
+    ppo = MlpPPO(
+        envs, rng, config, policy=pi, value=lambda o: vf(o)[:, 0],
+        log_std=nn.Parameter(torch.full((nu,), config.init_log_std)),
+        policy_params=list(pi.parameters()), value_params=list(vf.parameters()),
+        lr=config.lr, preprocess=stats.normalize,
+    )  # fmt: skip
+    finished: list[float] = []
     t0, steps = time.time(), 0
     while steps < config.total_steps:
-        stats.update(obs)
-        buf_o = np.zeros((T, n_envs, dim), np.float32)
-        buf_a = np.zeros((T, n_envs, nu), np.float32)
-        buf_r, buf_d = np.zeros((T, n_envs)), np.zeros((T, n_envs))
-        buf_lp, buf_v = np.zeros((T, n_envs)), np.zeros((T, n_envs))
-        for t in range(T):
-            o = torch.as_tensor(stats.normalize(obs))
-            with torch.no_grad():
-                mean = pi(o)
-                a = mean + log_std.exp() * torch.randn_like(mean)
-                buf_lp[t], buf_v[t] = log_prob(mean, a).numpy(), vf(o)[:, 0].numpy()
-            buf_o[t], buf_a[t] = o.numpy(), a.numpy()
-            for i, env in enumerate(envs):
-                res = env.step(env.robot.scale_ctrl(buf_a[t, i]))
-                ep_ret[i] += res.reward
-                buf_r[t, i] = res.reward
-                if res.terminated or res.truncated:
-                    buf_d[t, i] = 1.0
-                    finished.append(ep_ret[i])
-                    ep_ret[i] = 0.0
-                    obs[i] = env.reset(rng).reshape(-1)
-                else:
-                    obs[i] = env.observe().reshape(-1)
-        for t in range(T):  # scale rewards by the running std of the discounted return
-            disc_ret = disc_ret * config.gamma + buf_r[t]
-            ret_stats.update(disc_ret[:, None])
-            disc_ret[buf_d[t] > 0] = 0.0
-        rew = buf_r / math.sqrt(ret_stats.var[0] + 1e-8)
-        with torch.no_grad():
-            last_v = vf(torch.as_tensor(stats.normalize(obs)))[:, 0].numpy()
-        adv, gae = np.zeros_like(rew), np.zeros(n_envs)
-        for t in reversed(range(T)):
-            next_v = last_v if t == T - 1 else buf_v[t + 1]
-            live = 1.0 - buf_d[t]
-            gae = (
-                rew[t]
-                + config.gamma * next_v * live
-                - buf_v[t]
-                + (config.gamma * config.gae_lambda * live * gae)
-            )
-            adv[t] = gae
-        flat = {
-            "o": torch.as_tensor(buf_o.reshape(-1, dim)),
-            "a": torch.as_tensor(buf_a.reshape(-1, nu)),
-            "lp": torch.as_tensor(buf_lp.reshape(-1), dtype=torch.float32),
-            "adv": torch.as_tensor(adv.reshape(-1), dtype=torch.float32),
-            "ret": torch.as_tensor((adv + buf_v).reshape(-1), dtype=torch.float32),
-        }
-        n = T * n_envs
-        for _ in range(config.epochs):
-            perm = torch.randperm(n)
-            for s in range(0, n, config.minibatch_size):
-                idx = perm[s : s + config.minibatch_size]
-                a_ = flat["adv"][idx]
-                a_ = (a_ - a_.mean()) / (a_.std() + 1e-8)
-                ratio = torch.exp(log_prob(pi(flat["o"][idx]), flat["a"][idx]) - flat["lp"][idx])
-                clipped = ratio.clamp(1 - config.clip, 1 + config.clip)
-                pl = -torch.min(ratio * a_, clipped * a_).mean()
-                vl = 0.5 * (vf(flat["o"][idx])[:, 0] - flat["ret"][idx]).pow(2).mean()
-                opt.zero_grad(set_to_none=True)
-                (pl + 0.5 * vl).backward()
-                nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-                opt.step()
-        steps += n
+        stats.update(ppo.obs)
+        batch = ppo.collect()
+        finished += batch.finished
+        ppo.update(batch)
+        steps += batch.size
 
     layers = [m for m in pi if isinstance(m, nn.Linear)]
     expert = Expert(

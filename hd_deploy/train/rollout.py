@@ -240,12 +240,15 @@ def _eval_job(args) -> dict:
             "lengths": lengths, "fingerprint": task.robot.fingerprint}  # fmt: skip
 
 
-def run_episodes(task, act, episodes: int, seed: int) -> tuple[list[float], list[int]]:
+def run_episodes(
+    task, act, episodes: int, seed: int, *, salt: tuple[int, ...] = ()
+) -> tuple[list[float], list[int]]:
     """Returns and lengths of ``episodes`` episodes of ``act`` (flat obs -> ctrl) on ``task``,
-    reset at ``hd-eval``'s seeds ``(seed, episode)``."""
+    reset at ``hd-eval``'s seeds ``(seed, episode)``, or ``(seed, *salt, episode)`` for a
+    set of episodes of another use (``hd-tune``'s)."""
     returns, lengths = [], []
     for e in range(episodes):
-        obs = task.reset(np.random.default_rng((seed, e)))
+        obs = task.reset(np.random.default_rng((seed, *salt, e)))
         total = 0.0
         while True:
             res = task.step(act(obs.reshape(-1)))

@@ -12,7 +12,7 @@ import pytest
 from exporters.deploy_kit import OTHER_ROBOT_FILE, Exported, Kit, kit, student  # noqa: F401
 from typer.testing import CliRunner
 
-from hd_deploy.cli.deploy import export_app, run_app
+from hd_deploy.cli.deploy import export_app, run_app, tune_app
 from hd_deploy.runtime.native import find_compiler
 
 runner = CliRunner()
@@ -148,6 +148,83 @@ def test_export_errors_are_one_line(kit: Kit, tmp_path: Path, monkeypatch) -> No
     )
     assert "expected a teacher" in line
     assert not (tmp_path / "controllers").exists()  # the working directory (conftest)
+
+
+# --- hd-tune --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_tune(monkeypatch: pytest.MonkeyPatch) -> None:
+    """hd-tune with TuneConfig.tiny()'s batch (32 steps an iteration, 1 evaluation episode)."""
+    import dataclasses
+
+    from hd_deploy.train import config
+
+    tiny = config.TuneConfig.tiny()
+    monkeypatch.setattr(config, "TuneConfig", lambda **kw: dataclasses.replace(tiny, **kw))
+
+
+@pytest.mark.usefixtures("tiny_tune")
+def test_tune_exports_a_verified_controller_that_says_so(kit: Kit, tmp_path: Path) -> None:  # noqa: F811
+    from hd_deploy.runtime import read_metadata
+
+    out = tmp_path / "out"
+    args = [str(kit.robot_file), "--checkpoint", str(kit.student_ckpt), "--out", str(out)]
+    result = runner.invoke(tune_app, [*args, "--steps", "64"])  # two iterations of 32
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    first = lines[0]
+    assert first.startswith("gen-11: tuned 64 steps in ") and "(deterministic, 1 episode)" in first
+    assert lines[1].startswith("gen-11: student 85->6") and "verified on" in lines[1]
+    assert lines[-1] == f"tuned and exported 1 controller(s) to {out}"
+    record = json.loads((out / "gen-11.tune.json").read_text())
+    assert record["steps"] == 64 and len(record["returns_after"]) == 1
+    assert (out / "gen-11.tune.png").stat().st_size > 0
+    tuned = read_metadata(out / "gen-11.onnx")["tuned"]
+    assert tuned["steps"] == 64 and tuned["kept"] in ("tuned", "bake")
+    ran = runner.invoke(run_app, [str(out / "gen-11.onnx"), "--episodes", "1"])
+    assert ran.exit_code == 0 and "tuned on this robot (hd-tune, 64 steps)" in ran.output
+
+
+@pytest.mark.usefixtures("tiny_tune")
+def test_a_stop_request_ends_tuning_after_the_robot_it_is_on(
+    kit: Kit,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+    import signal
+
+    from hd_deploy.train import tune as tune_module
+
+    real = tune_module.tune_baked
+
+    def interrupted(*args, **kwargs):  # Ctrl-C while the first robot tunes
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tune_module, "tune_baked", interrupted)
+    out = tmp_path / "out"
+    robots = [str(kit.robot_file), str(OTHER_ROBOT_FILE)]
+    args = [*robots, "--checkpoint", str(kit.student_ckpt), "--out", str(out), "--steps", "1"]
+    result = runner.invoke(tune_app, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "stopped by a signal after 1 robot(s); rerun for the rest"
+    )
+    assert (out / "gen-11.onnx").is_file() and not (out / "gen-1.onnx").exists()
+
+
+def test_tune_errors_are_one_line(kit: Kit, tmp_path: Path) -> None:  # noqa: F811
+    line = _one_error_line(runner.invoke(tune_app, [str(tmp_path / "nope.xml")]))
+    assert "no such robot file" in line
+    line = _one_error_line(
+        runner.invoke(tune_app, [str(kit.robot_file), "--checkpoint", str(kit.teacher_ckpt)])
+    )
+    assert "expected a student" in line
+    bad = runner.invoke(tune_app, [str(kit.robot_file), "--steps", "0"])
+    assert bad.exit_code == 2 and "--steps" in bad.output
+    assert not (tmp_path / "controllers").exists()
 
 
 # --- hd-run ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from hd_deploy.cli.bench import bench_app
-from hd_deploy.cli.deploy import export_app, run_app
+from hd_deploy.cli.deploy import export_app, run_app, tune_app
 from hd_deploy.cli.inspect import generate_app, inspect_app
 from hd_deploy.cli.train import clone_app, distill_app, eval_app, experts_app, train_app
 from hd_deploy.errors import ConfigError, HdWarning
@@ -29,6 +29,7 @@ COMMANDS = {
     "hd-distill": (distill_app, "hd_deploy.train.distill.distill_student", [ROBOT, "--tiny"]),
     "hd-eval": (eval_app, "hd_deploy.train.shipped.resolve_policy", ["teacher"]),
     "hd-export": (export_app, "hd_deploy.exporters.export_robots", [ROBOT]),
+    "hd-tune": (tune_app, "hd_deploy.exporters.export_robots", [ROBOT, "--out", "tuned"]),
     "hd-run": (run_app, "hd_deploy.runtime.load_controller", ["robot.onnx"]),
     "hd-bench": (bench_app, "hd_deploy.bench.run_benchmark", ["--no-returns"]),
 }

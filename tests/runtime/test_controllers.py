@@ -236,6 +236,23 @@ def test_the_nearest_training_robot_travels_in_the_metadata(student, tmp_path) -
             read_metadata(bad)
 
 
+def test_the_tuning_record_travels_in_the_metadata(student, tmp_path) -> None:
+    from hd_deploy.runtime.metadata import TUNED_KEY, build_metadata, encode_metadata
+
+    assert TUNED_KEY not in read_metadata(student.path)  # optional: hd-export writes none
+    tuned = {"steps": 2048, "return_before": 1.5, "return_after": 2.5, "kept": "tuned"}
+    meta = build_metadata(student.task.robot, kind="student", mjcf="", source_hash="x",
+                          tuned=tuned)  # fmt: skip
+    ok = _with_new_prop(
+        student.path, tmp_path / "ok.onnx", TUNED_KEY, encode_metadata(meta)[TUNED_KEY]
+    )
+    assert read_metadata(ok)[TUNED_KEY] == tuned
+    for bad_value in ("{", "[1]", "3"):
+        bad = _with_new_prop(student.path, tmp_path / "bad.onnx", TUNED_KEY, bad_value)
+        with pytest.raises(ControllerError, match="malformed 'tuned'"):
+            read_metadata(bad)
+
+
 def test_an_embedded_robot_that_opens_other_files_is_refused(student, tmp_path) -> None:
     mjcf = read_metadata(student.path)["robot_mjcf"]
     evil = mjcf.replace("<worldbody>", '<include file="/etc/hostname"/><worldbody>', 1)
