@@ -284,7 +284,7 @@ class TuneConfig:
     """PPO fine-tuning of a baked controller on its own robot (``hd_deploy.train.tune``).
 
     With the defaults, 11 unseen UNIMAL robots' bakes went from a mean deterministic return
-    of 392.7 to 1598.1 (``scripts/tune_unseen.py``; README, "When a controller does not
+    of 402.0 to 1578.6 (``scripts/tune_unseen.py``; README, "When a controller does not
     walk", has the comparison with training from scratch).
     """
 
