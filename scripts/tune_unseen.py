@@ -35,14 +35,13 @@ def _tune(args: tuple[str, int, int, str | None, str, dict]) -> dict:
     torch.set_num_threads(1)
     from hd_deploy.envs.task import LocomotionTask
     from hd_deploy.models.checkpoint import load_student
-    from hd_deploy.morphology.features import context
     from hd_deploy.train.config import TuneConfig
     from hd_deploy.train.shipped import shipped
     from hd_deploy.train.tune import deterministic_returns, tune_baked
 
     task = LocomotionTask(source)
     student = load_student(checkpoint or shipped("student"))
-    mlp = student.bake([task.robot], [context(task.robot, task.model)])[0]
+    mlp = student.bake([task.robot], [task.context])[0]
     config = TuneConfig(total_steps=steps, seed=seed, **settings)
     row = {"robot": task.robot.name, "n_limbs": task.robot.n_limbs}
     if baseline == "experts":

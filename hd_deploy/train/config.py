@@ -238,31 +238,48 @@ class DistillConfig:
 
 
 @dataclass(frozen=True)
-class ExpertConfig:
-    """Plain PPO for one small per-robot MLP expert (see ``hd_deploy.train.experts``)."""
+class SingleRobotPPO:
+    """The batch and PPO constants of PPO on one robot with an MLP (``hd_deploy.train.mlp_ppo``),
+    shared by :class:`ExpertConfig` and :class:`TuneConfig`."""
 
-    # data collection
     n_envs: int = 8
     rollout_steps: int = 256
-    total_steps: int = 300_000
-    # model
-    hidden: int = 64
-    init_log_std: float = -0.5
-    # optimisation
-    lr: float = 3e-4
     epochs: int = 10
     minibatch_size: int = 256
     clip: float = 0.2
     max_grad_norm: float = 0.5
     gamma: float = 0.99
     gae_lambda: float = 0.95
+
+    def __post_init__(self) -> None:
+        for name in ("n_envs", "rollout_steps", "epochs", "minibatch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def batch_size(self) -> int:
+        return self.n_envs * self.rollout_steps
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ExpertConfig(SingleRobotPPO):
+    """Plain PPO for one small per-robot MLP expert (see ``hd_deploy.train.experts``)."""
+
+    total_steps: int = 300_000
+    # model
+    hidden: int = 64
+    init_log_std: float = -0.5
+    lr: float = 3e-4
     # bookkeeping
     seed: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check_lr(self.lr)
-        for name in ("n_envs", "rollout_steps", "total_steps", "hidden", "epochs",
-                     "minibatch_size"):  # fmt: skip
+        for name in ("total_steps", "hidden"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -271,16 +288,13 @@ class ExpertConfig:
         return cls(n_envs=2, rollout_steps=16, total_steps=64, hidden=8, epochs=1,
                    minibatch_size=16)  # fmt: skip
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     @classmethod
     def from_dict(cls, data: dict) -> ExpertConfig:
         return _from_dict(cls, data)
 
 
 @dataclass(frozen=True)
-class TuneConfig:
+class TuneConfig(SingleRobotPPO):
     """PPO fine-tuning of a baked controller on its own robot (``hd_deploy.train.tune``).
 
     With the defaults, 11 unseen UNIMAL robots' bakes went from a mean deterministic return
@@ -288,9 +302,6 @@ class TuneConfig:
     walk", has the comparison with training from scratch).
     """
 
-    # data collection
-    n_envs: int = 8
-    rollout_steps: int = 256
     total_steps: int = 400_000
     # exploration around the bake's actions (a learned std, starting here)
     init_std: float = 0.3
@@ -298,22 +309,15 @@ class TuneConfig:
     # that train it alone (the policy is already a good one; a random critic would undo it)
     value_hidden: int = 256
     critic_warmup: int = 5
-    # optimisation
     lr: float = 1e-4
-    epochs: int = 10
-    minibatch_size: int = 256
-    clip: float = 0.2
-    max_grad_norm: float = 0.5
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
     # deterministic episodes that compare the bake and the tuned controller
     eval_episodes: int = 3
     seed: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check_lr(self.lr)
-        for name in ("n_envs", "rollout_steps", "total_steps", "value_hidden", "epochs",
-                     "minibatch_size", "eval_episodes"):  # fmt: skip
+        for name in ("total_steps", "value_hidden", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.init_std <= 2 or self.critic_warmup < 0:
@@ -322,17 +326,10 @@ class TuneConfig:
                 f"{self.critic_warmup}"
             )
 
-    @property
-    def batch_size(self) -> int:
-        return self.n_envs * self.rollout_steps
-
     @classmethod
     def tiny(cls) -> TuneConfig:
         return cls(n_envs=2, rollout_steps=16, total_steps=64, value_hidden=8, critic_warmup=1,
                    epochs=1, minibatch_size=16, eval_episodes=1)  # fmt: skip
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

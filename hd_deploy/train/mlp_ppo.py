@@ -19,9 +19,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from hd_deploy.train.config import ExpertConfig, TuneConfig
-
-    PPOSettings = ExpertConfig | TuneConfig
+    from hd_deploy.train.config import SingleRobotPPO
 
 
 @dataclass
@@ -89,7 +87,7 @@ class MlpPPO:
         self,
         envs: Sequence[Any],
         rng: np.random.Generator,
-        settings: PPOSettings,
+        settings: SingleRobotPPO,
         *,
         policy: Callable[[torch.Tensor], torch.Tensor],
         value: Callable[[torch.Tensor], torch.Tensor],

@@ -11,7 +11,6 @@ from exporters.deploy_kit import OTHER_ROBOT_FILE, ROBOT_FILE, tiny_student
 
 from hd_deploy.envs.task import LocomotionTask
 from hd_deploy.models.baked import BakedMLP
-from hd_deploy.morphology.features import context
 from hd_deploy.train.config import ConfigError, TuneConfig
 from hd_deploy.train.tune import tune_baked
 
@@ -20,7 +19,7 @@ UNSEEN = Path(__file__).resolve().parents[2] / "../shared/unimal/test"
 
 def _bake(task: LocomotionTask, student=None) -> BakedMLP:
     student = student or tiny_student()
-    return student.bake([task.robot], [context(task.robot, task.model)])[0]
+    return student.bake([task.robot], [task.context])[0]
 
 
 def _state(mlp: BakedMLP) -> dict[str, torch.Tensor]:
